@@ -1,0 +1,1 @@
+"""The HTTP gateway (FastAPI) and the `tunix-tune` CLI: where users and other systems come in."""

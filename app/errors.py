@@ -1,0 +1,64 @@
+"""Error answers: 422 names the field and the rule, 413 for oversized bodies, 503 when a
+backing service is down; never a stack trace."""
+
+from __future__ import annotations
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from app.publisher import Unavailable
+from schemas.api import ErrorBody, FieldError
+from schemas.search_space import PARAM_TYPES
+
+log = structlog.get_logger("api")
+
+
+def error_response(status: int, error: str, message: str, details=()) -> JSONResponse:
+    body = ErrorBody(error=error, message=message, details=list(details))
+    return JSONResponse(body.model_dump(), status_code=status)
+
+
+def field_errors(errors: list[dict]) -> list[FieldError]:
+    return [FieldError(field=_field(e["loc"]), rule=_rule(e)) for e in errors]
+
+
+def _field(loc: tuple) -> str:
+    parts = [str(p) for p in loc if p != "body"]
+    # Drop the discriminator tag pydantic puts after a parameter name (search_space.lr.uniform.min).
+    if len(parts) > 2 and parts[0] == "search_space" and parts[2] in PARAM_TYPES:
+        del parts[2]
+    return ".".join(parts) or "body"
+
+
+def _rule(error: dict) -> str:
+    msg = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "json_invalid":
+        return f"body must be valid JSON ({error.get('ctx', {}).get('error', msg)})"
+    if error["type"] == "missing":
+        return "field required"
+    if error["type"] == "extra_forbidden":
+        return "unknown field (not allowed)"
+    return msg
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = field_errors(list(exc.errors()))
+        message = "; ".join(f"{d.field}: {d.rule}" for d in details)
+        return error_response(422, "validation_error", message, details)
+
+    @app.exception_handler(Unavailable)
+    async def _unavailable(_: Request, exc: Unavailable) -> JSONResponse:
+        log.warning("backing service unavailable", service=exc.service, detail=exc.detail)
+        return error_response(503, f"{exc.service}_unavailable", str(exc))
+
+    async def _database_down(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable", detail=str(exc).splitlines()[0] if str(exc) else "")
+        return error_response(503, "postgres_unavailable", "postgres unavailable: cannot reach the read model")
+
+    for exc_type in (OSError, TimeoutError, OperationalError, InterfaceError, DBAPIError):
+        app.add_exception_handler(exc_type, _database_down)

@@ -1,0 +1,1 @@
+"""Kafka consumers: the projector (read model) and, later, the tuner."""

@@ -1,0 +1,96 @@
+"""HTTP bodies of the gateway: what GET endpoints answer and what errors look like."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel
+
+from schemas.events import TrialStatus
+
+JobStatus = Literal["created", "running", "cancelling", "completed", "failed", "cancelled"]
+JOB_STATUSES: tuple[str, ...] = JobStatus.__args__
+TERMINAL_JOB_STATUSES = ("completed", "failed", "cancelled")
+
+
+class TrialOut(BaseModel):
+    trial_id: str
+    status: TrialStatus
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    iteration: int | None
+    reason: str | None
+    run_id: str | None
+    artifact_path: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class JobSummary(BaseModel):
+    job_id: UUID
+    name: str
+    status: JobStatus
+    dataset_key: str
+    base_model_id: str
+    metric_name: str
+    metric_mode: Literal["min", "max"]
+    num_samples: int
+    max_concurrent_trials: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    best_trial_id: str | None
+    best_metric: float | None
+    error: str | None
+
+
+class JobOut(JobSummary):
+    spec: dict[str, Any]
+    best_run_id: str | None
+    best_checkpoint_path: str | None
+    trials: list[TrialOut]
+    best_trial: TrialOut | None
+
+
+class JobPage(BaseModel):
+    items: list[JobSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class EventOut(BaseModel):
+    event_id: UUID
+    type: str
+    job_id: UUID
+    occurred_at: datetime
+    schema_version: int
+    source: str
+    correlation_id: UUID | None
+    causation_id: UUID | None
+    payload: dict[str, Any]
+    kafka_partition: int
+    kafka_offset: int
+
+
+class Accepted(BaseModel):
+    """Answer to a command whose event was published but whose effect is not projected yet."""
+
+    job_id: UUID
+    event_id: UUID
+    event_type: str
+    location: str
+
+
+class FieldError(BaseModel):
+    field: str
+    rule: str
+
+
+class ErrorBody(BaseModel):
+    error: str
+    message: str
+    details: list[FieldError] = []

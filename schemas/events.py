@@ -1,0 +1,150 @@
+"""The event contract: a versioned envelope around one typed payload per event type.
+
+Producers (the gateway, the tuner, other systems) publish these JSON documents to the events
+topic keyed by job_id; the projector and auditors read them back with `parse_event`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal, Union
+from uuid import UUID, uuid4
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from schemas.job_spec import JobSpec
+
+SCHEMA_VERSION = 1
+TrialStatus = Literal["pending", "running", "completed", "failed", "stopped"]
+TRIAL_TERMINAL = ("completed", "failed", "stopped")
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class JobCreatedPayload(_Payload):
+    spec: JobSpec
+
+
+class JobStartedPayload(_Payload):
+    pass
+
+
+class JobCancelRequestedPayload(_Payload):
+    reason: str | None = None
+
+
+class TrialUpdatedPayload(_Payload):
+    trial_id: str = Field(min_length=1, max_length=200)
+    status: TrialStatus
+    params: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, float] = Field(default_factory=dict)
+    iteration: int | None = Field(default=None, ge=0)
+    reason: str | None = None
+    run_id: str | None = None
+    artifact_path: str | None = None
+
+
+class JobCompletedPayload(_Payload):
+    best_trial_id: str | None
+    metric_name: str
+    best_metric: float | None
+    best_params: dict[str, Any] = Field(default_factory=dict)
+    best_run_id: str | None = None
+    best_checkpoint_path: str | None = None
+
+
+class JobFailedPayload(_Payload):
+    error: str
+
+
+class JobCancelledPayload(_Payload):
+    reason: str | None = None
+
+
+class _Envelope(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: UUID = Field(default_factory=uuid4)
+    job_id: UUID
+    occurred_at: datetime = Field(default_factory=utc_now)
+    schema_version: Literal[1] = SCHEMA_VERSION
+    source: str = Field(min_length=1, max_length=200)
+    correlation_id: UUID | None = None
+    causation_id: UUID | None = None
+
+    def key(self) -> bytes:
+        return str(self.job_id).encode()
+
+
+class JobCreated(_Envelope):
+    type: Literal["JobCreated"] = "JobCreated"
+    payload: JobCreatedPayload
+
+
+class JobStarted(_Envelope):
+    type: Literal["JobStarted"] = "JobStarted"
+    payload: JobStartedPayload = JobStartedPayload()
+
+
+class JobCancelRequested(_Envelope):
+    type: Literal["JobCancelRequested"] = "JobCancelRequested"
+    payload: JobCancelRequestedPayload = JobCancelRequestedPayload()
+
+
+class TrialUpdated(_Envelope):
+    type: Literal["TrialUpdated"] = "TrialUpdated"
+    payload: TrialUpdatedPayload
+
+
+class JobCompleted(_Envelope):
+    type: Literal["JobCompleted"] = "JobCompleted"
+    payload: JobCompletedPayload
+
+
+class JobFailed(_Envelope):
+    type: Literal["JobFailed"] = "JobFailed"
+    payload: JobFailedPayload
+
+
+class JobCancelled(_Envelope):
+    type: Literal["JobCancelled"] = "JobCancelled"
+    payload: JobCancelledPayload = JobCancelledPayload()
+
+
+Event = Annotated[
+    Union[
+        JobCreated,
+        JobStarted,
+        JobCancelRequested,
+        TrialUpdated,
+        JobCompleted,
+        JobFailed,
+        JobCancelled,
+    ],
+    Field(discriminator="type"),
+]
+EVENT_TYPES = (
+    "JobCreated",
+    "JobStarted",
+    "JobCancelRequested",
+    "TrialUpdated",
+    "JobCompleted",
+    "JobFailed",
+    "JobCancelled",
+)
+_EVENT = TypeAdapter(Event)
+
+
+def parse_event(raw: bytes | str) -> Event:
+    """Validate one message body; raises pydantic.ValidationError naming the bad field."""
+    return _EVENT.validate_json(raw)
+
+
+def serialize_event(event: Event) -> bytes:
+    return event.model_dump_json().encode()

@@ -1,0 +1,66 @@
+"""The search space a job samples its trials from: one typed distribution per hyperparameter.
+
+Each type checks its own rule, so a bad space is rejected with the parameter and the rule named.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+
+Scalar = Union[bool, int, float, str]
+
+
+class _Param(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Range(_Param):
+    min: float
+    max: float
+
+    @model_validator(mode="after")
+    def _min_below_max(self):
+        if not self.min < self.max:
+            raise ValueError(f"min ({self.min}) must be < max ({self.max})")
+        return self
+
+
+class Choice(_Param):
+    type: Literal["choice"]
+    values: list[Scalar] = Field(min_length=1, max_length=1000)
+
+
+class Uniform(_Range):
+    type: Literal["uniform"]
+
+
+class LogUniform(_Range):
+    type: Literal["loguniform"]
+
+    @model_validator(mode="after")
+    def _positive_min(self):
+        if self.min <= 0:
+            raise ValueError(f"loguniform min must be > 0, got {self.min}")
+        return self
+
+
+class RandInt(_Param):
+    """Integers in [min, max): Ray Tune's convention, max excluded."""
+
+    type: Literal["randint"]
+    min: StrictInt
+    max: StrictInt
+
+    @model_validator(mode="after")
+    def _min_below_max(self):
+        if not self.min < self.max:
+            raise ValueError(f"min ({self.min}) must be < max ({self.max})")
+        return self
+
+
+ParamSpec = Annotated[
+    Union[Choice, Uniform, LogUniform, RandInt], Field(discriminator="type")
+]
+PARAM_TYPES = ("choice", "uniform", "loguniform", "randint")

@@ -1,0 +1,95 @@
+"""The PostgreSQL read model, built only from events by the projector (see migrations/).
+
+Every column is derived from the event log, so replaying the log into an empty schema
+rebuilds the same rows.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+metadata = MetaData()
+
+jobs = Table(
+    "tunix_tuning_jobs",
+    metadata,
+    Column("job_id", UUID(as_uuid=True), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("dataset_key", String(200), nullable=False),
+    Column("base_model_id", String(500), nullable=False),
+    Column("metric_name", String(100), nullable=False),
+    Column("metric_mode", String(3), nullable=False),
+    Column("num_samples", Integer, nullable=False),
+    Column("max_concurrent_trials", Integer, nullable=False),
+    Column("spec", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("best_trial_id", String(200)),
+    Column("best_metric", Float),
+    Column("best_run_id", String(200)),
+    Column("best_checkpoint_path", Text),
+    Column("error", Text),
+    Index("ix_tunix_tuning_jobs_status_created", "status", "created_at"),
+)
+
+trials = Table(
+    "tunix_tuning_trials",
+    metadata,
+    Column("job_id", UUID(as_uuid=True), ForeignKey(jobs.c.job_id), primary_key=True),
+    Column("trial_id", String(200), primary_key=True),
+    Column("status", String(20), nullable=False),
+    Column("params", JSONB, nullable=False),
+    Column("metrics", JSONB, nullable=False),
+    Column("iteration", Integer),
+    Column("reason", Text),
+    Column("run_id", String(200)),
+    Column("artifact_path", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Append-only audit trail: every event the projector accepted, where it sat in the log.
+events = Table(
+    "tunix_tuning_events",
+    metadata,
+    Column("event_id", UUID(as_uuid=True), primary_key=True),
+    Column("job_id", UUID(as_uuid=True), nullable=False),
+    Column("type", String(40), nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("schema_version", Integer, nullable=False),
+    Column("source", String(200), nullable=False),
+    Column("correlation_id", UUID(as_uuid=True)),
+    Column("causation_id", UUID(as_uuid=True)),
+    Column("payload", JSONB, nullable=False),
+    Column("kafka_partition", Integer, nullable=False),
+    Column("kafka_offset", BigInteger, nullable=False),
+    Index("ix_tunix_tuning_events_job_offset", "job_id", "kafka_offset"),
+)
+
+trial_metrics = Table(
+    "tunix_tuning_trial_metrics",
+    metadata,
+    Column("job_id", UUID(as_uuid=True), primary_key=True),
+    Column("trial_id", String(200), primary_key=True),
+    Column("step", Integer, primary_key=True),
+    Column("metrics", JSONB, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
