@@ -22,7 +22,10 @@ def error_response(status: int, error: str, message: str, details=()) -> JSONRes
 
 
 def field_errors(errors: list[dict]) -> list[FieldError]:
-    return [FieldError(field=_field(e["loc"]), rule=_rule(e)) for e in errors]
+    return [
+        FieldError(field="body" if e["type"] == "json_invalid" else _field(e["loc"]), rule=_rule(e))
+        for e in errors
+    ]
 
 
 def _field(loc: tuple) -> str:
@@ -36,7 +39,8 @@ def _field(loc: tuple) -> str:
 def _rule(error: dict) -> str:
     msg = error["msg"].removeprefix("Value error, ")
     if error["type"] == "json_invalid":
-        return f"body must be valid JSON ({error.get('ctx', {}).get('error', msg)})"
+        position = f" at character {error['loc'][-1]}" if len(error["loc"]) > 1 else ""
+        return f"body must be valid JSON{position} ({error.get('ctx', {}).get('error', msg)})"
     if error["type"] == "missing":
         return "field required"
     if error["type"] == "extra_forbidden":

@@ -16,6 +16,12 @@ async def job_status(engine: AsyncEngine, job_id: UUID) -> str | None:
         return await conn.scalar(select(t.jobs.c.status).where(t.jobs.c.job_id == job_id))
 
 
+async def event_projected(engine: AsyncEngine, event_id: UUID) -> bool:
+    async with engine.connect() as conn:
+        found = await conn.scalar(select(t.events.c.event_id).where(t.events.c.event_id == event_id))
+    return found is not None
+
+
 async def get_job(engine: AsyncEngine, job_id: UUID) -> JobOut | None:
     async with engine.connect() as conn:
         job = (await conn.execute(select(t.jobs).where(t.jobs.c.job_id == job_id))).first()

@@ -50,28 +50,28 @@ def _location(job_id: UUID) -> str:
     summary="Create a tuning job (publishes JobCreated)",
 )
 async def create_job(spec: JobSpec, request: Request, response: Response):
-    state = request.app.state
-    event = ev.JobCreated(
-        job_id=uuid4(), source=SOURCE, payload=ev.JobCreatedPayload(spec=spec)
-    )
-    with structlog.contextvars.bound_contextvars(job_id=str(event.job_id), event_id=str(event.event_id)):
-        await state.publisher.publish(event)
-        log.info("job created", name=spec.name)
-    job = await _wait_for_projection(request, event.job_id)
-    response.headers["Location"] = _location(event.job_id)
-    if job is None:
+    event = ev.JobCreated(job_id=uuid4(), source=SOURCE, payload=ev.JobCreatedPayload(spec=spec))
+    if not await _publish_and_wait(request, event):
         return _accepted(event)
-    return job
+    response.headers["Location"] = _location(event.job_id)
+    return await queries.get_job(request.app.state.engine, event.job_id)
 
 
-async def _wait_for_projection(request: Request, job_id: UUID) -> JobOut | None:
-    """Poll the read model until the projector has the job, up to the configured wait."""
-    deadline = time.monotonic() + request.app.state.settings.create_wait_s
-    while True:
-        job = await queries.get_job(request.app.state.engine, job_id)
-        if job is not None or time.monotonic() >= deadline:
-            return job
+async def _publish_and_wait(request: Request, event: ev.Event) -> bool:
+    """Publish, then poll the read model until the projector has the event, up to the
+    configured wait (TUNIX_CREATE_WAIT_S). True when it was projected in time."""
+    state = request.app.state
+    with structlog.contextvars.bound_contextvars(
+        job_id=str(event.job_id), event_id=str(event.event_id)
+    ):
+        await state.publisher.publish(event)
+        log.info("event published", type=event.type)
+    deadline = time.monotonic() + state.settings.create_wait_s
+    while not await queries.event_projected(state.engine, event.event_id):
+        if time.monotonic() >= deadline:
+            return False
         await asyncio.sleep(POLL_INTERVAL_S)
+    return True
 
 
 def _accepted(event: ev.Event) -> JSONResponse:
@@ -119,9 +119,7 @@ async def cancel_job(job_id: UUID, request: Request):
 
 
 async def _publish_command(request: Request, event: ev.Event) -> JSONResponse:
-    with structlog.contextvars.bound_contextvars(job_id=str(event.job_id), event_id=str(event.event_id)):
-        await request.app.state.publisher.publish(event)
-        log.info("command published", type=event.type)
+    await _publish_and_wait(request, event)
     return _accepted(event)
 
 

@@ -75,10 +75,13 @@ def install() -> None:
         raise RuntimeError("Kafka needs Java 17+ and Maven on PATH (apt-get install openjdk-17-jre-headless maven)")
     tmp = _home() / "lib.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    subprocess.run(
-        ["mvn", "-q", "-B", "-Dstyle.color=never", "-f", str(_POM), "dependency:copy-dependencies", f"-DoutputDirectory={tmp}"],
-        check=True,
+    # -q still prints ANSI resets on stdout; keep it quiet unless mvn fails.
+    mvn = subprocess.run(
+        ["mvn", "-q", "-B", "-f", str(_POM), "dependency:copy-dependencies", f"-DoutputDirectory={tmp}"],
+        capture_output=True, text=True,
     )
+    if mvn.returncode != 0:
+        raise RuntimeError(f"resolving Kafka jars with Maven failed:\n{mvn.stdout[-4000:]}{mvn.stderr[-4000:]}")
     (tmp / ".complete").write_text(want + "\n")
     shutil.rmtree(_lib(), ignore_errors=True)
     tmp.rename(_lib())

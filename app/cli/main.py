@@ -1,0 +1,144 @@
+"""`tunix-tune`: one command for the local stack, the service processes and the read model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import typer
+
+from app.cli.stack import kafka, postgres, processes
+
+cli = typer.Typer(help="Tunix Tune: hyperparameter tuning for JAX/Tunix runs.", no_args_is_help=True)
+services = typer.Typer(help="The local Kafka broker and PostgreSQL server.", no_args_is_help=True)
+serve = typer.Typer(help="Run one service process in the foreground.", no_args_is_help=True)
+cli.add_typer(services, name="services")
+cli.add_typer(serve, name="serve")
+
+
+def _external(var: str) -> bool:
+    """KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL point at servers we must not provision."""
+    return bool(os.environ.get(var))
+
+
+@services.command("up")
+def services_up() -> None:
+    """Install (first time) and start Kafka and PostgreSQL."""
+    if not _external("KAFKA_BOOTSTRAP_SERVERS"):
+        kafka.start()
+        typer.echo(f"kafka      up at {kafka.bootstrap_servers()}")
+    if not _external("DATABASE_URL"):
+        postgres.start()
+        typer.echo(f"postgres   up at {postgres.database_url()}")
+
+
+@services.command("down")
+def services_down() -> None:
+    """Stop Kafka and PostgreSQL (their data stays)."""
+    kafka.stop()
+    postgres.stop()
+    typer.echo("services stopped")
+
+
+@services.command("status")
+def services_status(as_json: bool = typer.Option(False, "--json")) -> None:
+    _print_status(_service_status(), as_json)
+
+
+def _service_status() -> list[dict]:
+    return [
+        {"name": "kafka", "pid": kafka.pid(), "healthy": kafka.is_running(),
+         "address": kafka.bootstrap_servers()},
+        {"name": "postgres", "pid": postgres.pid(), "healthy": postgres.is_running(),
+         "address": postgres.database_url()},
+    ]
+
+
+def _process_status() -> list[dict]:
+    api_pid = processes.pid("api")
+    projector_pid = processes.pid("projector")
+    return [
+        {"name": "api", "pid": api_pid, "healthy": bool(api_pid) and processes.api_healthy(),
+         "address": processes.api_url()},
+        {"name": "projector", "pid": projector_pid, "healthy": bool(projector_pid),
+         "address": None},
+    ]
+
+
+def _print_status(components: list[dict], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps({"components": components}))
+        return
+    for c in components:
+        state = "healthy" if c["healthy"] else ("running" if c["pid"] else "stopped")
+        typer.echo(f"{c['name']:<10} {state:<8} pid={c['pid'] or '-':<8} {c['address'] or ''}")
+
+
+def _run_module(module: str, *args: str) -> None:
+    """Run a service module in this terminal, as its own process."""
+    code = subprocess.call([sys.executable, "-m", module, *args])
+    raise typer.Exit(code)
+
+
+@serve.command("api")
+def serve_api() -> None:
+    """The HTTP gateway on TUNIX_API_HOST:TUNIX_API_PORT (default 127.0.0.1:8000)."""
+    _run_module("app.main")
+
+
+@serve.command("projector")
+def serve_projector() -> None:
+    """The projector: events topic -> PostgreSQL read model (migrates first)."""
+    _run_module("consumers.projector")
+
+
+@cli.command()
+def migrate(schema: str = typer.Option(None, help="PostgreSQL schema (default: public)")) -> None:
+    """Apply the read model's Alembic migrations."""
+    _run_module("consumers.migrate", *(["--schema", schema] if schema else []))
+
+
+@cli.command()
+def replay(
+    schema: str = typer.Option(None, help="Rebuild into this (new, empty) PostgreSQL schema"),
+    database_url: str = typer.Option(None, help="Rebuild into this (empty) database instead"),
+) -> None:
+    """Rebuild the read model from offset 0 of the event log into an empty database or schema."""
+    args = [*(["--schema", schema] if schema else []),
+            *(["--database-url", database_url] if database_url else [])]
+    _run_module("consumers.replay", *args)
+
+
+@cli.command()
+def up() -> None:
+    """Services plus the api and projector in the background (logs under .state/logs)."""
+    services_up()
+    if subprocess.call([sys.executable, "-m", "consumers.migrate"]) != 0:
+        raise typer.Exit(1)
+    for name in processes.COMPONENTS:
+        typer.echo(f"{name:<10} pid={processes.start(name)} log={processes.log_file(name)}")
+    processes.wait_for_api()
+    typer.echo(f"api ready at {processes.api_url()}  (docs: {processes.api_url()}/docs)")
+
+
+@cli.command()
+def down(services_too: bool = typer.Option(True, "--services/--keep-services")) -> None:
+    """Stop the service processes (and, by default, Kafka and PostgreSQL)."""
+    for name in processes.COMPONENTS:
+        processes.stop(name)
+    if services_too:
+        services_down()
+    else:
+        typer.echo("processes stopped")
+
+
+@cli.command()
+def status(as_json: bool = typer.Option(False, "--json", help="One JSON object")) -> None:
+    """Each component with its pid and health."""
+    _print_status(_service_status() + _process_status(), as_json)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,105 @@
+"""The service processes (api, projector) run in the background with pid files and logs.
+
+Each component is a Python module run as its own process, so the CLI never imports the
+consumers: the process boundary is the architecture's boundary.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from .paths import logs_dir, state_dir
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    module: str
+
+
+COMPONENTS = {
+    "api": Component("api", "app.main"),
+    "projector": Component("projector", "consumers.projector"),
+}
+
+
+def _pid_file(name: str) -> Path:
+    folder = state_dir() / "pids"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{name}.pid"
+
+
+def log_file(name: str) -> Path:
+    return logs_dir() / f"{name}.log"
+
+
+def pid(name: str) -> int | None:
+    try:
+        value = int(_pid_file(name).read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    try:
+        os.kill(value, 0)
+    except ProcessLookupError:
+        return None
+    return value
+
+
+def start(name: str) -> int:
+    """Start a component in the background unless it already runs; return its pid."""
+    running = pid(name)
+    if running:
+        return running
+    with open(log_file(name), "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", COMPONENTS[name].module],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, "TUNIX_LOG_FORMAT": "json"},
+        )
+    _pid_file(name).write_text(str(proc.pid))
+    return proc.pid
+
+
+def stop(name: str, timeout: float = 20) -> None:
+    running = pid(name)
+    if running:
+        os.kill(running, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while pid(name) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if pid(name):
+            os.kill(running, signal.SIGKILL)
+    _pid_file(name).unlink(missing_ok=True)
+
+
+def api_url() -> str:
+    host = os.environ.get("TUNIX_API_HOST", "127.0.0.1")
+    return f"http://{host}:{os.environ.get('TUNIX_API_PORT', '8000')}"
+
+
+def api_healthy() -> bool:
+    try:
+        with urllib.request.urlopen(f"{api_url()}/healthz", timeout=2) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def wait_for_api(timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not api_healthy():
+        if not pid("api"):
+            raise RuntimeError(f"the api exited; see {log_file('api')}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the api did not answer in {timeout}s; see {log_file('api')}")
+        time.sleep(0.2)
