@@ -7,7 +7,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from app.publisher import Unavailable
 from schemas.api import ErrorBody, FieldError
@@ -64,5 +64,5 @@ def install(app: FastAPI) -> None:
         log.warning("database unavailable", detail=str(exc).splitlines()[0] if str(exc) else "")
         return error_response(503, "postgres_unavailable", "postgres unavailable: cannot reach the read model")
 
-    for exc_type in (OSError, TimeoutError, OperationalError, InterfaceError, DBAPIError):
+    for exc_type in (OSError, TimeoutError, OperationalError, InterfaceError):
         app.add_exception_handler(exc_type, _database_down)

@@ -59,7 +59,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             checks["kafka"] = exc.detail
         try:
             async with request.app.state.engine.connect() as conn:
-                await conn.execute(text("select 1"))
+                # Reachable and migrated: the read model's tables answer.
+                await conn.execute(text("select 1 from tunix_tuning_jobs limit 1"))
             checks["postgres"] = "ok"
         except Exception as exc:  # any failure to reach the database means not ready
             checks["postgres"] = f"{type(exc).__name__}: {exc}".splitlines()[0]

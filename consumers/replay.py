@@ -12,13 +12,13 @@ import argparse
 import asyncio
 
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import func, select
 
 from consumers.migrate import migrate
 from consumers.projector import project_records
 from schemas import tables, topics
 from schemas.db import make_engine
+from schemas.event_log import read_to_end
 from schemas.logs import configure_logging
 from schemas.settings import Settings
 
@@ -41,35 +41,12 @@ async def replay(database_url: str, schema: str | None, bootstrap_servers: str) 
 
 
 async def _consume_to_end(engine, bootstrap_servers: str) -> dict:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None
-    )
-    await consumer.start()
-    try:
-        parts = [
-            TopicPartition(topics.EVENTS.name, p)
-            for p in sorted(consumer.partitions_for_topic(topics.EVENTS.name) or ())
-        ]
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        end = await consumer.end_offsets(parts)
-        remaining = {tp for tp in parts if end[tp] > 0}
-        projected = dead = 0
-        while remaining:
-            batches = await consumer.getmany(*remaining, timeout_ms=1000, max_records=5000)
-            records = tuple(r for tp in sorted(batches, key=lambda tp: tp.partition)
-                            for r in batches[tp] if r.offset < end[tp])
-            if records:
-                letters = await project_records(engine, records)
-                dead += len(letters)
-                projected += len(records) - len(letters)
-            for tp in list(remaining):
-                if await consumer.position(tp) >= end[tp]:
-                    remaining.discard(tp)
-        return {"events_projected": projected, "refused": dead,
-                "end_offsets": {tp.partition: end[tp] for tp in parts}}
-    finally:
-        await consumer.stop()
+    projected = refused = 0
+    async for records in read_to_end(bootstrap_servers, topics.EVENTS.name):
+        letters = await project_records(engine, records)
+        refused += len(letters)
+        projected += len(records) - len(letters)
+    return {"events_projected": projected, "refused": refused}
 
 
 def main() -> None:

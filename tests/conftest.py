@@ -1,0 +1,147 @@
+"""Shared fixtures: real Kafka and PostgreSQL, and the api and projector as real processes.
+
+Each test session gets its own topics (a unique TUNIX_TOPIC_PREFIX), its own database and
+its own consumer group, so it never sees a user's jobs or another session's events.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+SESSION = uuid.uuid4().hex[:8]
+os.environ["TUNIX_TOPIC_PREFIX"] = f"test-{SESSION}.tuning"  # read when schemas.topics loads
+
+import asyncpg  # noqa: E402
+import httpx  # noqa: E402
+import pytest  # noqa: E402
+from aiokafka import AIOKafkaProducer  # noqa: E402
+
+from schemas.db import make_engine  # noqa: E402
+from schemas.topics import ensure_topics  # noqa: E402
+from tests.servers import servers  # noqa: E402
+from tests.waiting import wait_until  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _plain_dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+@pytest.fixture(scope="session")
+def stack():
+    with servers() as found:
+        yield found
+
+
+@pytest.fixture(scope="session")
+async def database_url(stack):
+    """A fresh database for this session on the chosen server."""
+    name = f"tunix_test_{SESSION}"
+    admin = await asyncpg.connect(_plain_dsn(stack.database_url))
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    base, _, _ = stack.database_url.rpartition("/")
+    yield f"{base}/{name}"
+    admin = await asyncpg.connect(_plain_dsn(stack.database_url))
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def service_env(stack, database_url):
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": stack.kafka,
+        "DATABASE_URL": database_url,
+        "TUNIX_API_PORT": str(free_port()),
+        "TUNIX_PROJECTOR_GROUP": f"test-{SESSION}-projector",
+        "TUNIX_LOG_FORMAT": "json",
+    }
+    await ensure_topics(stack.kafka)
+    return env
+
+
+class Process:
+    """A service module running as its own process, its output kept for failure messages."""
+
+    def __init__(self, module: str, env: dict, log_dir: Path):
+        self.log_path = log_dir / f"{module}.log"
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", module], env=env, cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT
+        )
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+def _api_ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/readyz", timeout=10).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def processes(service_env, tmp_path_factory):
+    """The real api and projector processes, pointed at this session's servers."""
+    logs = tmp_path_factory.mktemp("service-logs")
+    projector = Process("consumers.projector", service_env, logs)
+    api = Process("app.main", service_env, logs)
+    url = f"http://127.0.0.1:{service_env['TUNIX_API_PORT']}"
+    try:
+        wait_until(lambda: _api_ready(url) or api.proc.poll() is not None, 90, "api ready")
+        assert api.proc.poll() is None, api.output()
+        yield {"api": api, "projector": projector, "url": url}
+    finally:
+        api.stop()
+        projector.stop()
+
+
+@pytest.fixture(scope="session")
+def api_url(processes) -> str:
+    return processes["url"]
+
+
+@pytest.fixture
+async def client(api_url):
+    async with httpx.AsyncClient(base_url=api_url, timeout=30) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+async def db(database_url, processes):
+    """An engine on the session's read model (after the projector has migrated it)."""
+    engine = make_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def producer(stack):
+    """A raw Kafka producer: how another system puts events on the topic."""
+    p = AIOKafkaProducer(bootstrap_servers=stack.kafka, acks="all")
+    await p.start()
+    yield p
+    await p.stop()
