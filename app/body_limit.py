@@ -1,12 +1,12 @@
-"""ASGI middleware that refuses request bodies above a size limit with 413, before parsing."""
+"""ASGI middleware that refuses request bodies above a size limit with 413, before parsing.
+
+The body is read here, up to the limit, and handed on whole: the gateway's bodies are
+small, and refusing here means no route ever sees a partial or oversized document.
+"""
 
 from __future__ import annotations
 
 from schemas.api import ErrorBody
-
-
-class BodyTooLarge(Exception):
-    pass
 
 
 class BodyLimitMiddleware:
@@ -20,20 +20,16 @@ class BodyLimitMiddleware:
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             return await self._refuse(send)
-        seen = 0
-
-        async def counting_receive():
-            nonlocal seen
+        body, more = b"", True
+        while more:
             message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                raise BodyTooLarge
-            return message
-
-        try:
-            await self.app(scope, counting_receive, send)
-        except BodyTooLarge:
-            await self._refuse(send)
+            if message["type"] != "http.request":
+                return await self.app(scope, _replay([message]), send)
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_bytes:
+                return await self._refuse(send)
+        await self.app(scope, _replay([{"type": "http.request", "body": body}], receive), send)
 
     async def _refuse(self, send) -> None:
         body = ErrorBody(
@@ -44,8 +40,21 @@ class BodyLimitMiddleware:
             {
                 "type": "http.response.start",
                 "status": 413,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())],
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+def _replay(messages: list[dict], then=None):
+    """A receive() that hands out `messages`, then defers to the real receive (disconnects)."""
+
+    async def receive():
+        if messages:
+            return messages.pop(0)
+        return await then() if then else {"type": "http.disconnect"}
+
+    return receive

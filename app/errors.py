@@ -42,7 +42,7 @@ def _rule(error: dict) -> str:
         position = f" at character {error['loc'][-1]}" if len(error["loc"]) > 1 else ""
         return f"body must be valid JSON{position} ({error.get('ctx', {}).get('error', msg)})"
     if error["type"] == "missing":
-        return "field required"
+        return "a JSON body is required" if tuple(error["loc"]) == ("body",) else "field required"
     if error["type"] == "extra_forbidden":
         return "unknown field (not allowed)"
     return msg

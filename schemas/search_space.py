@@ -5,11 +5,9 @@ Each type checks its own rule, so a bad space is rejected with the parameter and
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
-
-Scalar = Union[bool, int, float, str]
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 
 class _Param(BaseModel):
@@ -29,7 +27,18 @@ class _Range(_Param):
 
 class Choice(_Param):
     type: Literal["choice"]
-    values: list[Scalar] = Field(min_length=1, max_length=1000)
+    values: list[Any] = Field(min_length=1, max_length=1000)
+
+    @field_validator("values")
+    @classmethod
+    def _scalars_only(cls, values: list[Any]) -> list[Any]:
+        for i, value in enumerate(values):
+            if not isinstance(value, (bool, int, float, str)):
+                raise ValueError(
+                    f"choice values must be numbers, strings or booleans; item {i} is "
+                    f"{type(value).__name__}"
+                )
+        return values
 
 
 class Uniform(_Range):

@@ -1,0 +1,126 @@
+"""Bad commands get a 422 naming the field and the rule, and publish nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from schemas import topics
+from schemas.event_log import end_offsets
+from tests.specs import example_spec
+
+
+def _space(**params) -> dict:
+    return example_spec(search_space=params)
+
+
+def _without(field: str) -> dict:
+    spec = example_spec()
+    del spec[field]
+    return spec
+
+
+# (body, field named in the error, words the rule must contain)
+INVALID = [
+    (_space(lr={"type": "loguniform", "min": 0, "max": 1e-3}), "search_space.lr", "must be > 0"),
+    (_space(lr={"type": "loguniform", "min": -1e-5, "max": 1e-3}), "search_space.lr", "must be > 0"),
+    (_space(lr={"type": "loguniform", "min": 1e-3, "max": 1e-5}), "search_space.lr", "must be < max"),
+    (_space(lr={"type": "uniform", "min": 0.5, "max": 0.5}), "search_space.lr", "must be < max"),
+    (_space(lr={"type": "uniform", "min": 0.9, "max": 0.1}), "search_space.lr", "must be < max"),
+    (_space(lr={"type": "uniform", "min": "low", "max": 0.1}), "search_space.lr.min", "valid number"),
+    (_space(lr={"type": "uniform", "max": 0.1}), "search_space.lr.min", "required"),
+    (_space(bs={"type": "choice", "values": []}), "search_space.bs.values", "at least 1"),
+    (_space(bs={"type": "choice"}), "search_space.bs.values", "required"),
+    (_space(bs={"type": "choice", "values": "4,8"}), "search_space.bs.values", "valid list"),
+    (_space(bs={"type": "choice", "values": [4, {"a": 1}]}), "search_space.bs.values", "item 1 is dict"),
+    (_space(n={"type": "randint", "min": 1.5, "max": 8}), "search_space.n.min", "valid integer"),
+    (_space(n={"type": "randint", "min": 1, "max": 8.5}), "search_space.n.max", "valid integer"),
+    (_space(n={"type": "randint", "min": 8, "max": 8}), "search_space.n", "must be < max"),
+    (_space(n={"type": "randint", "min": "1", "max": 8}), "search_space.n.min", "valid integer"),
+    (_space(x={"type": "gaussian", "mu": 0}), "search_space.x", "does not match any of the expected tags"),
+    (_space(x={"min": 0, "max": 1}), "search_space.x", "Unable to extract tag"),
+    (_space(x={"type": "uniform", "min": 0, "max": 1, "step": 2}), "search_space.x.step", "unknown field"),
+    (_space(x=[1, 2, 3]), "search_space.x", "dict"),
+    (_space(**{"bad-name": {"type": "uniform", "min": 0, "max": 1}}), "search_space", "identifier"),
+    (example_spec(search_space={}), "search_space", "at least 1"),
+    (example_spec(metric_mode="maximize"), "metric_mode", "'min' or 'max'"),
+    (example_spec(metric_mode=None), "metric_mode", "'min' or 'max'"),
+    (example_spec(num_samples=0), "num_samples", "greater than or equal to 1"),
+    (example_spec(num_samples=1001), "num_samples", "less than or equal to 1000"),
+    (example_spec(num_samples=2.5), "num_samples", "valid integer"),
+    (example_spec(num_samples="5"), "num_samples", "valid integer"),
+    (example_spec(max_concurrent_trials=0), "max_concurrent_trials", "greater than or equal to 1"),
+    (example_spec(max_concurrent_trials=65), "max_concurrent_trials", "less than or equal to 64"),
+    (example_spec(name=""), "name", "at least 1 character"),
+    (example_spec(name="   "), "name", "at least 1 character"),
+    (example_spec(name="x" * 201), "name", "at most 200 characters"),
+    (example_spec(dataset_key=7), "dataset_key", "valid string"),
+    (example_spec(priority="high"), "priority", "unknown field"),
+    (_without("metric_name"), "metric_name", "required"),
+    (_without("base_model_id"), "base_model_id", "required"),
+    (_without("search_space"), "search_space", "required"),
+    ([example_spec()], "body", "valid dictionary"),
+    ("just a string", "body", "valid dictionary"),
+]
+MALFORMED = [
+    ('{"name": "x",', "valid JSON"),
+    ("{'name': 'x'}", "valid JSON"),
+    ("nul\x00l", "valid JSON"),
+    ("[1, 2", "valid JSON"),
+    ("", "a JSON body is required"),
+]
+
+
+@pytest.fixture
+async def log_unchanged(stack, client):
+    """Asserts that the test published nothing: the topic's end offsets did not move."""
+    before = await end_offsets(stack.kafka, topics.EVENTS.name)
+    jobs_before = (await client.get("/api/tuning/jobs")).json()["total"]
+    yield
+    assert await end_offsets(stack.kafka, topics.EVENTS.name) == before
+    assert (await client.get("/api/tuning/jobs")).json()["total"] == jobs_before
+
+
+def test_there_are_at_least_30_cases():
+    assert len(INVALID) + len(MALFORMED) >= 30
+
+
+@pytest.mark.parametrize(("body", "field", "rule"), INVALID, ids=[f"{i}:{c[1]}" for i, c in enumerate(INVALID)])
+async def test_invalid_body_is_422_naming_field_and_rule(client, log_unchanged, body, field, rule):
+    answer = await client.post("/api/tuning/jobs", json=body)
+    assert answer.status_code == 422, answer.text
+    error = answer.json()
+    assert error["error"] == "validation_error"
+    matching = [d for d in error["details"] if d["field"] == field]
+    assert matching, f"no error names {field}: {error['details']}"
+    assert any(rule in d["rule"] for d in matching), matching
+    assert field in error["message"]
+
+
+@pytest.mark.parametrize(("raw", "rule"), MALFORMED)
+async def test_malformed_json_is_422(client, log_unchanged, raw, rule):
+    answer = await client.post(
+        "/api/tuning/jobs", content=raw.encode(), headers={"content-type": "application/json"}
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["details"][0]["field"] == "body"
+    assert rule in answer.json()["details"][0]["rule"]
+
+
+async def test_oversized_body_is_413_before_parsing(client, log_unchanged):
+    spec = example_spec(name="x" * 100, padding="y" * 70_000)
+    answer = await client.post("/api/tuning/jobs", content=json.dumps(spec).encode(),
+                               headers={"content-type": "application/json"})
+    assert answer.status_code == 413
+    assert "at most 65536 bytes" in answer.json()["message"]
+
+
+async def test_oversized_chunked_body_is_413(client, log_unchanged):
+    async def chunks():
+        for _ in range(40):
+            yield b"x" * 4096
+
+    answer = await client.post("/api/tuning/jobs", content=chunks(),
+                               headers={"content-type": "application/json"})
+    assert answer.status_code == 413
