@@ -57,11 +57,11 @@ async def apply_batch(conn: AsyncConnection, batch: list[LoggedEvent]) -> list[U
         if isinstance(event, ev.TrialUpdated):
             key = (event.job_id, event.payload.trial_id)
             trial = project_trial(trials.get(key), event)
-            if trial is not None:
+            if trial is not None:  # None: the trial had finished, the event is only audited
                 trials[key] = changed_trials[key] = trial
-            point = metric_point(event)
-            if point is not None:
-                points.setdefault((*key, point["step"]), point)
+                point = metric_point(event)
+                if point is not None:
+                    points.setdefault((*key, point["step"]), point)
         new_job = project_job(job, event)
         if new_job is not job:
             jobs[event.job_id] = changed_jobs[event.job_id] = new_job
