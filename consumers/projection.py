@@ -23,6 +23,8 @@ def is_terminal_job(status: str) -> bool:
 
 def project_job(job: Row | None, event: ev.Event) -> Row | None:
     """The job row after `event`; None only while the job has not been created."""
+    if event.type == "TrialUpdated":  # the bulk of the log; trials never change their job
+        return job
     if isinstance(event, ev.JobCreated):
         return job if job is not None else _new_job(event)
     if job is None or is_terminal_job(job["status"]):

@@ -10,10 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, tuple_
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from consumers.bulk import copy_rows, driver, insert_rows
 from consumers.projection import Row, metric_point, project_job, project_trial
 from schemas import events as ev
 from schemas import tables as t
@@ -50,11 +49,11 @@ async def apply_batch(conn: AsyncConnection, batch: list[LoggedEvent]) -> list[U
     for logged in fresh:
         event = logged.event
         job = jobs.get(event.job_id)
-        if job is None and not isinstance(event, ev.JobCreated):
+        if job is None and event.type != "JobCreated":
             refused.append(Unprojectable(logged, f"unknown job_id {event.job_id}"))
             continue
         accepted.append(logged)
-        if isinstance(event, ev.TrialUpdated):
+        if event.type == "TrialUpdated":
             key = (event.job_id, event.payload.trial_id)
             trial = project_trial(trials.get(key), event)
             if trial is not None:  # None: the trial had finished, the event is only audited
@@ -66,22 +65,22 @@ async def apply_batch(conn: AsyncConnection, batch: list[LoggedEvent]) -> list[U
         if new_job is not job:
             jobs[event.job_id] = changed_jobs[event.job_id] = new_job
 
-    await _insert_events(conn, accepted)
-    await _upsert(conn, t.jobs, list(changed_jobs.values()), ["job_id"])
-    await _upsert(conn, t.trials, list(changed_trials.values()), ["job_id", "trial_id"])
-    if points:
-        stmt = insert(t.trial_metrics).on_conflict_do_nothing()
-        await conn.execute(stmt, list(points.values()))
+    await copy_rows(conn, t.events, [_event_row(le) for le in accepted])
+    await insert_rows(conn, t.jobs, list(changed_jobs.values()), "update")
+    await insert_rows(conn, t.trials, list(changed_trials.values()), "update")
+    await insert_rows(conn, t.trial_metrics, list(points.values()), "nothing")
     return refused
 
 
 async def _drop_seen(conn: AsyncConnection, batch: list[LoggedEvent]) -> list[LoggedEvent]:
-    ids = [le.event.event_id for le in batch]
-    seen = set(
-        (await conn.execute(select(t.events.c.event_id).where(t.events.c.event_id.in_(ids))))
-        .scalars()
-        .all()
-    )
+    """The events not projected before, each once, in log order."""
+    seen = {
+        r[0]
+        for r in await (await driver(conn)).fetch(
+            f"SELECT event_id FROM {t.events.name} WHERE event_id = ANY($1::uuid[])",
+            [le.event.event_id for le in batch],
+        )
+    }
     fresh = []
     for le in batch:
         if le.event.event_id not in seen:
@@ -91,8 +90,10 @@ async def _drop_seen(conn: AsyncConnection, batch: list[LoggedEvent]) -> list[Lo
 
 
 async def _load_jobs(conn: AsyncConnection, job_ids: set) -> dict[Any, Row]:
-    rows = await conn.execute(select(t.jobs).where(t.jobs.c.job_id.in_(job_ids)))
-    return {r.job_id: dict(r._mapping) for r in rows}
+    rows = await (await driver(conn)).fetch(
+        f"SELECT * FROM {t.jobs.name} WHERE job_id = ANY($1::uuid[])", list(job_ids)
+    )
+    return {r["job_id"]: dict(r) for r in rows}
 
 
 async def _load_trials(conn: AsyncConnection, batch: list[LoggedEvent]) -> dict[tuple, Row]:
@@ -103,40 +104,28 @@ async def _load_trials(conn: AsyncConnection, batch: list[LoggedEvent]) -> dict[
     }
     if not keys:
         return {}
-    rows = await conn.execute(
-        select(t.trials).where(tuple_(t.trials.c.job_id, t.trials.c.trial_id).in_(keys))
+    job_ids, trial_ids = zip(*keys)
+    rows = await (await driver(conn)).fetch(
+        f"SELECT t.* FROM {t.trials.name} t "
+        "JOIN unnest($1::uuid[], $2::text[]) AS k(job_id, trial_id) USING (job_id, trial_id)",
+        list(job_ids),
+        list(trial_ids),
     )
-    return {(r.job_id, r.trial_id): dict(r._mapping) for r in rows}
+    return {(r["job_id"], r["trial_id"]): dict(r) for r in rows}
 
 
-async def _insert_events(conn: AsyncConnection, accepted: list[LoggedEvent]) -> None:
-    if not accepted:
-        return
-    rows = [
-        {
-            "event_id": le.event.event_id,
-            "job_id": le.event.job_id,
-            "type": le.event.type,
-            "occurred_at": le.event.occurred_at,
-            "schema_version": le.event.schema_version,
-            "source": le.event.source,
-            "correlation_id": le.event.correlation_id,
-            "causation_id": le.event.causation_id,
-            "payload": le.event.payload.model_dump(mode="json"),
-            "kafka_partition": le.partition,
-            "kafka_offset": le.offset,
-        }
-        for le in accepted
-    ]
-    await conn.execute(insert(t.events), rows)
-
-
-async def _upsert(conn: AsyncConnection, table, rows: list[Row], keys: list[str]) -> None:
-    if not rows:
-        return
-    stmt = insert(table)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=keys,
-        set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys},
-    )
-    await conn.execute(stmt, rows)
+def _event_row(le: LoggedEvent) -> Row:
+    e = le.event
+    return {
+        "event_id": e.event_id,
+        "job_id": e.job_id,
+        "type": e.type,
+        "occurred_at": e.occurred_at,
+        "schema_version": e.schema_version,
+        "source": e.source,
+        "correlation_id": e.correlation_id,
+        "causation_id": e.causation_id,
+        "payload": e.payload.model_dump_json(),  # JSON text, serialised once by pydantic
+        "kafka_partition": le.partition,
+        "kafka_offset": le.offset,
+    }

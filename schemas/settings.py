@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 LOCAL_KAFKA_PORT = int(os.environ.get("TUNIX_KAFKA_PORT", "19092"))
 LOCAL_PG_PORT = int(os.environ.get("TUNIX_PG_PORT", "15432"))
+LOCAL_KAFKA = f"127.0.0.1:{LOCAL_KAFKA_PORT}"
+LOCAL_DATABASE_URL = f"postgresql+asyncpg://tunix:tunix@127.0.0.1:{LOCAL_PG_PORT}/tunix"
 
 
 def _env_float(name: str, default: float) -> float:
@@ -20,14 +22,10 @@ def _env_float(name: str, default: float) -> float:
 @dataclass(frozen=True)
 class Settings:
     kafka_bootstrap_servers: str = field(
-        default_factory=lambda: os.environ.get(
-            "KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{LOCAL_KAFKA_PORT}"
-        )
+        default_factory=lambda: os.environ.get("KAFKA_BOOTSTRAP_SERVERS", LOCAL_KAFKA)
     )
     database_url: str = field(
-        default_factory=lambda: os.environ.get(
-            "DATABASE_URL", f"postgresql+asyncpg://tunix:tunix@127.0.0.1:{LOCAL_PG_PORT}/tunix"
-        )
+        default_factory=lambda: os.environ.get("DATABASE_URL", LOCAL_DATABASE_URL)
     )
     api_host: str = field(default_factory=lambda: os.environ.get("TUNIX_API_HOST", "127.0.0.1"))
     api_port: int = field(default_factory=lambda: int(os.environ.get("TUNIX_API_PORT", "8000")))

@@ -27,9 +27,10 @@ import time
 import uuid
 from pathlib import Path
 
+from schemas.settings import LOCAL_KAFKA, LOCAL_KAFKA_PORT as PORT
+
 from .paths import logs_dir, state_dir
 
-PORT = int(os.environ.get("TUNIX_KAFKA_PORT", "19092"))
 CONTROLLER_PORT = PORT + 1
 HEAP_OPTS = os.environ.get("TUNIX_KAFKA_HEAP_OPTS", "-Xmx512m -Xms256m")
 
@@ -39,7 +40,7 @@ _LOG4J = _HERE / "kafka-log4j2.properties"
 
 
 def bootstrap_servers() -> str:
-    return f"127.0.0.1:{PORT}"
+    return LOCAL_KAFKA
 
 
 def _home() -> Path:

@@ -28,13 +28,14 @@ from pathlib import Path
 
 from .paths import logs_dir, state_dir
 
-PORT = int(os.environ.get("TUNIX_PG_PORT", "15432"))
+from schemas.settings import LOCAL_DATABASE_URL, LOCAL_PG_PORT as PORT
+
 USER = PASSWORD = DATABASE = "tunix"
 _OS_USER = "postgres"
 
 
 def database_url() -> str:
-    return f"postgresql+asyncpg://{USER}:{PASSWORD}@127.0.0.1:{PORT}/{DATABASE}"
+    return LOCAL_DATABASE_URL
 
 
 def _home() -> Path:

@@ -1,0 +1,196 @@
+"""Projector throughput against a raw asyncpg bulk insert of the same rows, in one run.
+
+1. Publish N TrialUpdated events (plus the JobCreated events they belong to) to fresh topics.
+2. Start the real projector process on a fresh database; time from its first projected
+   event until the read model holds all N (its start-up is not counted).
+3. In the same run, insert the same final rows (events, jobs, trials, metric history), prepared
+   beforehand, straight through asyncpg into fresh databases: once with executemany INSERTs,
+   once with COPY (the floor any projector could reach). Only the inserts are timed.
+Prints the rates and the ratios projector / raw.
+
+    .venv/bin/python benchmarks/projector_throughput.py [--events 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import asyncpg
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+RUN = uuid.uuid4().hex[:8]
+os.environ["TUNIX_TOPIC_PREFIX"] = f"bench-{RUN}.tuning"  # read when schemas.topics loads
+
+from aiokafka import AIOKafkaProducer  # noqa: E402
+
+from consumers.migrate import migrate  # noqa: E402
+from consumers.projection import metric_point  # noqa: E402
+from schemas import events as ev  # noqa: E402
+from schemas import topics  # noqa: E402
+from schemas.job_spec import JobSpec  # noqa: E402
+from schemas.settings import Settings  # noqa: E402
+
+JOBS, TRIALS_PER_JOB = 50, 20
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def make_events(n: int) -> list[ev.Event]:
+    spec = JobSpec.model_validate({
+        "name": "bench", "dataset_key": "ungar_hcd-v1", "base_model_id": "tiny",
+        "metric_name": "score", "metric_mode": "max", "num_samples": TRIALS_PER_JOB,
+        "max_concurrent_trials": 4,
+        "search_space": {"learning_rate": {"type": "loguniform", "min": 1e-5, "max": 1e-2}},
+    })
+    jobs = [uuid.uuid4() for _ in range(JOBS)]
+    out: list[ev.Event] = [
+        ev.JobCreated(job_id=j, source="bench", occurred_at=T0, payload=ev.JobCreatedPayload(spec=spec))
+        for j in jobs
+    ]
+    trials = [(j, f"trial_{k:03d}") for j in jobs for k in range(TRIALS_PER_JOB)]
+    for i in range(n):
+        job_id, trial_id = trials[i % len(trials)]
+        step = i // len(trials)
+        out.append(ev.TrialUpdated(
+            job_id=job_id, source="bench", occurred_at=T0 + timedelta(milliseconds=i),
+            payload=ev.TrialUpdatedPayload(
+                trial_id=trial_id, status="running", iteration=step,
+                params={"learning_rate": 1e-3, "batch_size": 16},
+                metrics={"train_loss": 1.0 / (step + 1), "eval_loss": 1.1 / (step + 1), "score": float(step)},
+            )))
+    return out
+
+
+async def publish(bootstrap: str, events: list[ev.Event]) -> float:
+    await topics.ensure_topics(bootstrap)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20,
+                                max_batch_size=256 * 1024)
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        futures = [await producer.send(topics.EVENTS.name, ev.serialize_event(e), key=e.key()) for e in events]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return time.perf_counter() - started
+
+
+async def fresh_database(server_url: str, name: str) -> str:
+    admin = await asyncpg.connect(server_url.replace("+asyncpg", ""))
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    return server_url.rpartition("/")[0] + f"/{name}"
+
+
+async def measure_projector(settings: Settings, url: str, expected: int) -> float:
+    await asyncio.to_thread(migrate, url)
+    env = {**os.environ, "DATABASE_URL": url, "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+           "TUNIX_PROJECTOR_GROUP": f"bench-{RUN}", "TUNIX_LOG_LEVEL": "WARNING"}
+    proc = subprocess.Popen([sys.executable, "-m", "consumers.projector"], env=env, cwd=ROOT)
+    conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+    try:
+        first = None
+        while True:
+            count = await conn.fetchval("select count(*) from tunix_tuning_events")
+            now = time.perf_counter()
+            if count and first is None:
+                first, first_count = now, count
+            if count >= expected:
+                return (expected - first_count) / (now - first)
+            if proc.poll() is not None:
+                raise SystemExit("the projector exited early")
+            await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def read_model_rows(events: list[ev.Event]) -> dict[str, list[tuple]]:
+    """The rows the projector ends up with for these events, ready for a raw insert."""
+    jobs, trials, points = {}, {}, []
+    for e in events:
+        if isinstance(e, ev.JobCreated):
+            spec = e.payload.spec
+            jobs[e.job_id] = (e.job_id, spec.name, "created", spec.dataset_key, spec.base_model_id,
+                              spec.metric_name, spec.metric_mode, spec.num_samples,
+                              spec.max_concurrent_trials, spec.model_dump_json(), e.occurred_at,
+                              None, None, e.occurred_at, None, None, None, None, None)
+        else:
+            p = e.payload
+            trials[(e.job_id, p.trial_id)] = (e.job_id, p.trial_id, p.status, orjson.dumps(p.params).decode(),
+                                              orjson.dumps(p.metrics).decode(), p.iteration, None, None,
+                                              None, T0, T0, None, e.occurred_at)
+            point = metric_point(e)
+            points.append((e.job_id, p.trial_id, point["step"], orjson.dumps(point["metrics"]).decode(),
+                           e.occurred_at))
+    return {
+        "tunix_tuning_events": [(e.event_id, e.job_id, e.type, e.occurred_at, e.schema_version, e.source,
+                                 e.correlation_id, e.causation_id, e.payload.model_dump_json(), 0, i)
+                                for i, e in enumerate(events)],
+        "tunix_tuning_jobs": list(jobs.values()),
+        "tunix_tuning_trials": list(trials.values()),
+        "tunix_tuning_trial_metrics": points,
+    }
+
+
+async def measure_raw(url: str, rows: dict[str, list[tuple]], how: str) -> float:
+    """Insert prepared rows straight through asyncpg, in one transaction; time the inserts only."""
+    await asyncio.to_thread(migrate, url)
+    conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+    # JSONB as JSON text, the same codec SQLAlchemy's asyncpg dialect installs for the projector.
+    await conn.set_type_codec("jsonb", encoder=lambda s: b"\x01" + s.encode(),
+                              decoder=lambda b: orjson.loads(b[1:]), schema="pg_catalog", format="binary")
+    try:
+        started = time.perf_counter()
+        async with conn.transaction():
+            for table, records in rows.items():
+                if how == "copy":
+                    await conn.copy_records_to_table(table, records=records)
+                else:
+                    marks = ", ".join(f"${i + 1}" for i in range(len(records[0])))
+                    await conn.executemany(f"INSERT INTO {table} VALUES ({marks})", records)
+        return len(rows["tunix_tuning_events"]) / (time.perf_counter() - started)
+    finally:
+        await conn.close()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=100_000, help="TrialUpdated events (default 100000)")
+    args = parser.parse_args()
+    settings = Settings()
+    events = make_events(args.events)
+    total = len(events)
+    publish_s = await publish(settings.kafka_bootstrap_servers, events)
+    print(f"published {total} events in {publish_s:.1f}s ({total / publish_s:,.0f}/s)")
+
+    names = [f"bench_{RUN}_{what}" for what in ("projector", "executemany", "copy")]
+    urls = [await fresh_database(settings.database_url, name) for name in names]
+    projector_rate = await measure_projector(settings, urls[0], total)
+    rows = read_model_rows(events)
+    executemany_rate = await measure_raw(urls[1], rows, "executemany")
+    copy_rate = await measure_raw(urls[2], rows, "copy")
+    print(f"projector (Kafka -> read model):     {projector_rate:>9,.0f} events/s")
+    print(f"raw asyncpg executemany INSERT:      {executemany_rate:>9,.0f} events/s"
+          f"   ratio projector/raw {projector_rate / executemany_rate:.2f}")
+    print(f"raw asyncpg COPY (the floor):        {copy_rate:>9,.0f} events/s"
+          f"   ratio projector/raw {projector_rate / copy_rate:.2f}")
+    for name in names:
+        admin = await asyncpg.connect(settings.database_url.replace("+asyncpg", ""))
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
