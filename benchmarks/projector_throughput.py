@@ -109,7 +109,7 @@ async def measure_projector(settings: Settings, url: str, expected: int) -> floa
                 return (expected - first_count) / (now - first)
             if proc.poll() is not None:
                 raise SystemExit("the projector exited early")
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.25)
     finally:
         await conn.close()
         proc.terminate()

@@ -1,9 +1,12 @@
 """The projector: folds the events topic into the PostgreSQL read model.
 
-Batches of records are projected in one database transaction; the Kafka offsets are committed
-only after that transaction commits, so a crash replays the batch and the event_id dedupe
-makes the replay harmless. A record that is not a valid event, or refers to a job that does
-not exist, goes to the dead-letter topic with the reason and its original bytes.
+A batch of records is projected in one database transaction, and that batch's offsets are
+committed to Kafka only after the transaction commits, so a crash replays the batch and the
+event_id dedupe makes the replay harmless. A record that is not a valid event, or refers to a
+job that does not exist, goes to the dead-letter topic with the reason and its original bytes.
+
+Two batches are in flight at most: while PostgreSQL writes batch N, this process fetches and
+parses batch N+1, so the database and the Python side work at the same time.
 
 Run it with `tunix-tune serve projector` (or `python -m consumers.projector`).
 """
@@ -11,13 +14,14 @@ Run it with `tunix-tune serve projector` (or `python -m consumers.projector`).
 from __future__ import annotations
 
 import asyncio
+import gc
+import signal
 from dataclasses import dataclass
 
 import structlog
-from aiokafka import ConsumerRecord
-from faststream import AckPolicy, FastStream
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, RebalanceInProgressError
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -58,78 +62,153 @@ def _describe(exc: ValidationError) -> str:
     )
 
 
-async def project_records(
-    engine: AsyncEngine, records: tuple[ConsumerRecord, ...]
+async def project_parsed(
+    engine: AsyncEngine, records: tuple[ConsumerRecord, ...], parsed: list[LoggedEvent]
 ) -> list[DeadLetter]:
-    """Project one batch in one transaction; return the records that belong in the DLQ."""
+    """Project parsed events in one transaction; return the records refused by the read model."""
+    if not parsed:
+        return []
+    async with engine.begin() as conn:
+        refused = await apply_batch(conn, parsed)
+    by_position = {(r.partition, r.offset): r for r in records}
+    return [DeadLetter(by_position[(u.logged.partition, u.logged.offset)], u.reason) for u in refused]
+
+
+async def project_records(engine: AsyncEngine, records: tuple[ConsumerRecord, ...]) -> list[DeadLetter]:
+    """Parse and project one batch; return every record that belongs in the DLQ (replay uses it)."""
     parsed, dead = parse_records(records)
-    if parsed:
-        async with engine.begin() as conn:
-            refused = await apply_batch(conn, parsed)
-        by_position = {(r.partition, r.offset): r for r in records}
-        dead += [
-            DeadLetter(by_position[(u.logged.partition, u.logged.offset)], u.reason)
-            for u in refused
-        ]
-    return dead
+    return dead + await project_parsed(engine, records, parsed)
 
 
-def build_app(settings: Settings | None = None) -> FastStream:
-    settings = settings or Settings()
-    broker = KafkaBroker(settings.kafka_bootstrap_servers, logger=None)
-    engine = make_engine(settings.database_url)
-    dead_letters = broker.publisher(
-        topics.DEAD_LETTER.name,
-        title="dead-letter",
-        description="Records the projector could not project: original key and bytes, reason in a header.",
-    )
+class Projector:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.engine = make_engine(settings.database_url)
+        self.broker = KafkaBroker(settings.kafka_bootstrap_servers, logger=None)
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=settings.projector_group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        self._writing: tuple[asyncio.Task, tuple[ConsumerRecord, ...]] | None = None
+        self._stop = asyncio.Event()
 
-    @broker.subscriber(
-        topics.EVENTS.name,
-        batch=True,
-        group_id=settings.projector_group_id,
-        auto_offset_reset="earliest",
-        max_records=settings.projector_max_batch,
-        ack_policy=AckPolicy.MANUAL,
-        title="project-events",
-        description="Folds every job and trial event into the PostgreSQL read model.",
-    )
-    async def project(message: KafkaMessage) -> None:
-        records = message.raw_message
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        await topics.ensure_topics(self.settings.kafka_bootstrap_servers)
+        await self.broker.start()
+        self.consumer.subscribe([topics.EVENTS.name], listener=_FinishBeforeRevoke(self))
+        await self.consumer.start()
+        log.info("projector started", topic=topics.EVENTS.name, group=self.settings.projector_group_id)
         try:
-            dead = await project_records(engine, records)
+            while not self._stop.is_set():
+                fetched = await self.consumer.getmany(
+                    timeout_ms=500, max_records=self.settings.projector_max_batch
+                )
+                records = tuple(r for tp in sorted(fetched, key=_order) for r in fetched[tp])
+                parsed, dead = parse_records(records)  # overlaps the write of the previous batch
+                if not await self.finish_write(also_rewind=records):
+                    continue
+                if records:
+                    self._writing = (asyncio.create_task(self._write(records, parsed, dead)), records)
+            await self.finish_write()
+        finally:
+            await self.consumer.stop()
+            await self.broker.stop()
+            await self.engine.dispose()
+
+    async def finish_write(self, also_rewind: tuple[ConsumerRecord, ...] = ()) -> bool:
+        """Wait for the batch being written. If it failed, rewind to it (and drop the batch
+        fetched since) so both are delivered again, and return False."""
+        if self._writing is None:
+            return True
+        (task, in_flight), self._writing = self._writing, None
+        try:
+            await task
+            return True
+        except (CommitFailedError, RebalanceInProgressError) as exc:
+            # Projected, but the partitions moved: the new owner redelivers, dedupe absorbs it.
+            log.warning("offsets not committed after a rebalance", error=str(exc))
+            return True
         except Exception:
-            log.exception("batch failed; it will be redelivered", size=len(records))
-            await asyncio.sleep(RETRY_BACKOFF_S)  # back off so a down database is not hammered
-            await message.nack()
-            raise
+            log.exception("batch failed; it will be redelivered", size=len(in_flight))
+            self._rewind(in_flight + also_rewind)
+            await asyncio.sleep(RETRY_BACKOFF_S)  # so a down database is not hammered
+            return False
+
+    async def _write(self, records, parsed, dead) -> None:
+        dead = dead + await project_parsed(self.engine, records, parsed)
         for letter in dead:
-            await _dead_letter(dead_letters, letter)
-        await message.ack()
+            await self._dead_letter(letter)
+        await self.consumer.commit(_next_offsets(records))
         log.debug("batch projected", size=len(records), dead_lettered=len(dead))
 
-    async def prepare() -> None:
-        configure_logging()
-        await topics.ensure_topics(settings.kafka_bootstrap_servers)
+    def _rewind(self, records: tuple[ConsumerRecord, ...]) -> None:
+        assigned = self.consumer.assignment()
+        for tp, offset in _first_offsets(records).items():
+            if tp in assigned:
+                self.consumer.seek(tp, offset)
 
-    async def close() -> None:
-        await engine.dispose()
+    async def _dead_letter(self, letter: DeadLetter) -> None:
+        record = letter.record
+        origin = f"{record.topic}/{record.partition}/{record.offset}"
+        key = record.key.decode(errors="replace") if record.key else None
+        log.warning("event dead-lettered", origin=origin, reason=letter.reason, job_id=key)
+        await self.broker.publish(
+            record.value,
+            topic=topics.DEAD_LETTER.name,
+            key=record.key,
+            headers={topics.DLQ_REASON_HEADER: letter.reason, topics.DLQ_ORIGIN_HEADER: origin},
+        )
 
-    return FastStream(broker, on_startup=[prepare], after_shutdown=[close])
+
+class _FinishBeforeRevoke(ConsumerRebalanceListener):
+    """Commit the batch in flight before its partitions go to another projector."""
+
+    def __init__(self, projector: Projector):
+        self.projector = projector
+
+    async def on_partitions_revoked(self, revoked) -> None:
+        await self.projector.finish_write()
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        log.info("partitions assigned", partitions=sorted(tp.partition for tp in assigned))
 
 
-async def _dead_letter(publisher, letter: DeadLetter) -> None:
-    record = letter.record
-    origin = f"{record.topic}/{record.partition}/{record.offset}"
-    structlog.get_logger("projector").warning(
-        "event dead-lettered", origin=origin, reason=letter.reason,
-        key=record.key.decode(errors="replace") if record.key else None,
-    )
-    await publisher.publish(
-        record.value,
-        key=record.key,
-        headers={topics.DLQ_REASON_HEADER: letter.reason, topics.DLQ_ORIGIN_HEADER: origin},
-    )
+def _order(tp: TopicPartition) -> tuple[str, int]:
+    return tp.topic, tp.partition
+
+
+def _next_offsets(records) -> dict[TopicPartition, int]:
+    offsets: dict[TopicPartition, int] = {}
+    for r in records:
+        tp = TopicPartition(r.topic, r.partition)
+        offsets[tp] = max(offsets.get(tp, 0), r.offset + 1)
+    return offsets
+
+
+def _first_offsets(records) -> dict[TopicPartition, int]:
+    offsets: dict[TopicPartition, int] = {}
+    for r in records:
+        tp = TopicPartition(r.topic, r.partition)
+        offsets[tp] = min(offsets.get(tp, r.offset), r.offset)
+    return offsets
+
+
+async def main() -> None:
+    # Batches allocate many short-lived objects; the default gen-0 threshold (2,000) makes the
+    # collector rescan them several times per batch. Start-up objects are frozen out of it.
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+    projector = Projector(Settings())
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, projector.stop)
+    await projector.run()
 
 
 if __name__ == "__main__":
@@ -137,4 +216,4 @@ if __name__ == "__main__":
 
     configure_logging()
     migrate()
-    asyncio.run(build_app().run())
+    asyncio.run(main())

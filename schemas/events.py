@@ -10,13 +10,18 @@ from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, Union
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationInfo, model_validator
 
 from schemas.job_spec import JobSpec
 
 SCHEMA_VERSION = 1
 TrialStatus = Literal["pending", "running", "completed", "failed", "stopped"]
 TRIAL_TERMINAL = ("completed", "failed", "stopped")
+# Limits match the read model's columns, so a valid event can always be projected.
+_INT4_MAX = 2**31 - 1
+
+
+_FROM_LOG = "from-log"
 
 
 def utc_now() -> datetime:
@@ -44,19 +49,19 @@ class TrialUpdatedPayload(_Payload):
     status: TrialStatus
     params: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, float] = Field(default_factory=dict)
-    iteration: int | None = Field(default=None, ge=0)
-    reason: str | None = None
-    run_id: str | None = None
-    artifact_path: str | None = None
+    iteration: int | None = Field(default=None, ge=0, le=_INT4_MAX)
+    reason: str | None = Field(default=None, max_length=10_000)
+    run_id: str | None = Field(default=None, max_length=200)
+    artifact_path: str | None = Field(default=None, max_length=4096)
 
 
 class JobCompletedPayload(_Payload):
-    best_trial_id: str | None
-    metric_name: str
+    best_trial_id: str | None = Field(max_length=200)
+    metric_name: str = Field(max_length=100)
     best_metric: float | None
     best_params: dict[str, Any] = Field(default_factory=dict)
-    best_run_id: str | None = None
-    best_checkpoint_path: str | None = None
+    best_run_id: str | None = Field(default=None, max_length=200)
+    best_checkpoint_path: str | None = Field(default=None, max_length=4096)
 
 
 class JobFailedPayload(_Payload):
@@ -77,6 +82,17 @@ class _Envelope(BaseModel):
     source: str = Field(min_length=1, max_length=200)
     correlation_id: UUID | None = None
     causation_id: UUID | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _identity_given_on_the_wire(cls, data: Any, info: ValidationInfo) -> Any:
+        # Defaults serve producers building events in code. An event read from the log must
+        # carry its own id and time, or every redelivery and replay would look like a new event.
+        if info.context == _FROM_LOG and isinstance(data, dict):
+            for field in ("event_id", "occurred_at"):
+                if field not in data:
+                    raise ValueError(f"{field} is required on an event in the log")
+        return data
 
     def key(self) -> bytes:
         return str(self.job_id).encode()
@@ -143,7 +159,7 @@ _EVENT = TypeAdapter(Event)
 
 def parse_event(raw: bytes | str) -> Event:
     """Validate one message body; raises pydantic.ValidationError naming the bad field."""
-    return _EVENT.validate_json(raw)
+    return _EVENT.validate_json(raw, context=_FROM_LOG)
 
 
 def serialize_event(event: Event) -> bytes:

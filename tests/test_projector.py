@@ -150,23 +150,28 @@ async def test_poison_messages_go_to_dead_letter_topic_and_projection_goes_on(db
     unknown_job = uuid.uuid4()
     key = str(job_id).encode()
     not_json = b"\x00\x01 definitely not json"
-    wrong_shape = orjson.dumps({"type": "TrialUpdated", "job_id": str(job_id), "payload": {"status": "dancing"}})
+    valid_trial = orjson.loads(ev.serialize_event(_trial(job_id, "t0", "running", 1)))
+    wrong_shape = orjson.dumps({**valid_trial, "payload": {"trial_id": "t0", "status": "dancing"}})
     unknown_type = orjson.dumps({**orjson.loads(ev.serialize_event(_created(job_id))), "type": "JobExploded"})
+    no_event_id = orjson.dumps({k: v for k, v in valid_trial.items() if k != "event_id"})
     orphan = ev.serialize_event(_trial(unknown_job, "t1", "running", 1))
-    for value, k in [(not_json, key), (wrong_shape, key), (unknown_type, key), (orphan, str(unknown_job).encode())]:
-        await producer.send_and_wait(topics.EVENTS.name, value, key=k)
+    poison = [not_json, wrong_shape, unknown_type, no_event_id]
+    for value in poison:
+        await producer.send_and_wait(topics.EVENTS.name, value, key=key)
+    await producer.send_and_wait(topics.EVENTS.name, orphan, key=str(unknown_job).encode())
     await _send(producer, _created(job_id), _trial(job_id, "after-poison", "running", 2))
 
     await eventually(lambda: _trial_row(db, job_id, "after-poison"), 20, "events after the poison projected")
 
     async def dead_letters():
         found = [r for r in await read_all(stack.kafka, topics.DEAD_LETTER.name)
-                 if r.value in (not_json, wrong_shape, unknown_type, orphan)]
-        return len(found) == 4 and found
-    letters = await eventually(dead_letters, 20, "4 dead letters")
+                 if r.value in (*poison, orphan)]
+        return len(found) == 5 and found
+    letters = await eventually(dead_letters, 20, "5 dead letters")
     reasons = {r.value: dict(r.headers)[topics.DLQ_REASON_HEADER].decode() for r in letters}
     assert "JSON" in reasons[not_json] or "json" in reasons[not_json]
-    assert "payload" in reasons[wrong_shape]
+    assert "payload.status" in reasons[wrong_shape]
+    assert "event_id is required" in reasons[no_event_id]
     assert "JobExploded" in reasons[unknown_type] or "tag" in reasons[unknown_type]
     assert f"unknown job_id {unknown_job}" == reasons[orphan]
     origins = {dict(r.headers)[topics.DLQ_ORIGIN_HEADER].decode() for r in letters}
