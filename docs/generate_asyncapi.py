@@ -1,4 +1,4 @@
-"""Write the AsyncAPI 3.0 document of the event topics: docs/asyncapi.json (and .yaml).
+"""Write the AsyncAPI 3.0 document of the event topics: docs/asyncapi.json.
 
     .venv/bin/python docs/generate_asyncapi.py
 
@@ -17,9 +17,7 @@ FastStream does not know the Kafka key, the headers or the partition counts; the
 to the built document (schemas.topics has the numbers).
 
 Nothing connects to Kafka: brokers connect lazily. The server address is
-KAFKA_BOOTSTRAP_SERVERS (default: the local stack's 127.0.0.1:19092). The YAML file is
-written only when PyYAML is importable (FastStream needs it for YAML; the project does not
-depend on it).
+KAFKA_BOOTSTRAP_SERVERS (default: the local stack's 127.0.0.1:19092).
 """
 
 from __future__ import annotations
@@ -44,7 +42,6 @@ from schemas.events import EVENT_TYPES, Event  # noqa: E402
 from schemas.settings import Settings  # noqa: E402
 
 OUT_JSON = ROOT / "docs" / "asyncapi.json"
-OUT_YAML = ROOT / "docs" / "asyncapi.yaml"
 SUBSCRIBER = "project-events"
 DEAD_LETTER = "dead-letter"
 KAFKA_BINDING_VERSION = "0.4.0"  # the version FastStream writes on the channels
@@ -187,13 +184,6 @@ def main() -> None:
     spec = build_specification()
     OUT_JSON.write_text(json.dumps(spec.to_jsonable(), indent=2) + "\n")
     print(f"wrote {OUT_JSON.relative_to(ROOT)}")
-    try:
-        import yaml  # noqa: F401
-    except ImportError:
-        print("PyYAML is not installed: skipped docs/asyncapi.yaml", file=sys.stderr)
-        return
-    OUT_YAML.write_text(spec.to_yaml())
-    print(f"wrote {OUT_YAML.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -124,6 +124,16 @@ def up() -> None:
 
 
 @cli.command()
+def demo(spec: str = typer.Argument(None, help="Job spec JSON (default: the seed's example)")) -> None:
+    """Submit and start the example job on the running stack and show its audit trail."""
+    from pathlib import Path
+
+    from app.cli.demo import EXAMPLE, run_demo
+
+    run_demo(Path(spec) if spec else EXAMPLE)
+
+
+@cli.command()
 def down(services_too: bool = typer.Option(True, "--services/--keep-services")) -> None:
     """Stop the service processes (and, by default, Kafka and PostgreSQL)."""
     for name in processes.COMPONENTS:
