@@ -190,7 +190,8 @@ async def test_replay_rebuilds_the_same_read_model(db, database_url, service_env
     await _wait_projector_caught_up(service_env)
 
     schema = f"replay_{uuid.uuid4().hex[:8]}"
-    done = subprocess.run([sys.executable, "-m", "consumers.replay", "--schema", schema],
+    replay = [sys.executable, "-m", "app.cli.main", "replay", "--schema", schema]  # tunix-tune replay
+    done = subprocess.run(replay,
                           env=service_env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
 
@@ -203,7 +204,7 @@ async def test_replay_rebuilds_the_same_read_model(db, database_url, service_env
     finally:
         await replayed.dispose()
 
-    again = subprocess.run([sys.executable, "-m", "consumers.replay", "--schema", schema],
+    again = subprocess.run(replay,
                            env=service_env, capture_output=True, text=True, timeout=180)
     assert again.returncode != 0 and "already has events" in again.stderr
 
