@@ -1,8 +1,9 @@
 """Bulk statements for the projector's hot path: one round trip per table per batch.
 
-Rows travel as one PostgreSQL array per column (`unnest`), over the asyncpg connection under
-the caller's SQLAlchemy transaction. This is several times faster than SQLAlchemy's
-executemany for thousands of rows, and the SQL stays derived from the schemas.tables columns.
+Rows travel as one PostgreSQL array per column (`unnest`), or through COPY, on the asyncpg
+connection inside the caller's transaction (see `batch_transaction`). This is several times
+faster than SQLAlchemy's executemany for thousands of rows, and the SQL stays derived from
+the schemas.tables columns.
 """
 
 from __future__ import annotations
@@ -10,10 +11,14 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import orjson
 from sqlalchemy import BigInteger, DateTime, Float, Integer, String, Table, Text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
-from sqlalchemy.ext.asyncio import AsyncConnection
+from asyncpg import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 _PG_TYPES = [
     (UUID, "uuid"),
@@ -62,26 +67,34 @@ def _column_values(table: Table, rows: list[dict[str, Any]]) -> list[list]:
     return values
 
 
-async def driver(conn: AsyncConnection):
-    """The asyncpg connection under a SQLAlchemy connection, inside its transaction."""
-    return (await conn.get_raw_connection()).driver_connection
+@asynccontextmanager
+async def batch_transaction(engine: AsyncEngine) -> AsyncIterator[Connection]:
+    """A pooled connection's asyncpg driver, inside one asyncpg transaction.
+
+    The transaction is asyncpg's own: SQLAlchemy's adapter sends BEGIN only before statements
+    that go through SQLAlchemy, so statements sent to the driver directly would otherwise run
+    in autocommit, one by one."""
+    async with engine.connect() as conn:
+        driver = (await conn.get_raw_connection()).driver_connection
+        async with driver.transaction():
+            yield driver
 
 
 async def insert_rows(
-    conn: AsyncConnection, table: Table, rows: list[dict[str, Any]], on_conflict: str
+    conn: Connection, table: Table, rows: list[dict[str, Any]], on_conflict: str
 ) -> None:
     """INSERT rows; on a primary-key conflict either 'update' the row or do 'nothing'."""
     if rows:
-        await (await driver(conn)).execute(
+        await conn.execute(
             _insert_sql(table, on_conflict), *_column_values(table, rows)
         )
 
 
-async def copy_rows(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
+async def copy_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
     """COPY rows that are known to be new (a duplicate key fails the whole transaction)."""
     if rows:
         names = [c.name for c in table.columns]
         columns = _column_values(table, rows)
-        await (await driver(conn)).copy_records_to_table(
+        await conn.copy_records_to_table(
             table.name, records=list(zip(*columns)), columns=names
         )

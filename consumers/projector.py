@@ -25,6 +25,7 @@ from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from consumers.bulk import batch_transaction
 from consumers.read_model import LoggedEvent, apply_batch
 from schemas import topics
 from schemas.db import make_engine
@@ -68,7 +69,7 @@ async def project_parsed(
     """Project parsed events in one transaction; return the records refused by the read model."""
     if not parsed:
         return []
-    async with engine.begin() as conn:
+    async with batch_transaction(engine) as conn:
         refused = await apply_batch(conn, parsed)
     by_position = {(r.partition, r.offset): r for r in records}
     return [DeadLetter(by_position[(u.logged.partition, u.logged.offset)], u.reason) for u in refused]

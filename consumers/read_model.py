@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from asyncpg import Connection
 
-from consumers.bulk import copy_rows, driver, insert_rows
+from consumers.bulk import copy_rows, insert_rows
 from consumers.projection import Row, metric_point, project_job, project_trial
 from schemas import events as ev
 from schemas import tables as t
@@ -33,8 +33,9 @@ class Unprojectable:
     reason: str
 
 
-async def apply_batch(conn: AsyncConnection, batch: list[LoggedEvent]) -> list[Unprojectable]:
-    """Project `batch` (in log order) inside the caller's transaction; return what was refused."""
+async def apply_batch(conn: Connection, batch: list[LoggedEvent]) -> list[Unprojectable]:
+    """Project `batch` (in log order) inside the caller's transaction (bulk.batch_transaction);
+    return what was refused."""
     fresh = await _drop_seen(conn, batch)
     if not fresh:
         return []
@@ -72,11 +73,11 @@ async def apply_batch(conn: AsyncConnection, batch: list[LoggedEvent]) -> list[U
     return refused
 
 
-async def _drop_seen(conn: AsyncConnection, batch: list[LoggedEvent]) -> list[LoggedEvent]:
+async def _drop_seen(conn: Connection, batch: list[LoggedEvent]) -> list[LoggedEvent]:
     """The events not projected before, each once, in log order."""
     seen = {
         r[0]
-        for r in await (await driver(conn)).fetch(
+        for r in await conn.fetch(
             f"SELECT event_id FROM {t.events.name} WHERE event_id = ANY($1::uuid[])",
             [le.event.event_id for le in batch],
         )
@@ -89,14 +90,14 @@ async def _drop_seen(conn: AsyncConnection, batch: list[LoggedEvent]) -> list[Lo
     return fresh
 
 
-async def _load_jobs(conn: AsyncConnection, job_ids: set) -> dict[Any, Row]:
-    rows = await (await driver(conn)).fetch(
+async def _load_jobs(conn: Connection, job_ids: set) -> dict[Any, Row]:
+    rows = await conn.fetch(
         f"SELECT * FROM {t.jobs.name} WHERE job_id = ANY($1::uuid[])", list(job_ids)
     )
     return {r["job_id"]: dict(r) for r in rows}
 
 
-async def _load_trials(conn: AsyncConnection, batch: list[LoggedEvent]) -> dict[tuple, Row]:
+async def _load_trials(conn: Connection, batch: list[LoggedEvent]) -> dict[tuple, Row]:
     keys = {
         (le.event.job_id, le.event.payload.trial_id)
         for le in batch
@@ -105,7 +106,7 @@ async def _load_trials(conn: AsyncConnection, batch: list[LoggedEvent]) -> dict[
     if not keys:
         return {}
     job_ids, trial_ids = zip(*keys)
-    rows = await (await driver(conn)).fetch(
+    rows = await conn.fetch(
         f"SELECT t.* FROM {t.trials.name} t "
         "JOIN unnest($1::uuid[], $2::text[]) AS k(job_id, trial_id) USING (job_id, trial_id)",
         list(job_ids),
