@@ -60,8 +60,10 @@ async def test_projector_killed_mid_stream_resumes_without_loss_or_duplicates(
             second.stop()
         assert await _count(engine, job_id) == len(sent)
         async with engine.connect() as conn:
-            points = await conn.scalar(select(func.count()).select_from(tables.trial_metrics))
-            trials = (await conn.execute(select(tables.trials.c.iteration))).scalars().all()
+            points = await conn.scalar(select(func.count()).select_from(tables.trial_metrics)
+                                       .where(tables.trial_metrics.c.job_id == job_id))
+            trials = (await conn.execute(select(tables.trials.c.iteration)
+                                         .where(tables.trials.c.job_id == job_id))).scalars().all()
         assert points == TRIALS * STEPS
         assert trials == [STEPS - 1] * TRIALS
     finally:
