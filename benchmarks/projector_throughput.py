@@ -37,6 +37,7 @@ from consumers.migrate import migrate  # noqa: E402
 from consumers.projection import metric_point  # noqa: E402
 from schemas import events as ev  # noqa: E402
 from schemas import topics  # noqa: E402
+from schemas.db import create_database, drop_database  # noqa: E402
 from schemas.job_spec import JobSpec  # noqa: E402
 from schemas.settings import Settings  # noqa: E402
 
@@ -82,14 +83,6 @@ async def publish(bootstrap: str, events: list[ev.Event]) -> float:
     finally:
         await producer.stop()
     return time.perf_counter() - started
-
-
-async def fresh_database(server_url: str, name: str) -> str:
-    admin = await asyncpg.connect(server_url.replace("+asyncpg", ""))
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    return server_url.rpartition("/")[0] + f"/{name}"
 
 
 async def measure_projector(settings: Settings, url: str, expected: int) -> float:
@@ -176,7 +169,7 @@ async def main() -> None:
     print(f"published {total} events in {publish_s:.1f}s ({total / publish_s:,.0f}/s)")
 
     names = [f"bench_{RUN}_{what}" for what in ("projector", "executemany", "copy")]
-    urls = [await fresh_database(settings.database_url, name) for name in names]
+    urls = [await create_database(settings.database_url, name) for name in names]
     projector_rate = await measure_projector(settings, urls[0], total)
     rows = read_model_rows(events)
     executemany_rate = await measure_raw(urls[1], rows, "executemany")
@@ -187,9 +180,7 @@ async def main() -> None:
     print(f"raw asyncpg COPY (the floor):        {copy_rate:>9,.0f} events/s"
           f"   ratio projector/raw {projector_rate / copy_rate:.2f}")
     for name in names:
-        admin = await asyncpg.connect(settings.database_url.replace("+asyncpg", ""))
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await drop_database(settings.database_url, name)
 
 
 if __name__ == "__main__":

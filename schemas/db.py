@@ -23,3 +23,47 @@ def make_engine(database_url: str, schema: str | None = None, **kwargs) -> Async
         pool_pre_ping=True,
         **kwargs,
     )
+
+
+def _server_dsn(database_url: str) -> str:
+    return database_url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+def sibling_database_url(database_url: str, name: str) -> str:
+    """The URL of database `name` on the same server as `database_url`."""
+    return database_url.rpartition("/")[0] + f"/{name}"
+
+
+async def create_database(database_url: str, name: str) -> str:
+    """Create database `name` next to `database_url` (tests, benchmarks); return its URL."""
+    import asyncpg
+
+    admin = await asyncpg.connect(_server_dsn(database_url))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return sibling_database_url(database_url, name)
+
+
+async def drop_database(database_url: str, name: str, timeout_s: float = 15) -> None:
+    """Drop database `name`, waiting out sessions that are still closing (an autovacuum
+    worker, a process just terminated) instead of failing on them."""
+    import asyncio
+    import time
+
+    import asyncpg
+
+    deadline = time.monotonic() + timeout_s
+    admin = await asyncpg.connect(_server_dsn(database_url))
+    try:
+        while True:
+            try:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+                return
+            except asyncpg.ObjectInUseError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+    finally:
+        await admin.close()

@@ -17,12 +17,11 @@ from pathlib import Path
 SESSION = uuid.uuid4().hex[:8]
 os.environ["TUNIX_TOPIC_PREFIX"] = f"test-{SESSION}.tuning"  # read when schemas.topics loads
 
-import asyncpg  # noqa: E402
 import httpx  # noqa: E402
 import pytest  # noqa: E402
 from aiokafka import AIOKafkaProducer  # noqa: E402
 
-from schemas.db import make_engine  # noqa: E402
+from schemas.db import create_database, drop_database, make_engine  # noqa: E402
 from schemas.topics import ensure_topics  # noqa: E402
 from tests.servers import servers  # noqa: E402
 from tests.waiting import wait_until  # noqa: E402
@@ -36,10 +35,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _plain_dsn(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://")
-
-
 @pytest.fixture(scope="session")
 def stack():
     with servers() as found:
@@ -50,14 +45,8 @@ def stack():
 async def database_url(stack):
     """A fresh database for this session on the chosen server."""
     name = f"tunix_test_{SESSION}"
-    admin = await asyncpg.connect(_plain_dsn(stack.database_url))
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    base, _, _ = stack.database_url.rpartition("/")
-    yield f"{base}/{name}"
-    admin = await asyncpg.connect(_plain_dsn(stack.database_url))
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
+    yield await create_database(stack.database_url, name)
+    await drop_database(stack.database_url, name)
 
 
 @pytest.fixture(scope="session")

@@ -7,12 +7,11 @@ import os
 import signal
 import uuid
 
-import asyncpg
 from sqlalchemy import func, select
 
 from schemas import events as ev
 from schemas import tables, topics
-from schemas.db import make_engine
+from schemas.db import create_database, drop_database, make_engine
 from schemas.job_spec import JobSpec
 from tests.conftest import Process
 from tests.specs import example_spec
@@ -25,10 +24,7 @@ async def test_projector_killed_mid_stream_resumes_without_loss_or_duplicates(
     stack, service_env, producer, tmp_path
 ):
     name = f"crash_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(stack.database_url.replace("+asyncpg", ""))
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    url = stack.database_url.rpartition("/")[0] + f"/{name}"
+    url = await create_database(stack.database_url, name)
     env = {**service_env, "DATABASE_URL": url, "TUNIX_PROJECTOR_GROUP": f"{name}-projector",
            "TUNIX_PROJECTOR_MAX_BATCH": "200"}
     engine = make_engine(url)
@@ -68,9 +64,7 @@ async def test_projector_killed_mid_stream_resumes_without_loss_or_duplicates(
         assert trials == [STEPS - 1] * TRIALS
     finally:
         await engine.dispose()
-        admin = await asyncpg.connect(stack.database_url.replace("+asyncpg", ""))
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await drop_database(stack.database_url, name)
 
 
 async def _count(engine, job_id) -> int:
