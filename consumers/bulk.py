@@ -96,5 +96,5 @@ async def copy_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) 
         names = [c.name for c in table.columns]
         columns = _column_values(table, rows)
         await conn.copy_records_to_table(
-            table.name, records=list(zip(*columns)), columns=names
+            table.name, records=list(zip(*columns, strict=True)), columns=names
         )

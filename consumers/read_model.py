@@ -105,7 +105,7 @@ async def _load_trials(conn: Connection, batch: list[LoggedEvent]) -> dict[tuple
     }
     if not keys:
         return {}
-    job_ids, trial_ids = zip(*keys)
+    job_ids, trial_ids = zip(*keys, strict=True)
     rows = await conn.fetch(
         f"SELECT t.* FROM {t.trials.name} t "
         "JOIN unnest($1::uuid[], $2::text[]) AS k(job_id, trial_id) USING (job_id, trial_id)",

@@ -61,7 +61,7 @@ def main() -> None:
     try:
         summary = asyncio.run(replay(url, args.schema, settings.kafka_bootstrap_servers))
     except NotEmpty as exc:
-        raise SystemExit(f"replay refused: {exc}; pick a new --schema or an empty database")
+        raise SystemExit(f"replay refused: {exc}; pick a new --schema or an empty database") from None
     log.info("replay finished", **summary)
 
 

@@ -19,7 +19,6 @@ import base64
 import hashlib
 import os
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -29,7 +28,10 @@ from pathlib import Path
 
 from schemas.settings import LOCAL_KAFKA, LOCAL_KAFKA_PORT as PORT
 
+from . import processes
 from .paths import logs_dir, state_dir
+
+_MARKER = b"kafka.Kafka"  # in the broker's command line
 
 CONTROLLER_PORT = PORT + 1
 HEAP_OPTS = os.environ.get("TUNIX_KAFKA_HEAP_OPTS", "-Xmx512m -Xms256m")
@@ -91,23 +93,7 @@ def install() -> None:
 # ----------------------------------------------------------------- processes
 
 def _alive(pid: int) -> bool:
-    """True if ``pid`` is a live (non-zombie) Kafka JVM.
-
-    Checks the cmdline so a recycled pid is not mistaken for the broker, and
-    reaps the process if we are its parent (a zombie still answers kill 0).
-    """
-    try:
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-    # cmdline reads empty for a moment while the java launcher execs.
-    return state != "Z" and (not cmdline or b"kafka.Kafka" in cmdline)
+    return processes.alive(pid, _MARKER)
 
 
 def pid() -> int | None:
@@ -263,13 +249,5 @@ def stop(timeout: float = 30) -> None:
     """SIGTERM (controlled shutdown, flushes logs), SIGKILL after ``timeout``."""
     current = pid()
     if current is not None:
-        os.kill(current, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while _alive(current) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if _alive(current):
-            os.kill(current, signal.SIGKILL)
-            deadline = time.monotonic() + 10
-            while _alive(current) and time.monotonic() < deadline:
-                time.sleep(0.1)
+        processes.terminate(current, _MARKER, timeout)
     _pid_file().unlink(missing_ok=True)

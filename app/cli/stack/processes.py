@@ -40,16 +40,44 @@ def log_file(name: str) -> Path:
     return logs_dir() / f"{name}.log"
 
 
+def alive(pid: int, marker: bytes) -> bool:
+    """True if `pid` is a live (non-zombie) process whose command line contains `marker`.
+
+    The command line check keeps a recycled pid from passing for ours; a zombie child is
+    reaped, since it still answers kill 0.
+    """
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    # The command line reads empty for a moment while a launcher execs.
+    return state != "Z" and (not cmdline or marker in cmdline)
+
+
+def terminate(pid: int, marker: bytes, timeout: float) -> None:
+    """SIGTERM, then SIGKILL if the process is still there after `timeout` seconds."""
+    os.kill(pid, signal.SIGTERM)
+    for sig, wait_s in ((signal.SIGKILL, timeout), (None, 10)):
+        deadline = time.monotonic() + wait_s
+        while alive(pid, marker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if sig is None or not alive(pid, marker):
+            return
+        os.kill(pid, sig)
+
+
 def pid(name: str) -> int | None:
     try:
         value = int(_pid_file(name).read_text().strip())
     except (FileNotFoundError, ValueError):
         return None
-    try:
-        os.kill(value, 0)
-    except ProcessLookupError:
-        return None
-    return value
+    return value if alive(value, COMPONENTS[name].module.encode()) else None
 
 
 def start(name: str) -> int:
@@ -73,12 +101,7 @@ def start(name: str) -> int:
 def stop(name: str, timeout: float = 20) -> None:
     running = pid(name)
     if running:
-        os.kill(running, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while pid(name) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if pid(name):
-            os.kill(running, signal.SIGKILL)
+        terminate(running, COMPONENTS[name].module.encode(), timeout)
     _pid_file(name).unlink(missing_ok=True)
 
 
