@@ -32,7 +32,7 @@ def servers():
         from testcontainers.kafka import KafkaContainer
         from testcontainers.postgres import PostgresContainer
 
-        with KafkaContainer("apache/kafka:4.1.1").with_kraft() as kafka, PostgresContainer(
+        with KafkaContainer("apache/kafka:4.4.0").with_kraft() as kafka, PostgresContainer(
             "postgres:16", driver="asyncpg"
         ) as pg:
             yield Servers(kafka.get_bootstrap_server(), pg.get_connection_url(), "testcontainers")
