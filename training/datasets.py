@@ -1,0 +1,152 @@
+"""Dataset registry: keys `{name}-{version}`, built-in generated sets and on-disk folders.
+
+Built-in datasets are generated from a fixed seed in code, so every machine has the same
+bytes. On-disk datasets are folders `<datasets_dir>/<key>/` with `manifest.json` and JSONL
+trace files, the format Tunix RT used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+from training.traces import Dataset, Trace
+
+RANKS = "23456789TJQKA"
+SUITS = "CDHS"
+_KEY_PATTERN = "{name}-{version}"
+
+
+class UnknownDataset(LookupError):
+    def __init__(self, key: str, available: list[str]):
+        super().__init__(f"unknown dataset {key!r}; available: {', '.join(available) or 'none'}")
+        self.key = key
+        self.available = available
+
+
+class MalformedDataset(ValueError):
+    def __init__(self, path: Path, line: int | None, problem: str):
+        where = f"{path}:{line}" if line else str(path)
+        super().__init__(f"{where}: {problem}")
+        self.path, self.line, self.problem = path, line, problem
+
+
+def datasets_dir() -> Path:
+    return Path(os.environ.get("TUNIX_DATASETS_DIR", "datasets"))
+
+
+# ----------------------------------------------------------------------------- built-in
+
+def high_card_duel(seed: int = 20_240_519, eval_fraction: float = 0.2) -> tuple[list[Trace], list[Trace]]:
+    """High Card Duel: each player draws one card, Ace high; the prompt states both cards and
+    the answer says who wins, or tie. Whole card pairs are held out for evaluation."""
+    cards = [r + s for r in RANKS for s in SUITS]
+    pairs = [(a, b) for a in cards for b in cards if a != b]  # 2,652 ordered pairs
+    rng = random.Random(seed)
+    rng.shuffle(pairs)
+    n_eval = int(len(pairs) * eval_fraction)
+    return [_duel(p) for p in pairs[n_eval:]], [_duel(p) for p in pairs[:n_eval]]
+
+
+def _duel(pair: tuple[str, str]) -> Trace:
+    a, b = pair
+    return Trace(
+        trace_id=f"hcd-{a}-{b}",
+        prompt=f"P1 {a} P2 {b}",
+        final_answer=_winner(a, b),
+        steps=(f"P1 rank {RANKS.index(a[0]) + 2}, P2 rank {RANKS.index(b[0]) + 2}",),
+    )
+
+
+def _winner(a: str, b: str) -> str:
+    ra, rb = RANKS.index(a[0]), RANKS.index(b[0])
+    return "P1" if ra > rb else "P2" if rb > ra else "tie"
+
+
+BUILT_IN: dict[str, Callable[[], tuple[list[Trace], list[Trace]]]] = {
+    "ungar_hcd-v1": high_card_duel,
+}
+
+
+# ----------------------------------------------------------------------------- on disk
+
+def _on_disk_keys(root: Path) -> list[str]:
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "manifest.json").is_file())
+
+
+def available_datasets(root: Path | None = None) -> list[str]:
+    return sorted({*BUILT_IN, *_on_disk_keys(root or datasets_dir())})
+
+
+def dataset_exists(key: str, root: Path | None = None) -> bool:
+    return key in BUILT_IN or (((root or datasets_dir()) / key / "manifest.json").is_file())
+
+
+def load_dataset(key: str, root: Path | None = None) -> Dataset:
+    root = root or datasets_dir()
+    if key in BUILT_IN:
+        train, eval_ = BUILT_IN[key]()
+    elif (root / key / "manifest.json").is_file():
+        train, eval_ = _load_folder(root / key)
+    else:
+        raise UnknownDataset(key, available_datasets(root))
+    return Dataset(key=key, train=tuple(train), eval=tuple(eval_), content_hash=_content_hash(train, eval_))
+
+
+def _load_folder(folder: Path) -> tuple[list[Trace], list[Trace]]:
+    """manifest.json: {"name", "version", "splits": {"train": "train.jsonl", "eval": "eval.jsonl"}}.
+    Without "splits", every *.jsonl is read and a fixed 10% (by trace_id hash) is held out."""
+    manifest_path = folder / "manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise MalformedDataset(manifest_path, exc.lineno, f"not valid JSON: {exc.msg}") from None
+    if not isinstance(manifest, dict):
+        raise MalformedDataset(manifest_path, None, "must be a JSON object")
+    splits = manifest.get("splits")
+    if splits is None:
+        traces = [t for f in sorted(folder.glob("*.jsonl")) for t in _read_jsonl(f)]
+        held_out = lambda t: int(hashlib.sha256(t.trace_id.encode()).hexdigest(), 16) % 10 == 0  # noqa: E731
+        return [t for t in traces if not held_out(t)], [t for t in traces if held_out(t)]
+    if not isinstance(splits, dict) or not {"train", "eval"} <= set(splits):
+        raise MalformedDataset(manifest_path, None, '"splits" must name a "train" and an "eval" file')
+    return _read_jsonl(folder / splits["train"]), _read_jsonl(folder / splits["eval"])
+
+
+def _read_jsonl(path: Path) -> list[Trace]:
+    if not path.is_file():
+        raise MalformedDataset(path, None, "file not found")
+    traces = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise MalformedDataset(path, number, f"not valid JSON: {exc.msg}") from None
+        if not isinstance(record, dict):
+            raise MalformedDataset(path, number, "each line must be a JSON object")
+        for name in ("trace_id", "prompt", "final_answer"):
+            if not isinstance(record.get(name), str) or not record[name]:
+                raise MalformedDataset(path, number, f'"{name}" must be a non-empty string')
+        steps = record.get("steps", [])
+        if not isinstance(steps, list) or not all(isinstance(s, str) for s in steps):
+            raise MalformedDataset(path, number, '"steps" must be a list of strings')
+        traces.append(Trace(record["trace_id"], record["prompt"], record["final_answer"], tuple(steps)))
+    if not traces:
+        raise MalformedDataset(path, None, "no traces")
+    return traces
+
+
+def _content_hash(train: list[Trace], eval_: list[Trace]) -> str:
+    canonical = json.dumps(
+        {"train": [t.__dict__ for t in train], "eval": [t.__dict__ for t in eval_]},
+        sort_keys=True, default=list,
+    )
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
