@@ -20,11 +20,13 @@ from schemas.api import (
     Accepted,
     ErrorBody,
     EventOut,
+    FieldError,
     JobOut,
     JobPage,
     JobStatus,
 )
 from schemas.job_spec import JobSpec
+from training.validate import validate_job
 
 SOURCE = "tunix-tune.gateway"
 POLL_INTERVAL_S = 0.05
@@ -50,6 +52,13 @@ def _location(job_id: UUID) -> str:
     summary="Create a tuning job (publishes JobCreated)",
 )
 async def create_job(spec: JobSpec, request: Request, response: Response):
+    problems = validate_job(
+        spec.dataset_key, spec.base_model_id, spec.metric_name, list(spec.search_space)
+    )
+    if problems:
+        details = [FieldError(field=f, rule=r) for f, r in problems]
+        message = "; ".join(f"{d.field}: {d.rule}" for d in details)
+        return error_response(422, "validation_error", message, details)
     event = ev.JobCreated(job_id=uuid4(), source=SOURCE, payload=ev.JobCreatedPayload(spec=spec))
     if not await _publish_and_wait(request, event):
         return _accepted(event)

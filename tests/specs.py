@@ -1,10 +1,10 @@
-"""The seed document's example job, for tests to start from."""
+"""Job specs for tests: the seed document's example, and the same on the built-in tiny model."""
 
 from __future__ import annotations
 
 import copy
 
-EXAMPLE = {
+SEED_EXAMPLE = {
     "name": "Gemma 2B LR Sweep",
     "dataset_key": "ungar_hcd-v1",
     "base_model_id": "google/gemma-2b-it",
@@ -17,6 +17,10 @@ EXAMPLE = {
         "batch_size": {"type": "choice", "values": [4, 8, 16]},
     },
 }
+
+
+# The seed's example, runnable offline: the built-in tiny model instead of google/gemma-2b-it.
+EXAMPLE = {**SEED_EXAMPLE, "base_model_id": "tiny-gemma3"}
 
 
 def example_spec(**overrides) -> dict:

@@ -8,7 +8,7 @@ import pytest
 
 from schemas import topics
 from schemas.event_log import end_offsets
-from tests.specs import example_spec
+from tests.specs import SEED_EXAMPLE, example_spec
 
 
 def _space(**params) -> dict:
@@ -62,6 +62,14 @@ INVALID = [
     (_without("search_space"), "search_space", "required"),
     ([example_spec()], "body", "valid dictionary"),
     ("just a string", "body", "valid dictionary"),
+]
+# Checked against what the run pipeline can do (training.validate), still before publishing.
+INVALID += [
+    (SEED_EXAMPLE, "base_model_id", "not available offline"),
+    (example_spec(base_model_id="no/such-model"), "base_model_id", "TUNIX_MODELS_DIR"),
+    (example_spec(dataset_key="nope-v9"), "dataset_key", "available: ungar_hcd-v1"),
+    (example_spec(metric_name="accuracy"), "metric_name", "available: score"),
+    (_space(lr={"type": "uniform", "min": 0.1, "max": 0.2}), "search_space.lr", "unknown hyperparameter"),
 ]
 MALFORMED = [
     ('{"name": "x",', "valid JSON"),

@@ -10,7 +10,7 @@ import typer
 
 from app.cli.stack import processes
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "seed_example.json"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "lr_sweep.json"
 
 
 def _check(answer: httpx.Response, *expected: int) -> dict:

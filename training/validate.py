@@ -1,0 +1,33 @@
+"""Checks a job against what the run pipeline can do, before anything is published.
+
+Returns (field, rule) pairs, the gateway's 422 format; an empty list means the job can run.
+"""
+
+from __future__ import annotations
+
+from training.catalog import METRIC_NAMES, ModelNotAvailable, resolve_model
+from training.datasets import available_datasets, dataset_exists
+from training.hyperparams import Hyperparameters
+
+
+def validate_job(
+    dataset_key: str, base_model_id: str, metric_name: str, hyperparameters: list[str]
+) -> list[tuple[str, str]]:
+    problems = []
+    if not dataset_exists(dataset_key):
+        problems.append(
+            ("dataset_key", f"unknown dataset {dataset_key!r}; available: {', '.join(available_datasets())}")
+        )
+    try:
+        resolve_model(base_model_id)
+    except ModelNotAvailable as exc:
+        problems.append(("base_model_id", str(exc)))
+    if metric_name not in METRIC_NAMES:
+        problems.append(("metric_name", f"unknown metric {metric_name!r}; available: {', '.join(METRIC_NAMES)}"))
+    known = Hyperparameters.names()
+    for name in hyperparameters:
+        if name not in known:
+            problems.append(
+                (f"search_space.{name}", f"unknown hyperparameter {name!r}; known: {', '.join(known)}")
+            )
+    return problems
