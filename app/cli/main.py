@@ -124,6 +124,22 @@ def up() -> None:
 
 
 @cli.command()
+def run(
+    dataset: str = typer.Option(..., help="Dataset key, e.g. ungar_hcd-v1"),
+    model: str = typer.Option(..., help="Model id, e.g. tiny-gemma3"),
+    set_: list[str] = typer.Option([], "--set", help="Hyperparameter NAME=VALUE (repeatable)"),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else"),
+    run_dir: str = typer.Option(None, help="Run folder (default artifacts/runs/<run_id>)"),
+) -> None:
+    """One training run plus evaluation on JAX; prints the final metrics and the run folder."""
+    from pathlib import Path
+
+    from app.cli.run import run_command
+
+    run_command(dataset, model, set_, as_json, Path(run_dir) if run_dir else None)
+
+
+@cli.command()
 def demo(spec: str = typer.Argument(None, help="Job spec JSON (default: the seed's example)")) -> None:
     """Submit and start the example job on the running stack and show its audit trail."""
     from pathlib import Path

@@ -1,0 +1,100 @@
+"""One run: dataset -> model -> Tunix SFT training -> evaluation -> artifacts.
+
+`run_pipeline` is what a tuning trial, the CLI (`tunix-tune run`) and the tests call.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from training.artifacts import RunFolder, artifacts_root, git_commit, package_versions
+from training.catalog import resolve_model
+from training.datasets import load_dataset
+from training.hyperparams import Hyperparameters
+from training.tokenizer import CharTokenizer
+
+Report = Callable[[dict], None]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: str
+    run_dir: Path
+    metrics: dict[str, float]
+    timings: dict[str, float]
+
+
+def run_pipeline(
+    dataset_key: str,
+    model_id: str,
+    hyperparameters: dict | None = None,
+    run_dir: Path | None = None,
+    report: Report | None = None,
+    run_id: str | None = None,
+) -> RunResult:
+    """Train and evaluate; every intermediate report goes to `report` and metrics.jsonl."""
+    started = time.perf_counter()
+    hp = Hyperparameters.from_mapping(hyperparameters or {})
+    dataset = load_dataset(dataset_key)
+    source, _ = resolve_model(model_id)
+    if source != "built-in":
+        raise NotImplementedError(
+            f"training from a local checkpoint ({model_id}) needs a GPU host's loaders; "
+            "on this CPU build use a built-in model"
+        )
+    run_id = run_id or f"run-{uuid.uuid4().hex[:12]}"
+    folder = RunFolder(run_dir or artifacts_root() / "runs" / run_id)
+
+    # JAX and Tunix load here, not at import: validation and the CLI's help stay fast.
+    from training import checkpoint
+    from training.evaluate import evaluate
+    from training.jax_setup import configure_jax
+    from training.model import build_model
+    from training.train import train
+
+    configure_jax()
+    tokenizer = CharTokenizer()
+    model, _ = build_model(model_id, tokenizer.vocab_size, hp.seed)
+
+    def forward(record: dict) -> None:
+        folder.log_metrics(record)
+        if report is not None:
+            report(record)
+
+    try:
+        trained = train(model, tokenizer, dataset, hp, forward, folder.path)
+        eval_started = time.perf_counter()
+        scores, predictions = evaluate(model, tokenizer, dataset.eval)
+        eval_s = time.perf_counter() - eval_started
+        checkpoint.save(model, folder.checkpoint)
+        metrics = {**scores, "eval_loss": trained.eval_loss, "train_loss": trained.train_loss}
+        folder.log_metrics({"step": trained.steps, "final": True, **metrics})
+        folder.write_predictions(predictions)
+        timings = {
+            "compile_s": trained.compile_s,
+            "train_s": trained.train_s,
+            "eval_s": eval_s,
+            "total_s": time.perf_counter() - started,
+            "steps_per_s": trained.steps_per_s,
+        }
+        folder.write_manifest({
+            "run_id": run_id,
+            "dataset": {"key": dataset.key, "content_hash": dataset.content_hash,
+                        "train_size": len(dataset.train), "eval_size": len(dataset.eval)},
+            "model": {"id": model_id, "source": source, "tokenizer": "char", "vocab_size": tokenizer.vocab_size},
+            "hyperparameters": hp.as_dict(),
+            "seed": hp.seed,
+            "steps": trained.steps,
+            "metrics": metrics,
+            "timings": timings,
+            "packages": package_versions(),
+            "git_commit": git_commit(),
+            "checkpoint": str(folder.checkpoint),
+        })
+    finally:
+        folder.close()
+    return RunResult(run_id=run_id, run_dir=folder.path, metrics=metrics, timings=timings)
