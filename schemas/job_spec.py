@@ -5,13 +5,22 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas.search_space import ParamSpec
 
 MAX_NUM_SAMPLES = 1000
 MAX_CONCURRENT_TRIALS = 64
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+class Resources(BaseModel):
+    """What one trial reserves on the Ray cluster."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cpu: float = Field(default=1.0, gt=0, le=256)
+    gpu: float = Field(default=0.0, ge=0, le=16)
 
 
 class JobSpec(BaseModel):
@@ -25,6 +34,15 @@ class JobSpec(BaseModel):
     num_samples: int = Field(ge=1, le=MAX_NUM_SAMPLES, strict=True)
     max_concurrent_trials: int = Field(ge=1, le=MAX_CONCURRENT_TRIALS, strict=True)
     search_space: dict[str, ParamSpec] = Field(min_length=1, max_length=50)
+    # Hyperparameters every trial gets as they are (not searched).
+    fixed_params: dict[str, bool | int | float | str] = Field(default_factory=dict, max_length=50)
+    search_algorithm: Literal["random", "grid", "tpe"] = "random"
+    scheduler: Literal["fifo", "asha", "hyperband", "pbt"] = "fifo"
+    resources_per_trial: Resources = Field(default_factory=Resources)
+    # A failing trial is recorded and the job goes on, until more than this many have failed.
+    max_failed_trials: int = Field(default=0, ge=0, le=MAX_NUM_SAMPLES, strict=True)
+    time_budget_s: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
+    seed: int | None = Field(default=None, ge=0, le=2**31 - 1, strict=True)
 
     @field_validator("search_space")
     @classmethod
@@ -36,3 +54,10 @@ class JobSpec(BaseModel):
                     "(letters, digits, underscore; at most 64 characters)"
                 )
         return space
+
+    @model_validator(mode="after")
+    def _fixed_and_searched_apart(self):
+        both = sorted(set(self.fixed_params) & set(self.search_space))
+        if both:
+            raise ValueError(f"fixed_params and search_space both set {', '.join(both)}; set each once")
+        return self

@@ -25,8 +25,7 @@ class _Range(_Param):
         return self
 
 
-class Choice(_Param):
-    type: Literal["choice"]
+class _Values(_Param):
     values: list[Any] = Field(min_length=1, max_length=1000)
 
     @field_validator("values")
@@ -35,10 +34,20 @@ class Choice(_Param):
         for i, value in enumerate(values):
             if not isinstance(value, (bool, int, float, str)):
                 raise ValueError(
-                    f"choice values must be numbers, strings or booleans; item {i} is "
-                    f"{type(value).__name__}"
+                    f"{cls.__name__.lower()} values must be numbers, "
+                    f"strings or booleans; item {i} is {type(value).__name__}"
                 )
         return values
+
+
+class Choice(_Values):
+    type: Literal["choice"]
+
+
+class Grid(_Values):
+    """Every value is tried (Ray's grid_search): with num_samples N, each value N times."""
+
+    type: Literal["grid"]
 
 
 class Uniform(_Range):
@@ -53,6 +62,22 @@ class LogUniform(_Range):
         if self.min <= 0:
             raise ValueError(f"loguniform min must be > 0, got {self.min}")
         return self
+
+
+class QUniform(_Range):
+    type: Literal["quniform"]
+    q: float = Field(gt=0)
+
+
+class QLogUniform(LogUniform):
+    type: Literal["qloguniform"]  # type: ignore[assignment]
+    q: float = Field(gt=0)
+
+
+class Normal(_Param):
+    type: Literal["normal"]
+    mean: float
+    sd: float = Field(gt=0)
 
 
 class RandInt(_Param):
@@ -70,6 +95,7 @@ class RandInt(_Param):
 
 
 ParamSpec = Annotated[
-    Union[Choice, Uniform, LogUniform, RandInt], Field(discriminator="type")
+    Union[Choice, Grid, Uniform, LogUniform, QUniform, QLogUniform, Normal, RandInt],
+    Field(discriminator="type"),
 ]
-PARAM_TYPES = ("choice", "uniform", "loguniform", "randint")
+PARAM_TYPES = ("choice", "grid", "uniform", "loguniform", "quniform", "qloguniform", "normal", "randint")

@@ -88,6 +88,7 @@ def test_hub_model_is_not_available_offline_and_says_how_to_provide_it(tmp_path)
 
 
 def test_validate_job_names_each_problem():
-    assert validate_job("ungar_hcd-v1", "tiny-gemma3", "score", ["learning_rate", "batch_size"]) == []
-    problems = dict(validate_job("x-v1", "nope/model", "accuracy", ["learning_rate", "lr"]))
-    assert set(problems) == {"dataset_key", "base_model_id", "metric_name", "search_space.lr"}
+    searched = {"search_space.learning_rate": "learning_rate", "fixed_params.batch_size": "batch_size"}
+    assert validate_job("ungar_hcd-v1", "tiny-gemma3", "score", searched) == []
+    problems = dict(validate_job("x-v1", "nope/model", "accuracy", {**searched, "fixed_params.lr": "lr"}))
+    assert set(problems) == {"dataset_key", "base_model_id", "metric_name", "fixed_params.lr"}

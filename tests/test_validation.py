@@ -70,6 +70,16 @@ INVALID += [
     (example_spec(dataset_key="nope-v9"), "dataset_key", "available: ungar_hcd-v1"),
     (example_spec(metric_name="accuracy"), "metric_name", "available: score"),
     (_space(lr={"type": "uniform", "min": 0.1, "max": 0.2}), "search_space.lr", "unknown hyperparameter"),
+    (example_spec(fixed_params={"epochs": 3}), "fixed_params.epochs", "unknown hyperparameter"),
+    (example_spec(fixed_params={"batch_size": 8}), "body", "both set batch_size"),
+    (example_spec(scheduler="median"), "scheduler", "'fifo', 'asha', 'hyperband' or 'pbt'"),
+    (example_spec(search_algorithm="bayes"), "search_algorithm", "'random', 'grid' or 'tpe'"),
+    (example_spec(resources_per_trial={"cpu": 0}), "resources_per_trial.cpu", "greater than 0"),
+    (example_spec(max_failed_trials=-1), "max_failed_trials", "greater than or equal to 0"),
+    (example_spec(time_budget_s=0), "time_budget_s", "greater than 0"),
+    (_space(lr={"type": "normal", "mean": 0, "sd": 0}), "search_space.lr.sd", "greater than 0"),
+    (_space(lr={"type": "quniform", "min": 0, "max": 1}), "search_space.lr.q", "required"),
+    (_space(lr={"type": "grid", "values": []}), "search_space.lr.values", "at least 1"),
 ]
 MALFORMED = [
     ('{"name": "x",', "valid JSON"),

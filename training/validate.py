@@ -11,8 +11,9 @@ from training.hyperparams import Hyperparameters
 
 
 def validate_job(
-    dataset_key: str, base_model_id: str, metric_name: str, hyperparameters: list[str]
+    dataset_key: str, base_model_id: str, metric_name: str, hyperparameters: dict[str, str]
 ) -> list[tuple[str, str]]:
+    """`hyperparameters` maps where each name was given (e.g. "search_space.lr") to the name."""
     problems = []
     if not dataset_exists(dataset_key):
         problems.append(
@@ -25,9 +26,7 @@ def validate_job(
     if metric_name not in METRIC_NAMES:
         problems.append(("metric_name", f"unknown metric {metric_name!r}; available: {', '.join(METRIC_NAMES)}"))
     known = Hyperparameters.names()
-    for name in hyperparameters:
+    for field, name in hyperparameters.items():
         if name not in known:
-            problems.append(
-                (f"search_space.{name}", f"unknown hyperparameter {name!r}; known: {', '.join(known)}")
-            )
+            problems.append((field, f"unknown hyperparameter {name!r}; known: {', '.join(known)}"))
     return problems
