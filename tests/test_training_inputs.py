@@ -84,6 +84,7 @@ def test_hub_model_is_not_available_offline_and_says_how_to_provide_it(tmp_path)
     folder.mkdir(parents=True)
     (folder / "config.json").write_text("{}")
     (folder / "model.safetensors").write_bytes(b"")
+    (folder / "tokenizer.json").write_text("{}")
     assert resolve_model("google/gemma-2b-it", root=tmp_path) == ("checkpoint", folder.resolve())
 
 

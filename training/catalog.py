@@ -1,7 +1,6 @@
-"""What a run can be asked for, answered without importing JAX: model ids, metric names.
+"""What a run can be asked for, answered without importing JAX: models and metric names.
 
-The gateway calls this (through training.validate) for every job it accepts, so it stays
-light; training.model builds what these names stand for.
+The gateway calls this (through training.validate) for every job it accepts, so it stays light.
 """
 
 from __future__ import annotations
@@ -9,12 +8,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-# Built-in tiny configs of Tunix model families, trained from random init (the CPU default).
-BUILT_IN_MODELS = ("tiny-gemma3",)
+from training.model import BUILT_IN_MODELS
+
 # What a run reports; a job's metric_name must be one of these.
 METRIC_NAMES = ("score", "answer_correctness", "eval_loss", "train_loss")
-# Files that make a folder a local checkpoint Tunix's loaders can read.
-_CHECKPOINT_FILES = ("config.json",)
+_CHECKPOINT_CONFIG = "config.json"
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")
 
 
 class ModelNotAvailable(LookupError):
@@ -28,17 +27,35 @@ def models_dir() -> Path:
 def resolve_model(model_id: str, root: Path | None = None) -> tuple[str, Path | None]:
     """("built-in", None) or ("checkpoint", folder); ModelNotAvailable otherwise.
 
-    A Hub id such as google/gemma-2b-it resolves only from a local folder: nothing is
-    downloaded at run time."""
+    Nothing is downloaded: a Hub id such as google/gemma-2b-it resolves only from a local
+    checkpoint folder, the id as a path or <TUNIX_MODELS_DIR>/<id>."""
     if model_id in BUILT_IN_MODELS:
         return "built-in", None
-    for folder in (Path(model_id), (root or models_dir()) / model_id):
-        if folder.is_dir() and all((folder / f).is_file() for f in _CHECKPOINT_FILES) and any(
-            folder.glob("*.safetensors")
-        ):
+    root = root or models_dir()
+    for folder in (Path(model_id), root / model_id):
+        if folder.is_dir():
+            missing = _missing_checkpoint_files(folder)
+            if missing:
+                raise ModelNotAvailable(
+                    f"model {model_id!r}: {folder} is not a complete checkpoint folder "
+                    f"(missing {'; '.join(missing)})"
+                )
             return "checkpoint", folder.resolve()
     raise ModelNotAvailable(
-        f"model {model_id!r} is not available offline: use a built-in model "
-        f"({', '.join(BUILT_IN_MODELS)}) or put a local checkpoint (config.json, *.safetensors "
-        f"and tokenizer files) in {(root or models_dir()) / model_id} (TUNIX_MODELS_DIR) or pass its path"
+        f"model {model_id!r} is not available offline: it is not built in "
+        f"({', '.join(BUILT_IN_MODELS)}) and there is no checkpoint folder at {root / model_id}. "
+        f"To use it, download it on a connected machine and put the checkpoint folder (config.json, "
+        f"*.safetensors and tokenizer files) at $TUNIX_MODELS_DIR/{model_id} (now {root}), "
+        f"or pass the folder's path as the model id."
     )
+
+
+def _missing_checkpoint_files(folder: Path) -> list[str]:
+    missing = []
+    if not (folder / _CHECKPOINT_CONFIG).is_file():
+        missing.append(_CHECKPOINT_CONFIG)
+    if not any(folder.glob("*.safetensors")):
+        missing.append("*.safetensors")
+    if not any((folder / name).is_file() for name in _TOKENIZER_FILES):
+        missing.append(" or ".join(_TOKENIZER_FILES))
+    return missing

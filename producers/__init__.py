@@ -1,0 +1,1 @@
+"""Event producers outside the gateway: Ray Tune callbacks that publish trial and job events."""

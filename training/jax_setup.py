@@ -1,0 +1,73 @@
+"""Process-wide JAX settings for training runs: CPU platform and a persistent compilation cache.
+
+Every trial builds a fresh PeftTrainer, which re-jits its train step; the programs only differ in
+their runtime inputs (weights, optimizer scalars), so a persistent cache turns all but the first
+compile of a shape into a disk read. The thresholds are lowered to zero because the tiny model's
+programs compile in seconds and are small: with JAX's defaults they would never be cached.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_REPO_ROOT = Path(__file__).resolve().parents[1]
+_configured: Path | None = None
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("TUNIX_JAX_CACHE_DIR", _REPO_ROOT / ".state" / "jax-cache"))
+
+
+def configure_jax(cache_dir: Path | None = None) -> Path:
+    """Configure JAX once per process; returns the compilation cache directory in use.
+
+    Idempotent: a repeated call with the same (or no) directory does nothing. A call naming
+    another directory switches the cache there (tests use throwaway directories).
+    """
+    global _configured
+    target = Path(cache_dir) if cache_dir is not None else (_configured or default_cache_dir())
+    if _configured == target:
+        return target
+    # Must be set before JAX creates its backend; harmless afterwards.
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache
+
+    target.mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_platforms", "cpu")
+    jax.config.update("jax_compilation_cache_dir", str(target))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    if _configured is not None:
+        compilation_cache.reset_cache()  # JAX opens the cache lazily, once: re-open at the new path.
+    _configured = target
+    return target
+
+
+class CompileTimer:
+    """Seconds JAX spends compiling with XLA, or loading compiled programs from the persistent
+    cache instead, while the `with` block runs (tracing and lowering are not compiling)."""
+
+    EVENT = "/jax/core/compile/backend_compile_duration"
+
+    def __init__(self):
+        self.seconds = 0.0
+
+    def _on_duration(self, event: str, duration: float, **_: object) -> None:
+        if event == self.EVENT:
+            self.seconds += duration
+
+    def __enter__(self) -> "CompileTimer":
+        import jax.monitoring
+
+        jax.monitoring.register_event_duration_secs_listener(self._on_duration)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import jax.monitoring
+
+        try:
+            jax.monitoring.unregister_event_duration_listener(self._on_duration)
+        except (AssertionError, ValueError):
+            pass  # Tunix clears every listener when its trainer closes

@@ -1,0 +1,246 @@
+"""Supervised fine-tuning of a model on a dataset's traces with Tunix's PeftTrainer.
+
+Each example is BOS + prompt + separator + answer + EOS; the loss covers only the answer and
+EOS, so the model learns to answer, not to reproduce prompts. Every optimizer number (peak
+learning rate, schedule, weight decay, clipping norm) lives in the optimizer state, so trials
+that differ only in those values run the same compiled program, read from the persistent
+compilation cache (see jax_setup).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from tunix.sft import hooks, peft_trainer
+from tunix.sft.utils import build_positions_from_mask, make_causal_attn_mask
+
+from training.evaluate import model_prompt
+from training.hyperparams import Hyperparameters
+from training.model import apply_lora, merge_lora
+from training.tokenizer import PAD, CharTokenizer
+from training.traces import Dataset, Trace
+
+# Rows per teacher-forced eval batch: the whole eval split of small datasets in one program.
+_MAX_EVAL_BATCH = 1024
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    steps: int
+    train_loss: float  # mean training loss over the last eval_every steps
+    eval_loss: float | None  # teacher-forced loss on the eval split after the last step
+    first_step_s: float  # the first train step: trace, lower, compile (or cache load), dispatch
+    train_s: float  # the trainer's whole loop, compile included
+    steps_per_s: float  # after the first step
+
+
+def encode_examples(traces: Sequence[Trace], tokenizer: CharTokenizer, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """(tokens, loss_mask), both [len(traces), max_len]; too-long examples lose their tail.
+
+    Raises ValueError when no example keeps an answer token: training would learn nothing.
+    """
+    tokens = np.full((len(traces), max_len), tokenizer.pad_id, np.int32)
+    loss_mask = np.zeros((len(traces), max_len), bool)
+    needed = 0
+    for row, trace in enumerate(traces):
+        context = [tokenizer.bos_id, *tokenizer.encode(model_prompt(trace.prompt))]
+        ids = context + tokenizer.encode(trace.final_answer) + [tokenizer.eos_id]
+        needed = max(needed, len(ids))
+        ids = ids[:max_len]
+        tokens[row, : len(ids)] = ids
+        loss_mask[row, len(context): len(ids)] = True
+    if len(traces) and not loss_mask.any():
+        raise ValueError(
+            f"max_seq_length={max_len} truncates every answer away; the longest example needs {needed} tokens"
+        )
+    return tokens, loss_mask
+
+
+def train_steps(hp: Hyperparameters, n_train: int) -> int:
+    return hp.max_steps or max(1, hp.num_epochs * n_train // hp.batch_size)
+
+
+class _WarmupCosineState(NamedTuple):
+    count: jax.Array
+    peak: jax.Array
+    warmup: jax.Array
+    total: jax.Array
+
+
+@dataclass(frozen=True)
+class WarmupCosine:
+    """optax StatefulSchedule: linear warmup to `peak` over `warmup_steps`, then cosine decay
+    reaching 0 at `total_steps`. Its numbers are state, not constants traced into the program."""
+
+    peak: float
+    warmup_steps: int
+    total_steps: int
+
+    def init(self) -> _WarmupCosineState:
+        return _WarmupCosineState(
+            jnp.zeros([], jnp.int32), jnp.float32(self.peak),
+            jnp.float32(self.warmup_steps), jnp.float32(self.total_steps),
+        )
+
+    def update(self, state: _WarmupCosineState, **_) -> _WarmupCosineState:
+        return state._replace(count=state.count + 1)
+
+    def __call__(self, state: _WarmupCosineState, **_) -> jax.Array:
+        t = state.count.astype(jnp.float32)
+        warm = (t + 1) / jnp.maximum(state.warmup, 1.0)
+        progress = jnp.clip((t - state.warmup) / jnp.maximum(state.total - state.warmup, 1.0), 0.0, 1.0)
+        return state.peak * jnp.where(t < state.warmup, warm, 0.5 * (1.0 + jnp.cos(jnp.pi * progress)))
+
+
+def _clipped_adamw(learning_rate, weight_decay, max_grad_norm) -> optax.GradientTransformation:
+    return optax.chain(
+        optax.clip_by_global_norm(max_grad_norm), optax.adamw(learning_rate, weight_decay=weight_decay)
+    )
+
+
+def make_optimizer(hp: Hyperparameters, total_steps: int) -> optax.GradientTransformation:
+    # One inject_hyperparams around the whole chain: all scalars become state, and the trainer
+    # finds the current learning rate at opt_state.hyperparams["learning_rate"] to log it.
+    return optax.inject_hyperparams(_clipped_adamw)(
+        learning_rate=WarmupCosine(hp.learning_rate, hp.warmup_steps, total_steps),
+        weight_decay=hp.weight_decay,
+        max_grad_norm=hp.max_grad_norm,
+    )
+
+
+def _model_inputs(x: peft_trainer.TrainingInput) -> dict:
+    """TrainingInput (tokens, loss mask) -> the keyword arguments of Tunix's default loss."""
+    not_pad = x.input_tokens != PAD
+    return {
+        "input_tokens": x.input_tokens, "input_mask": x.input_mask,
+        "positions": build_positions_from_mask(not_pad), "attention_mask": make_causal_attn_mask(not_pad),
+    }
+
+
+def _train_batches(tokens, mask, batch_size: int, steps: int, seed: int) -> Iterator[peft_trainer.TrainingInput]:
+    """`steps` batches from back-to-back shuffles of the split; finite, so training ends with it."""
+    rng = np.random.default_rng(seed)
+    order = np.empty(0, np.int64)
+    for _ in range(steps):
+        while len(order) < batch_size:
+            order = np.concatenate([order, rng.permutation(len(tokens))])
+        rows, order = order[:batch_size], order[batch_size:]
+        yield peft_trainer.TrainingInput(input_tokens=tokens[rows], input_mask=mask[rows])
+
+
+def _eval_batches(tokens, mask) -> list[peft_trainer.TrainingInput]:
+    """Equal-sized batches (one compiled program); filler rows are all padding and carry no loss."""
+    n_batches = -(-len(tokens) // _MAX_EVAL_BATCH)
+    size = -(-len(tokens) // n_batches)
+    filler = n_batches * size - len(tokens)
+    tokens = np.concatenate([tokens, np.zeros((filler, tokens.shape[1]), tokens.dtype)])
+    mask = np.concatenate([mask, np.zeros((filler, mask.shape[1]), bool)])
+    return [
+        peft_trainer.TrainingInput(input_tokens=tokens[i:i + size], input_mask=mask[i:i + size])
+        for i in range(0, len(tokens), size)
+    ]
+
+
+class _Reporter(hooks.TrainingHooks):
+    """Collects per-step losses and step timings, and reports every eval_every steps.
+
+    The trainer evaluates right after update k but hands over step k's loss only after
+    dispatching step k+1, so step k is reported when its loss arrives, its eval loss already
+    known. The last step is reported by train() itself; the eval Tunix runs before the first
+    step is not reported.
+    """
+
+    def __init__(self, total_steps: int, eval_every: int, n_eval_batches: int, emit: Callable[[dict], None]):
+        self.total_steps, self.eval_every, self.n_eval_batches = total_steps, eval_every, n_eval_batches
+        self.emit = emit
+        self.losses: list[float] = []
+        self.evals: dict[int, float] = {}
+        self.step_starts: list[float] = []
+
+    def window_loss(self) -> float:
+        return float(np.mean(self.losses[-self.eval_every:]))
+
+    def on_train_start(self, train_ctx):
+        pass
+
+    def on_train_end(self, train_ctx):
+        pass
+
+    def on_train_step_start(self, train_ctx):
+        if len(self.step_starts) < 2:
+            self.step_starts.append(time.perf_counter())
+
+    def on_train_step_end(self, train_ctx, train_step, train_loss):
+        self.losses.append(float(train_loss))
+        if train_step % self.eval_every == 0 and train_step < self.total_steps:
+            loss = self.evals.get(train_step)  # None without an eval split
+            self.emit({"step": train_step, "train_loss": self.window_loss(), "eval_loss": loss})
+
+    def on_eval_step_start(self, train_ctx):
+        pass
+
+    def on_eval_step_end(self, train_ctx, eval_loss):
+        # eval_loss is the sum of the per-batch mean losses.
+        self.evals[train_ctx.train_steps] = float(eval_loss) / self.n_eval_batches
+
+
+def train(
+    model: nnx.Module,
+    tokenizer: CharTokenizer,
+    dataset: Dataset,
+    hp: Hyperparameters,
+    report: Callable[[dict], None],
+    workdir: Path,
+) -> TrainResult:
+    """Train `model` in place (LoRA adapters, when hp.lora_rank > 0, are merged into it at the
+    end); report {step, train_loss, eval_loss} every hp.eval_every steps and after the last
+    step. Deterministic for a given hp.seed. Every step's loss goes to workdir/step_losses.json."""
+    if not dataset.train:
+        raise ValueError(f"dataset {dataset.key!r} has no training traces")
+    steps = train_steps(hp, len(dataset.train))
+    train_tokens, train_mask = encode_examples(dataset.train, tokenizer, hp.max_seq_length)
+    eval_ds = _eval_batches(*encode_examples(dataset.eval, tokenizer, hp.max_seq_length)) if dataset.eval else None
+    trained = apply_lora(model, hp.lora_rank, hp.lora_alpha, hp.seed) if hp.lora_rank > 0 else model
+
+    # No max_steps: the finite batch iterator ends training, and Tunix then shows no progress
+    # bar, whose per-step cost grows with the step count.
+    trainer = peft_trainer.PeftTrainer(
+        trained, make_optimizer(hp, steps), peft_trainer.TrainingConfig(eval_every_n_steps=hp.eval_every)
+    ).with_gen_model_input_fn(_model_inputs)
+    reporter = _Reporter(steps, hp.eval_every, len(eval_ds or ()), report)
+    trainer.with_training_hooks(reporter)
+
+    started = time.perf_counter()
+    trainer.train(_train_batches(train_tokens, train_mask, hp.batch_size, steps, hp.seed), eval_ds)
+    train_s = time.perf_counter() - started
+
+    eval_loss = reporter.evals.get(steps)
+    if eval_ds and eval_loss is None:
+        _, eval_step = trainer.jit_train_and_eval_step()
+        eval_loss = float(np.mean([eval_step(batch)[0] for batch in eval_ds]))
+    if trained is not model:
+        merge_lora(trained, model, hp.lora_rank, hp.lora_alpha)
+    report({"step": steps, "train_loss": reporter.window_loss(), "eval_loss": eval_loss})
+    Path(workdir).mkdir(parents=True, exist_ok=True)
+    (Path(workdir) / "step_losses.json").write_text(json.dumps(reporter.losses))
+
+    # When training ran a single step, its end stands in for the second step's start.
+    first, second = (reporter.step_starts + [started + train_s])[:2]
+    return TrainResult(
+        steps=steps,
+        train_loss=reporter.window_loss(),
+        eval_loss=eval_loss,
+        first_step_s=second - first,
+        train_s=train_s,
+        steps_per_s=(steps - 1) / (started + train_s - second) if steps > 1 else 1 / (second - first),
+    )
