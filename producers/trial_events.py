@@ -1,8 +1,9 @@
 """A Ray Tune callback that turns every trial change into a TrialUpdated event.
 
-Ray calls callbacks on the thread running Tuner.fit(); `publish` hands each event to the
-tuner's event loop and waits for Kafka's acknowledgement, so an event is on the log before
-Ray moves on.
+Ray calls callbacks on the thread running Tuner.fit(); the job's publish function hands each
+event to the tuner's event loop and waits for Kafka's acknowledgement, so an event is on the
+log before Ray moves on. Ray pickles callbacks with the experiment (to restore it after a
+crash), so the callback keeps only the job id and finds the publish function in PUBLISHERS.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from schemas import events as ev
 
 SOURCE = "tunix-tune.tuner"
 Publish = Callable[[ev.Event], None]
+PUBLISHERS: dict[UUID, Publish] = {}  # job_id -> publish, registered by the tuner
 # Keys Ray adds to every result; the rest are the trial's own metrics.
 _RAY_KEYS = {
     "time_this_iter_s", "done", "training_iteration", "trial_id", "date", "timestamp",
@@ -33,11 +35,13 @@ def trial_metrics(result: dict) -> dict[str, float]:
 
 
 class TrialEvents(Callback):
-    def __init__(self, job_id: UUID, publish: Publish, stop_reasons: dict[str, str]):
+    def __init__(self, job_id: UUID):
         self.job_id = job_id
-        self.publish = publish
-        self.stop_reasons = stop_reasons  # filled by the scheduler wrapper (consumers/stops.py)
+        self.failed: set[str] = set()
         self._announced: set[str] = set()
+
+    def publish(self, event: ev.Event) -> None:
+        PUBLISHERS[self.job_id](event)
 
     def _send(self, trial: Trial, status: str, **fields) -> None:
         result = trial.last_result or {}
@@ -48,7 +52,7 @@ class TrialEvents(Callback):
             metrics=trial_metrics(result),
             iteration=result.get("training_iteration"),
             run_id=result.get("run_id") or f"{self.job_id}-{trial.trial_id}",
-            artifact_path=trial.local_path,
+            artifact_path=trial.path,  # under storage_path: artifacts/tuning/{job_id}/...
             **fields,
         )
         self.publish(ev.TrialUpdated(job_id=self.job_id, source=SOURCE, payload=payload))
@@ -67,9 +71,9 @@ class TrialEvents(Callback):
         self._send(trial, "running")
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info) -> None:
-        reason = self.stop_reasons.get(trial.trial_id)
-        self._send(trial, "stopped" if reason else "completed", reason=reason)
+        self._send(trial, "completed")
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info) -> None:
+        self.failed.add(trial.trial_id)
         error = trial.get_error()
         self._send(trial, "failed", reason=f"{type(error).__name__}: {error}"[:10_000] if error else "trial errored")

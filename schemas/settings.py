@@ -41,6 +41,9 @@ class Settings:
     projector_group_id: str = field(
         default_factory=lambda: os.environ.get("TUNIX_PROJECTOR_GROUP", "tunix-projector")
     )
+    # Jobs the tuner runs at once; more started jobs wait for a free slot.
+    tuner_max_jobs: int = field(default_factory=lambda: int(os.environ.get("TUNIX_TUNER_MAX_JOBS", "1")))
+    artifacts_dir: str = field(default_factory=lambda: os.environ.get("TUNIX_ARTIFACTS_DIR", "artifacts"))
     projector_max_batch: int = field(
         default_factory=lambda: int(os.environ.get("TUNIX_PROJECTOR_MAX_BATCH", "5000"))
     )

@@ -37,7 +37,7 @@ def test_status_json_lists_each_component_with_pid_and_health(stack):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     components = {c["name"]: c for c in json.loads(done.stdout)["components"]}
-    assert set(components) == {"kafka", "postgres", "api", "projector"}
+    assert set(components) == {"kafka", "postgres", "api", "projector", "tuner"}
     for name in ("kafka", "postgres"):
         assert components[name]["healthy"] is True and components[name]["pid"] > 0
     assert all(set(c) == {"name", "pid", "healthy", "address"} for c in components.values())

@@ -59,11 +59,13 @@ def _service_status() -> list[dict]:
 def _process_status() -> list[dict]:
     api_pid = processes.pid("api")
     projector_pid = processes.pid("projector")
+    tuner_pid = processes.pid("tuner")
     return [
         {"name": "api", "pid": api_pid, "healthy": bool(api_pid) and processes.api_healthy(),
          "address": processes.api_url()},
         {"name": "projector", "pid": projector_pid, "healthy": bool(projector_pid),
          "address": None},
+        {"name": "tuner", "pid": tuner_pid, "healthy": bool(tuner_pid), "address": None},
     ]
 
 
@@ -94,6 +96,12 @@ def serve_projector() -> None:
     _run_module("consumers.projector")
 
 
+@serve.command("tuner")
+def serve_tuner() -> None:
+    """The tuner: runs a Ray Tune experiment for every started job (RAY_ADDRESS for a cluster)."""
+    _run_module("consumers.tuner")
+
+
 @cli.command()
 def migrate(schema: str = typer.Option(None, help="PostgreSQL schema (default: public)")) -> None:
     """Apply the read model's Alembic migrations."""
@@ -113,7 +121,7 @@ def replay(
 
 @cli.command()
 def up() -> None:
-    """Services plus the api and projector in the background (logs under .state/logs)."""
+    """Services plus the api, projector and tuner in the background (logs in .state/logs)."""
     services_up()
     if subprocess.call([sys.executable, "-m", "consumers.migrate"]) != 0:
         raise typer.Exit(1)

@@ -27,6 +27,7 @@ class Component:
 COMPONENTS = {
     "api": Component("api", "app.main"),
     "projector": Component("projector", "consumers.projector"),
+    "tuner": Component("tuner", "consumers.tuner"),
 }
 
 
