@@ -7,7 +7,6 @@ killed), it is restored instead of started again.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from uuid import UUID
 
@@ -16,10 +15,15 @@ from ray import tune
 from consumers.experiment import param_space, tune_config
 from consumers.trainable import train_trial
 from consumers.tuning_state import TunerJob
-from producers.trial_events import PUBLISHERS, SOURCE, Publish, TrialEvents
+from producers.trial_events import PUBLISHERS, SOURCE, STOPPING, Publish, TrialEvents
 from schemas import events as ev
 
-CANCELS: dict[UUID, threading.Event] = {}  # job_id -> set when the job is to stop
+CANCELLED = "job cancelled"
+
+
+def cancel(job_id: UUID) -> None:
+    """Stop the job's trials at their next report, and every pending one."""
+    STOPPING[job_id] = CANCELLED
 
 
 class _StopWhenCancelled(tune.Stopper):
@@ -32,13 +36,12 @@ class _StopWhenCancelled(tune.Stopper):
         return self.stop_all()
 
     def stop_all(self) -> bool:
-        return CANCELS[self.job_id].is_set()
+        return self.job_id in STOPPING
 
 
 def run_experiment(job: TunerJob, publish: Publish, storage_root: Path) -> ev.Event:
     spec, job_id = job.spec, job.job_id
     PUBLISHERS[job_id] = publish
-    CANCELS.setdefault(job_id, threading.Event())
     trainable = tune.with_resources(
         tune.with_parameters(train_trial, dataset_key=spec.dataset_key, model_id=spec.base_model_id),
         {"cpu": spec.resources_per_trial.cpu, "gpu": spec.resources_per_trial.gpu},
@@ -67,8 +70,8 @@ def run_experiment(job: TunerJob, publish: Publish, storage_root: Path) -> ev.Ev
 
 def _outcome(job: TunerJob, grid) -> ev.Event:
     spec, job_id = job.spec, job.job_id
-    if CANCELS[job_id].is_set():
-        return ev.JobCancelled(job_id=job_id, source=SOURCE, payload=ev.JobCancelledPayload(reason="cancel requested"))
+    if STOPPING.get(job_id) == CANCELLED:
+        return ev.JobCancelled(job_id=job_id, source=SOURCE, payload=ev.JobCancelledPayload(reason=CANCELLED))
     failed = [r for r in grid if r.error is not None]
     if len(failed) > spec.max_failed_trials:
         return ev.JobFailed(job_id=job_id, source=SOURCE, payload=ev.JobFailedPayload(

@@ -116,13 +116,13 @@ class Tuner:
             self.waiting.append(job_id)
 
     def _cancel(self, job_id: UUID) -> None:
-        from consumers.ray_runner import CANCELS
+        from consumers.ray_runner import cancel
 
         if job_id in self.waiting:
             self.waiting.remove(job_id)
             asyncio.create_task(self._publish(ev.JobCancelled(job_id=job_id, source="tunix-tune.tuner")))
-        elif job_id in CANCELS:
-            CANCELS[job_id].set()
+        elif job_id in self.running:
+            cancel(job_id)
             log.info("cancelling job", job_id=str(job_id))
 
     async def _run_job(self, job: TunerJob) -> None:

@@ -8,7 +8,9 @@ crash), so the callback keeps only the job id and finds the publish function in 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from pathlib import Path
 from uuid import UUID
 
 from ray.tune import Callback
@@ -19,6 +21,7 @@ from schemas import events as ev
 SOURCE = "tunix-tune.tuner"
 Publish = Callable[[ev.Event], None]
 PUBLISHERS: dict[UUID, Publish] = {}  # job_id -> publish, registered by the tuner
+STOPPING: dict[UUID, str] = {}  # job_id -> why its trials are being stopped (e.g. cancelled)
 # Keys Ray adds to every result; the rest are the trial's own metrics.
 _RAY_KEYS = {
     "time_this_iter_s", "done", "training_iteration", "trial_id", "date", "timestamp",
@@ -37,8 +40,8 @@ def trial_metrics(result: dict) -> dict[str, float]:
 class TrialEvents(Callback):
     def __init__(self, job_id: UUID):
         self.job_id = job_id
-        self.failed: set[str] = set()
         self._announced: set[str] = set()
+        self._ended: set[str] = set()  # trials whose terminal status is on the log
 
     def publish(self, event: ev.Event) -> None:
         PUBLISHERS[self.job_id](event)
@@ -56,6 +59,8 @@ class TrialEvents(Callback):
             **fields,
         )
         self.publish(ev.TrialUpdated(job_id=self.job_id, source=SOURCE, payload=payload))
+        if status in ev.TRIAL_TERMINAL:
+            self._ended.add(trial.trial_id)
 
     def on_step_begin(self, iteration: int, trials: list[Trial], **info) -> None:
         for trial in trials:
@@ -71,9 +76,27 @@ class TrialEvents(Callback):
         self._send(trial, "running")
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info) -> None:
-        self._send(trial, "completed")
+        reason = STOPPING.get(self.job_id)
+        self._send(trial, "stopped" if reason else "completed", reason=reason)
+
+    def on_experiment_end(self, trials: list[Trial], **info) -> None:
+        """Trials that got no terminal event (stopped with the whole experiment, or never
+        started) end as stopped, so none stays pending or running in the read model."""
+        for trial in trials:
+            if trial.trial_id not in self._ended:
+                self._send(trial, "stopped", reason=STOPPING.get(self.job_id, "experiment ended"))
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info) -> None:
-        self.failed.add(trial.trial_id)
-        error = trial.get_error()
-        self._send(trial, "failed", reason=f"{type(error).__name__}: {error}"[:10_000] if error else "trial errored")
+        self._send(trial, "failed", reason=_error_text(trial))
+
+
+def _error_text(trial: Trial) -> str:
+    """The exception line of the trial's error (Ray writes the whole trace to a local file
+    before calling back; the copy in storage may not be synced yet)."""
+    try:
+        text = Path(trial.error_file).read_text()
+    except (OSError, TypeError):
+        return "trial errored"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    exception_lines = [line for line in lines if re.match(r"^[\w.]+(Error|Exception)\b", line)]
+    return (exception_lines or lines or ["trial errored"])[-1][:10_000]

@@ -91,3 +91,63 @@ def test_job_runs_trials_in_parallel_and_picks_the_true_best(tuning_stack):
     trail = [e["type"] for e in httpx.get(f"{base}/api/tuning/jobs/{job_id}/events", timeout=30).json()]
     assert trail[:2] == ["JobCreated", "JobStarted"] and trail[-1] == "JobCompleted"
     assert trail.count("TrialUpdated") >= 3 * 3  # pending/running/results/completed per trial
+
+
+def _start(stack: dict, **overrides) -> str:
+    spec = example_spec(**overrides)
+    answer = httpx.post(f"{stack['url']}/api/tuning/jobs", json=spec, timeout=30)
+    assert answer.status_code == 201, answer.text
+    job_id = answer.json()["job_id"]
+    assert httpx.post(f"{stack['url']}/api/tuning/jobs/{job_id}/start", timeout=30).status_code == 202
+    return job_id
+
+
+def test_a_failing_trial_is_recorded_and_the_job_goes_on(tuning_stack):
+    # max_seq_length 8 cuts every answer off the training examples: that trial raises.
+    job_id = _start(
+        tuning_stack, name="one fails", num_samples=1, max_concurrent_trials=2, max_failed_trials=1,
+        search_algorithm="grid", fixed_params=FIXED,
+        search_space={"max_seq_length": {"type": "choice", "values": [8, 32]}},
+    )
+    job = _wait_for_job(tuning_stack, job_id, 600)
+    assert job["status"] == "completed", job["error"]
+    by_length = {t["params"]["max_seq_length"]: t for t in job["trials"]}
+    assert by_length[8]["status"] == "failed" and "ValueError" in by_length[8]["reason"]
+    assert by_length[32]["status"] == "completed"
+    assert job["best_trial_id"] == by_length[32]["trial_id"]
+
+
+def test_too_many_failing_trials_fail_the_job(tuning_stack):
+    job_id = _start(
+        tuning_stack, name="all fail", num_samples=2, max_concurrent_trials=2, max_failed_trials=1,
+        fixed_params={**FIXED, "max_seq_length": 8},
+        search_space={"learning_rate": {"type": "loguniform", "min": 1e-3, "max": 1e-2}},
+    )
+    job = _wait_for_job(tuning_stack, job_id, 600)
+    assert job["status"] == "failed"
+    assert "2 of 2 trials failed (max_failed_trials=1)" in job["error"]
+    assert [t["status"] for t in job["trials"]] == ["failed", "failed"]
+
+
+def test_cancel_stops_the_running_trials(tuning_stack):
+    base = tuning_stack["url"]
+    job_id = _start(
+        tuning_stack, name="cancelled", num_samples=4, max_concurrent_trials=2,
+        fixed_params={"max_steps": 3000, "eval_every": 10, "batch_size": 32},
+        search_space={"learning_rate": {"type": "loguniform", "min": 1e-3, "max": 1e-2}},
+    )
+
+    def training():
+        trials = httpx.get(f"{base}/api/tuning/jobs/{job_id}", timeout=10).json()["trials"]
+        return any(t["status"] == "running" and (t["iteration"] or 0) >= 1 for t in trials)
+    wait_until(training, 300, "a trial reporting progress")
+    assert httpx.post(f"{base}/api/tuning/jobs/{job_id}/cancel", timeout=30).status_code == 202
+
+    job = _wait_for_job(tuning_stack, job_id, 120)
+    assert job["status"] == "cancelled"
+    assert job["trials"] and all(t["status"] == "stopped" for t in job["trials"]), job["trials"]
+    assert all(t["reason"] == "job cancelled" for t in job["trials"])
+    trail = httpx.get(f"{base}/api/tuning/jobs/{job_id}/events", timeout=30).json()
+    cancel_at = next(datetime.fromisoformat(e["occurred_at"]) for e in trail if e["type"] == "JobCancelRequested")
+    last_stop = max(datetime.fromisoformat(t["finished_at"]) for t in job["trials"])
+    print(f"trials stopped {(last_stop - cancel_at).total_seconds():.1f}s after the cancel request")
