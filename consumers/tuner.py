@@ -37,7 +37,7 @@ PUBLISH_TIMEOUT_S = 30
 class Tuner:
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.storage = Path(settings.artifacts_dir) / "tuning"
+        self.storage = (Path(settings.artifacts_dir) / "tuning").resolve()  # Ray wants absolute paths
         self.broker = KafkaBroker(settings.kafka_bootstrap_servers, logger=None, acks="all")
         self.jobs: dict[UUID, TunerJob] = {}
         self.running: dict[UUID, asyncio.Task] = {}

@@ -149,7 +149,7 @@ def run(
 
 @cli.command()
 def demo(spec: str = typer.Argument(None, help="Job spec JSON (default: the seed's example)")) -> None:
-    """Submit and start the example job on the running stack and show its audit trail."""
+    """Submit and start the example sweep on the running stack, follow it, print the best trial."""
     from pathlib import Path
 
     from app.cli.demo import EXAMPLE, run_demo
