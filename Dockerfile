@@ -24,6 +24,8 @@ COPY pyproject.toml README.md ./
 COPY app ./app
 COPY consumers ./consumers
 COPY schemas ./schemas
+COPY producers ./producers
+COPY training ./training
 RUN pip install . \
     && rm -rf build ./*.egg-info
 COPY alembic.ini ./
