@@ -16,8 +16,11 @@ from ray.tune.schedulers import (
     TrialScheduler,
 )
 from ray.tune.search import ConcurrencyLimiter, Searcher
+from optuna.samplers import TPESampler
 from ray.tune.search.basic_variant import BasicVariantGenerator
+from ray.tune.search.optuna import OptunaSearch
 
+from producers.trial_events import SCHEDULER_STOPS
 from schemas import search_space as ss
 from schemas.job_spec import JobSpec
 from training.hyperparams import Hyperparameters
@@ -56,20 +59,60 @@ def param_space(spec: JobSpec) -> dict:
 
 
 def reports_per_trial(spec: JobSpec) -> int:
-    """How many times a full trial reports: the scheduler's time budget (max_t)."""
+    """How many times a full trial reports: one per eval_every steps, then the final
+    evaluation. The schedulers' time budget (max_t), so none stops a trial before its score."""
     hp = Hyperparameters.from_mapping(
         {k: v for k, v in spec.fixed_params.items() if k in ("max_steps", "eval_every")}
     )
     steps = hp.max_steps or 1000
-    return max(1, math.ceil(steps / hp.eval_every))
+    return max(1, math.ceil(steps / hp.eval_every)) + 1
+
+
+class _RecordsEarlyStops:
+    """Writes down why the scheduler stopped a trial before its end, for its TrialUpdated."""
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        decision = super().on_trial_result(tune_controller, trial, result)
+        at = result.get(TIME_ATTR, 0)
+        max_t = getattr(self, "_max_t", None) or getattr(self, "_max_t_attr")  # ASHA / HyperBand
+        if decision == TrialScheduler.STOP and at < max_t:
+            SCHEDULER_STOPS[trial.trial_id] = self.stop_reason(trial, at, result)
+        return decision
+
+    def stop_reason(self, trial, at: int, result: dict) -> str:
+        value = result.get(self._metric)
+        reason = f"{type(self).__name__} stopped it at iteration {at}: {self._metric}={value}"
+        bracket = getattr(self, "_trial_info", {}).get(trial.trial_id)
+        for milestone, recorded in getattr(bracket, "_rungs", ()):
+            if trial.trial_id in recorded and at >= milestone:
+                others = {k: v for k, v in recorded.items() if k != trial.trial_id}
+                cutoff = bracket.cutoff(others)
+                if cutoff is not None:
+                    reason += f", below the cutoff {self._metric_op * cutoff:.4g} of rung {milestone}"
+                break
+        return reason
+
+
+class ASHA(_RecordsEarlyStops, ASHAScheduler):
+    pass
+
+
+class HyperBand(_RecordsEarlyStops, HyperBandScheduler):
+    pass
+
+
+class _TPE(OptunaSearch):
+    """Optuna's TPE; intermediate results without the job's metric (the score comes with the
+    final evaluation) are not Optuna's business: it only needs them for pruning."""
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if self.metric in result:
+            super().on_trial_result(trial_id, result)
 
 
 def search_algorithm(spec: JobSpec) -> Searcher | BasicVariantGenerator:
     if spec.search_algorithm == "tpe":
-        from optuna.samplers import TPESampler
-        from ray.tune.search.optuna import OptunaSearch
-
-        searcher = OptunaSearch(sampler=TPESampler(seed=spec.seed), seed=spec.seed)
+        searcher = _TPE(sampler=TPESampler(seed=spec.seed), seed=spec.seed)
         # Ray ignores max_concurrent_trials once it is given a searcher: limit the searcher.
         return ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent_trials)
     return BasicVariantGenerator(max_concurrent=spec.max_concurrent_trials, random_state=spec.seed)
@@ -79,9 +122,9 @@ def scheduler(spec: JobSpec) -> TrialScheduler:
     max_t = reports_per_trial(spec)
     match spec.scheduler:
         case "asha":
-            return ASHAScheduler(time_attr=TIME_ATTR, max_t=max_t, grace_period=1, reduction_factor=2)
+            return ASHA(time_attr=TIME_ATTR, max_t=max_t, grace_period=1, reduction_factor=2)
         case "hyperband":
-            return HyperBandScheduler(time_attr=TIME_ATTR, max_t=max_t, reduction_factor=2)
+            return HyperBand(time_attr=TIME_ATTR, max_t=max_t, reduction_factor=2)
         case "pbt":
             mutations = {
                 name: ray_domain(p)

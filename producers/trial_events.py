@@ -22,6 +22,7 @@ SOURCE = "tunix-tune.tuner"
 Publish = Callable[[ev.Event], None]
 PUBLISHERS: dict[UUID, Publish] = {}  # job_id -> publish, registered by the tuner
 STOPPING: dict[UUID, str] = {}  # job_id -> why its trials are being stopped (e.g. cancelled)
+SCHEDULER_STOPS: dict[str, str] = {}  # trial_id -> why the scheduler stopped it early
 # Keys Ray adds to every result; the rest are the trial's own metrics.
 _RAY_KEYS = {
     "time_this_iter_s", "done", "training_iteration", "trial_id", "date", "timestamp",
@@ -76,7 +77,7 @@ class TrialEvents(Callback):
         self._send(trial, "running")
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info) -> None:
-        reason = STOPPING.get(self.job_id)
+        reason = SCHEDULER_STOPS.pop(trial.trial_id, None) or STOPPING.get(self.job_id)
         self._send(trial, "stopped" if reason else "completed", reason=reason)
 
     def on_experiment_end(self, trials: list[Trial], **info) -> None:

@@ -151,3 +151,36 @@ def test_cancel_stops_the_running_trials(tuning_stack):
     cancel_at = next(datetime.fromisoformat(e["occurred_at"]) for e in trail if e["type"] == "JobCancelRequested")
     last_stop = max(datetime.fromisoformat(t["finished_at"]) for t in job["trials"])
     print(f"trials stopped {(last_stop - cancel_at).total_seconds():.1f}s after the cancel request")
+
+
+def test_asha_stops_weak_trials_early_and_says_why(tuning_stack):
+    job_id = _start(
+        tuning_stack, name="asha", num_samples=6, max_concurrent_trials=2, scheduler="asha",
+        metric_name="eval_loss", metric_mode="min", seed=3,
+        fixed_params={"max_steps": 80, "eval_every": 10, "batch_size": 32},
+        search_space={"learning_rate": {"type": "loguniform", "min": 1e-6, "max": 1e-2}},
+    )
+    job = _wait_for_job(tuning_stack, job_id, 900)
+    assert job["status"] == "completed", job["error"]
+    stopped = [t for t in job["trials"] if t["status"] == "stopped"]
+    assert stopped, "ASHA stopped no trial early"
+    for trial in stopped:
+        assert trial["reason"].startswith("ASHA stopped it at iteration"), trial["reason"]
+        assert "below the cutoff" in trial["reason"] and trial["iteration"] < 9
+    finished = [t for t in job["trials"] if t["status"] == "completed"]
+    best = min(finished, key=lambda t: t["metrics"]["eval_loss"])
+    assert job["best_trial_id"] == best["trial_id"]
+
+
+def test_tpe_search_completes_within_its_concurrency(tuning_stack):
+    job_id = _start(
+        tuning_stack, name="tpe", num_samples=4, max_concurrent_trials=1, search_algorithm="tpe", seed=1,
+        fixed_params={"max_steps": 30, "eval_every": 10},
+        search_space={"learning_rate": {"type": "loguniform", "min": 1e-4, "max": 1e-2},
+                      "batch_size": {"type": "choice", "values": [16, 32]}},
+    )
+    job = _wait_for_job(tuning_stack, job_id, 900)
+    assert job["status"] == "completed", job["error"]
+    assert len(job["trials"]) == 4 and all(t["status"] == "completed" for t in job["trials"])
+    spans = sorted((t["started_at"], t["finished_at"]) for t in job["trials"])
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), "TPE ran trials at once despite a limit of 1"
