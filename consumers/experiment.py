@@ -74,7 +74,7 @@ class _RecordsEarlyStops:
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
         decision = super().on_trial_result(tune_controller, trial, result)
         at = result.get(TIME_ATTR, 0)
-        max_t = getattr(self, "_max_t", None) or getattr(self, "_max_t_attr")  # ASHA / HyperBand
+        max_t = getattr(self, "_max_t", None) or self._max_t_attr  # ASHA / HyperBand
         if decision == TrialScheduler.STOP and at < max_t:
             SCHEDULER_STOPS[trial.trial_id] = self.stop_reason(trial, at, result)
         return decision

@@ -154,18 +154,23 @@ def _start_ray(storage: Path) -> None:
     import ray
 
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")  # the metric comes at the end
+    # Save the experiment state at every step, not every few seconds: after a kill -9 the
+    # restored experiment must know every trial that finished, or it runs it again.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
     storage.mkdir(parents=True, exist_ok=True)
+    os.environ[RAY_OWNER_ENV] = str(ray_temp_dir())  # inherited by every Ray process we start
+    kill_orphaned_ray()
     if os.environ.get("RAY_ADDRESS"):
         ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False)
     else:
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
-                 _temp_dir=str(_ray_temp_dir()))
+                 _temp_dir=str(ray_temp_dir()))
 
 
-def _ray_temp_dir() -> Path:
+def ray_temp_dir(state: Path | None = None) -> Path:
     """Ray's files go under the state folder, unless its path would make Ray's unix socket
     paths longer than the 107 bytes Linux allows: then under /tmp, named after it."""
-    state = Path(os.environ.get("TUNIX_STATE_DIR", ".state")).resolve()
+    state = (state or Path(os.environ.get("TUNIX_STATE_DIR", ".state"))).resolve()
     if len(str(state / "ray")) <= 40:
         return state / "ray"
     return Path("/tmp") / f"tunix-ray-{hashlib.sha256(str(state).encode()).hexdigest()[:10]}"
@@ -175,6 +180,36 @@ def _stop_ray() -> None:
     import ray
 
     ray.shutdown()
+    kill_orphaned_ray()
+
+
+RAY_OWNER_ENV = "TUNIX_RAY_OWNER"
+
+
+def ray_processes_left(owner: str | None = None) -> list[int]:
+    """Pids of processes a tuner with this Ray folder started, other than this one."""
+    owner = owner or os.environ.get(RAY_OWNER_ENV)
+    marker = f"{RAY_OWNER_ENV}={owner}".encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker in (entry / "environ").read_bytes().split(b"\0"):
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+def kill_orphaned_ray() -> None:
+    """A tuner killed with -9 leaves Ray's agents behind; the next one (or this one, at its
+    end) removes them, so no Ray process outlives its tuner for long."""
+    for pid in ray_processes_left():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 async def main() -> None:

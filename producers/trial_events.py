@@ -64,6 +64,10 @@ class TrialEvents(Callback):
             self._ended.add(trial.trial_id)
 
     def on_step_begin(self, iteration: int, trials: list[Trial], **info) -> None:
+        if not self._announced and not self._ended:
+            # First step of this run: trials already finished were restored from an earlier
+            # run of the experiment (the tuner was killed); their end is on the log already.
+            self._ended |= {t.trial_id for t in trials if t.status in (Trial.TERMINATED, Trial.ERROR)}
         for trial in trials:
             if trial.trial_id not in self._announced and trial.status == Trial.PENDING:
                 self._announced.add(trial.trial_id)

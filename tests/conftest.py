@@ -66,8 +66,9 @@ class Process:
     """A service module running as its own process, its output kept for failure messages."""
 
     def __init__(self, module: str, env: dict, log_dir: Path):
+        self.env = env
         self.log_path = log_dir / f"{module}.log"
-        self.log = open(self.log_path, "wb")
+        self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", module], env=env, cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT
         )

@@ -47,7 +47,7 @@ def tuning_stack(stack, tmp_path_factory):
             return False
     try:
         wait_until(ready, 90, "tuning stack ready")
-        yield {"url": base, "artifacts": folder / "artifacts", "procs": procs}
+        yield {"url": base, "artifacts": folder / "artifacts", "procs": procs, "state": folder / "state"}
     finally:
         for p in procs:
             p.stop()
@@ -183,4 +183,50 @@ def test_tpe_search_completes_within_its_concurrency(tuning_stack):
     assert job["status"] == "completed", job["error"]
     assert len(job["trials"]) == 4 and all(t["status"] == "completed" for t in job["trials"])
     spans = sorted((t["started_at"], t["finished_at"]) for t in job["trials"])
-    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), "TPE ran trials at once despite a limit of 1"
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False)), "TPE ran trials at once despite a limit of 1"
+
+
+def test_tuner_killed_mid_job_resumes_without_rerunning_finished_trials(tuning_stack):
+    """kill -9 of the tuner while trials run; a new tuner restores the experiment from
+    artifacts/tuning/{job_id}/ and the job ends with exactly num_samples trials."""
+    import signal
+
+    base = tuning_stack["url"]
+    tuner = next(p for p in tuning_stack["procs"] if p.log_path.name.startswith("consumers.tuner"))
+    job_id = _start(
+        tuning_stack, name="crash", num_samples=4, max_concurrent_trials=2,
+        fixed_params={"max_steps": 60, "eval_every": 10, "batch_size": 32},
+        search_space={"learning_rate": {"type": "loguniform", "min": 1e-3, "max": 1e-2}},
+    )
+
+    def some_done_some_running():
+        trials = httpx.get(f"{base}/api/tuning/jobs/{job_id}", timeout=10).json()["trials"]
+        done = [t for t in trials if t["status"] == "completed"]
+        return done and any(t["status"] == "running" for t in trials) and done
+    done_before = wait_until(some_done_some_running, 600, "a trial done while others run")
+    os.kill(tuner.proc.pid, signal.SIGKILL)
+    tuner.proc.wait(timeout=30)
+    restarted = Process("consumers.tuner", tuner.env, tuner.log_path.parent)
+    tuning_stack["procs"][tuning_stack["procs"].index(tuner)] = restarted
+
+    job = _wait_for_job(tuning_stack, job_id, 900)
+    assert job["status"] == "completed", job["error"]
+    assert len(job["trials"]) == 4 and all(t["status"] == "completed" for t in job["trials"])
+    trail = httpx.get(f"{base}/api/tuning/jobs/{job_id}/events", timeout=30).json()
+    for trial in done_before:
+        # A trial finished before the crash is not run again: no TrialUpdated after its end.
+        updates = [e for e in trail if e["type"] == "TrialUpdated" and e["payload"]["trial_id"] == trial["trial_id"]]
+        statuses = [(u["payload"]["status"], u["payload"]["iteration"]) for u in updates]
+        assert [s for s, _ in statuses].count("completed") == 1, " ".join(f"{s}:{i}" for s, i in statuses)
+        assert updates[-1]["payload"]["status"] == "completed"
+    assert [e["type"] for e in trail].count("JobCompleted") == 1
+    # The killed tuner's Ray processes did not survive the new tuner's start: every Ray
+    # process of this stack still alive has a living parent.
+    from consumers.tuner import ray_processes_left, ray_temp_dir
+
+    for pid in ray_processes_left(str(ray_temp_dir(tuning_stack["state"]))):
+        try:
+            parent = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            continue  # ended meanwhile
+        assert parent != 1, f"orphaned Ray process {pid}"
