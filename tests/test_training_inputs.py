@@ -88,6 +88,16 @@ def test_hub_model_is_not_available_offline_and_says_how_to_provide_it(tmp_path)
     assert resolve_model("google/gemma-2b-it", root=tmp_path) == ("checkpoint", folder.resolve())
 
 
+def test_a_checkpoint_folder_is_refused_until_loading_it_is_supported(tmp_path, monkeypatch):
+    folder = tmp_path / "org/model"
+    folder.mkdir(parents=True)
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        (folder / name).write_text("{}")
+    monkeypatch.setenv("TUNIX_MODELS_DIR", str(tmp_path))
+    (problem,) = validate_job("ungar_hcd-v1", "org/model", "score", {})
+    assert problem[0] == "base_model_id" and "not supported by this build yet" in problem[1]
+
+
 def test_validate_job_names_each_problem():
     searched = {"search_space.learning_rate": "learning_rate", "fixed_params.batch_size": "batch_size"}
     assert validate_job("ungar_hcd-v1", "tiny-gemma3", "score", searched) == []

@@ -20,7 +20,10 @@ def validate_job(
             ("dataset_key", f"unknown dataset {dataset_key!r}; available: {', '.join(available_datasets())}")
         )
     try:
-        resolve_model(base_model_id)
+        source, folder = resolve_model(base_model_id)
+        if source == "checkpoint":
+            problems.append(("base_model_id", f"{folder} is a checkpoint folder, but training from local "
+                             "checkpoints is not supported by this build yet; use a built-in model"))
     except ModelNotAvailable as exc:
         problems.append(("base_model_id", str(exc)))
     if metric_name not in METRIC_NAMES:
