@@ -48,7 +48,8 @@ def _follow(api: httpx.Client, job_id: str, num_samples: int, timeout_s: float) 
         if job["status"] in TERMINAL:
             return job
         if time.monotonic() > deadline:
-            raise typer.Exit(f"job {job_id} did not finish in {timeout_s:.0f}s")
+            typer.echo(f"job {job_id} did not finish in {timeout_s:.0f}s; it goes on: tunix-tune down stops it")
+            raise typer.Exit(1)
         time.sleep(2)
 
 
