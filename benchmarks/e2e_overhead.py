@@ -1,0 +1,85 @@
+"""What the service adds on top of Ray Tune: the same 6-trial sweep run (a) as a plain
+`Tuner.fit()` script with the same trainable and settings, and (b) through the service
+(POST -> start -> completion seen over HTTP), one after the other in one run.
+
+Prints both wall times, the ratio b/a, and every trial's compile time. Needs the stack:
+it runs `tunix-tune up` when the API does not answer.
+
+    .venv/bin/python benchmarks/e2e_overhead.py
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from app.cli.stack import processes  # noqa: E402
+from schemas.job_spec import JobSpec  # noqa: E402
+
+SPEC = {
+    "name": "overhead", "dataset_key": "ungar_hcd-v1", "base_model_id": "tiny-gemma3",
+    "metric_name": "score", "metric_mode": "max", "num_samples": 1, "max_concurrent_trials": 2,
+    "search_algorithm": "grid", "fixed_params": {"max_steps": 150, "eval_every": 50},
+    "search_space": {"learning_rate": {"type": "grid", "values": [1e-3, 2e-3, 3e-3, 4e-3, 5e-3, 6e-3]}},
+}
+
+
+def plain_tuner_fit() -> tuple[float, list[float]]:
+    import os
+
+    import ray
+    from ray import tune
+
+    from consumers.experiment import param_space, tune_config
+    from consumers.trainable import train_trial
+
+    spec = JobSpec.model_validate(SPEC)
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    try:
+        with tempfile.TemporaryDirectory() as storage:
+            started = time.perf_counter()
+            grid = tune.Tuner(
+                tune.with_parameters(train_trial, dataset_key=spec.dataset_key, model_id=spec.base_model_id),
+                param_space=param_space(spec), tune_config=tune_config(spec),
+                run_config=tune.RunConfig(name="plain", storage_path=storage, verbose=0),
+            ).fit()
+            elapsed = time.perf_counter() - started
+        return elapsed, [r.metrics["compile_s"] for r in grid]
+    finally:
+        ray.shutdown()
+
+
+def through_the_service() -> tuple[float, list[float]]:
+    if not processes.api_healthy():
+        subprocess.run([sys.executable, "-m", "app.cli.main", "up"], check=True, cwd=ROOT)
+    with httpx.Client(base_url=processes.api_url(), timeout=30) as api:
+        started = time.perf_counter()
+        job_id = api.post("/api/tuning/jobs", json=SPEC).json()["job_id"]
+        api.post(f"/api/tuning/jobs/{job_id}/start").raise_for_status()
+        while (job := api.get(f"/api/tuning/jobs/{job_id}").json())["status"] not in ("completed", "failed", "cancelled"):
+            time.sleep(0.2)
+        elapsed = time.perf_counter() - started
+    if job["status"] != "completed":
+        raise SystemExit(f"the job ended {job['status']}: {job['error']}")
+    return elapsed, [t["metrics"]["compile_s"] for t in job["trials"]]
+
+
+def main() -> None:
+    plain_s, plain_compiles = plain_tuner_fit()
+    service_s, service_compiles = through_the_service()
+    print(f"(a) plain Tuner.fit():      {plain_s:7.1f} s   trial compile s: {', '.join(f'{c:.2f}' for c in plain_compiles)}")
+    print(f"(b) through the service:    {service_s:7.1f} s   trial compile s: {', '.join(f'{c:.2f}' for c in service_compiles)}")
+    print(f"ratio b/a: {service_s / plain_s:.3f}   target <= 1.05")
+
+
+if __name__ == "__main__":
+    main()
