@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from app.auth import Unauthorized
 from app.publisher import Unavailable
 from schemas.api import ErrorBody, FieldError
 from schemas.search_space import PARAM_TYPES
@@ -54,6 +55,12 @@ def install(app: FastAPI) -> None:
         details = field_errors(list(exc.errors()))
         message = "; ".join(f"{d.field}: {d.rule}" for d in details)
         return error_response(422, "validation_error", message, details)
+
+    @app.exception_handler(Unauthorized)
+    async def _unauthorized(_: Request, exc: Unauthorized) -> JSONResponse:
+        answer = error_response(401, "unauthorized", "this API needs Authorization: Bearer <token> (TUNIX_API_TOKEN)")
+        answer.headers["WWW-Authenticate"] = "Bearer"
+        return answer
 
     @app.exception_handler(Unavailable)
     async def _unavailable(_: Request, exc: Unavailable) -> JSONResponse:

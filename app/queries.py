@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from schemas import tables as t
-from schemas.api import EventOut, JobOut, JobPage, JobSummary, TrialOut
+from schemas.api import EventOut, JobOut, JobPage, JobSummary, MetricPoint, TrialHistory, TrialOut
 
 
 async def job_status(engine: AsyncEngine, job_id: UUID) -> str | None:
@@ -64,3 +64,21 @@ async def job_events(engine: AsyncEngine, job_id: UUID) -> list[EventOut]:
             .order_by(t.events.c.kafka_offset)
         )
         return [EventOut.model_validate(r, from_attributes=True) for r in rows]
+
+
+async def metric_history(engine: AsyncEngine, job_id: UUID) -> list[TrialHistory]:
+    """Each trial's reported results from its TrialUpdated events (those carrying metrics)."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(t.events.c.payload, t.events.c.occurred_at)
+            .where(t.events.c.job_id == job_id, t.events.c.type == "TrialUpdated")
+            .order_by(t.events.c.kafka_offset)
+        )
+        points: dict[str, list[MetricPoint]] = {}
+        for payload, occurred_at in rows:
+            trial_points = points.setdefault(payload["trial_id"], [])
+            iteration, metrics = payload.get("iteration"), payload.get("metrics") or {}
+            # Status changes repeat the trial's last result; keep one point per iteration.
+            if metrics and not (trial_points and trial_points[-1].iteration == iteration):
+                trial_points.append(MetricPoint(iteration=iteration, occurred_at=occurred_at, metrics=metrics))
+    return [TrialHistory(trial_id=trial_id, points=p) for trial_id, p in points.items()]

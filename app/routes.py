@@ -8,10 +8,11 @@ from typing import Annotated
 from uuid import UUID, uuid4
 
 import structlog
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from app import queries
+from app.auth import require_token
 from app.errors import error_response
 from schemas import events as ev
 from schemas.api import (
@@ -24,15 +25,17 @@ from schemas.api import (
     JobOut,
     JobPage,
     JobStatus,
+    TrialHistory,
 )
 from schemas.job_spec import JobSpec
 from training.validate import validate_job
 
 SOURCE = "tunix-tune.gateway"
 POLL_INTERVAL_S = 0.05
-router = APIRouter(prefix="/api/tuning/jobs", tags=["tuning jobs"])
+router = APIRouter(prefix="/api/tuning/jobs", tags=["tuning jobs"], dependencies=[Depends(require_token)])
 log = structlog.get_logger("api")
 _errors = {
+    401: {"model": ErrorBody},
     404: {"model": ErrorBody},
     409: {"model": ErrorBody},
     422: {"model": ErrorBody},
@@ -162,3 +165,15 @@ async def get_job_events(job_id: UUID, request: Request):
     if await queries.job_status(request.app.state.engine, job_id) is None:
         return _not_found(job_id)
     return await queries.job_events(request.app.state.engine, job_id)
+
+
+@router.get(
+    "/{job_id}/history",
+    response_model=list[TrialHistory],
+    responses=_errors,
+    summary="Every result each trial reported, in order (learning curves)",
+)
+async def get_metric_history(job_id: UUID, request: Request):
+    if await queries.job_status(request.app.state.engine, job_id) is None:
+        return _not_found(job_id)
+    return await queries.metric_history(request.app.state.engine, job_id)

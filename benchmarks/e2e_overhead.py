@@ -38,7 +38,7 @@ def plain_tuner_fit() -> tuple[float, list[float]]:
     import ray
     from ray import tune
 
-    from consumers.experiment import param_space, tune_config
+    from consumers.experiment import CHECKPOINTS, param_space, trial_inputs, tune_config
     from consumers.trainable import train_trial
 
     spec = JobSpec.model_validate(SPEC)
@@ -48,9 +48,9 @@ def plain_tuner_fit() -> tuple[float, list[float]]:
         with tempfile.TemporaryDirectory() as storage:
             started = time.perf_counter()
             grid = tune.Tuner(
-                tune.with_parameters(train_trial, dataset_key=spec.dataset_key, model_id=spec.base_model_id),
+                tune.with_parameters(train_trial, **trial_inputs(spec, Path(storage) / "plain")),
                 param_space=param_space(spec), tune_config=tune_config(spec),
-                run_config=tune.RunConfig(name="plain", storage_path=storage, verbose=0),
+                run_config=tune.RunConfig(name="plain", storage_path=storage, verbose=0, checkpoint_config=CHECKPOINTS),
             ).fit()
             elapsed = time.perf_counter() - started
         return elapsed, [r.metrics["compile_s"] for r in grid]

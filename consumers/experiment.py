@@ -5,7 +5,7 @@ Pure translation: nothing here starts Ray. consumers/tuner.py runs what this bui
 
 from __future__ import annotations
 
-import math
+from pathlib import Path
 
 from ray import tune
 from ray.tune.schedulers import (
@@ -20,12 +20,23 @@ from optuna.samplers import TPESampler
 from ray.tune.search.basic_variant import BasicVariantGenerator
 from ray.tune.search.optuna import OptunaSearch
 
-from producers.trial_events import SCHEDULER_STOPS
+from producers.trial_events import SCHEDULER_NOTES, SCHEDULER_STOPS
 from schemas import search_space as ss
 from schemas.job_spec import JobSpec
-from training.hyperparams import Hyperparameters
+from training.hyperparams import reports_per_run
 
 TIME_ATTR = "training_iteration"  # one iteration = one report = eval_every training steps
+# Two, not one: PBT copies a trial's latest checkpoint into another while the first may
+# already be saving its next one.
+CHECKPOINTS = tune.CheckpointConfig(num_to_keep=2)
+
+
+def trial_inputs(spec: JobSpec, job_folder: Path) -> dict:
+    """What every trial of the job gets besides its config (see consumers/trainable.py)."""
+    return {
+        "job_folder": str(job_folder.resolve()), "dataset_key": spec.dataset_key, "model_id": spec.base_model_id,
+        "metric_name": spec.metric_name, "scheduler": spec.scheduler,
+    }
 
 
 def ray_domain(param: ss.ParamSpec, as_grid: bool = False):
@@ -59,13 +70,8 @@ def param_space(spec: JobSpec) -> dict:
 
 
 def reports_per_trial(spec: JobSpec) -> int:
-    """How many times a full trial reports: one per eval_every steps, then the final
-    evaluation. The schedulers' time budget (max_t), so none stops a trial before its score."""
-    hp = Hyperparameters.from_mapping(
-        {k: v for k, v in spec.fixed_params.items() if k in ("max_steps", "eval_every")}
-    )
-    steps = hp.max_steps or 1000
-    return max(1, math.ceil(steps / hp.eval_every)) + 1
+    """The schedulers' time budget (max_t), so none stops a trial before its score."""
+    return reports_per_run(spec.fixed_params)
 
 
 class _RecordsEarlyStops:
@@ -101,6 +107,19 @@ class HyperBand(_RecordsEarlyStops, HyperBandScheduler):
     pass
 
 
+class PBT(PopulationBasedTraining):
+    """Population Based Training that writes down each exploit (which trial's checkpoint this
+    one continues from, and its new hyperparameters) for the trial's next TrialUpdated."""
+
+    def _exploit(self, tune_controller, trial, trial_to_clone):
+        super()._exploit(tune_controller, trial, trial_to_clone)
+        searched = {k: trial.config[k] for k in self._hyperparam_mutations if k in trial.config}
+        SCHEDULER_NOTES[trial.trial_id] = (
+            f"PBT: continues from trial {trial_to_clone.trial_id}'s checkpoint at iteration "
+            f"{self._trial_state[trial_to_clone].last_train_time} with {searched}"
+        )
+
+
 class _TPE(OptunaSearch):
     """Optuna's TPE; intermediate results without the job's metric (the score comes with the
     final evaluation) are not Optuna's business: it only needs them for pruning."""
@@ -131,11 +150,10 @@ def scheduler(spec: JobSpec) -> TrialScheduler:
                 for name, p in spec.search_space.items()
                 if not isinstance(p, ss.Grid)
             }
-            return PopulationBasedTraining(
+            return PBT(
                 time_attr=TIME_ATTR,
                 perturbation_interval=max(1, max_t // 4),
                 hyperparam_mutations=mutations,
-                seed=spec.seed,
             )
     return FIFOScheduler()
 

@@ -12,7 +12,7 @@ from uuid import UUID
 
 from ray import tune
 
-from consumers.experiment import param_space, tune_config
+from consumers.experiment import CHECKPOINTS, param_space, trial_inputs, tune_config
 from consumers.trainable import train_trial
 from consumers.tuning_state import TunerJob
 from producers.trial_events import PUBLISHERS, SOURCE, STOPPING, Publish, TrialEvents
@@ -42,11 +42,11 @@ class _StopWhenCancelled(tune.Stopper):
 def run_experiment(job: TunerJob, publish: Publish, storage_root: Path) -> ev.Event:
     spec, job_id = job.spec, job.job_id
     PUBLISHERS[job_id] = publish
+    path = storage_root / str(job_id)
     trainable = tune.with_resources(
-        tune.with_parameters(train_trial, dataset_key=spec.dataset_key, model_id=spec.base_model_id),
+        tune.with_parameters(train_trial, **trial_inputs(spec, path)),
         {"cpu": spec.resources_per_trial.cpu, "gpu": spec.resources_per_trial.gpu},
     )
-    path = storage_root / str(job_id)
     events = TrialEvents(job_id)
     if tune.Tuner.can_restore(str(path)):
         tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=False)
@@ -60,6 +60,7 @@ def run_experiment(job: TunerJob, publish: Publish, storage_root: Path) -> ev.Ev
                 storage_path=str(storage_root.resolve()),
                 callbacks=[events],
                 stop=_StopWhenCancelled(job_id),
+                checkpoint_config=CHECKPOINTS,
                 failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
                 verbose=0,
             ),

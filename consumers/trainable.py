@@ -1,28 +1,60 @@
 """The function each Ray Tune trial runs: the run pipeline, reporting through Ray.
 
-Every intermediate report (step, train_loss, eval_loss) becomes a Ray result, so schedulers
-see the trial progress; the last result carries the evaluation metrics and the run's lineage.
-The run folder sits inside the trial's folder, under artifacts/tuning/{job_id}/.
+Every intermediate report (step, train_loss, eval_loss) becomes a Ray result with the
+training checkpoint of that step, so schedulers see the trial progress, PBT can copy a
+trial's state into another, and a restored experiment continues an interrupted trial from
+its last checkpoint. The last result carries the evaluation metrics and the run's lineage.
+The run folder and the training state sit in the job's folder (schemas/artifact_layout.py),
+not in Ray's per-trial working directory, which Ray keeps in its temp folder.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from ray import tune
 
+from schemas.artifact_layout import trial_run_folder, trial_train_state
+from training.catalog import EVALUATION_METRICS
 from training.run import run_pipeline
 
 
-def train_trial(config: dict, dataset_key: str, model_id: str) -> None:
-    trial_dir = Path(tune.get_context().get_trial_dir())
-    run_id = f"{tune.get_context().get_experiment_name()}-{tune.get_context().get_trial_id()}"
+def _fresh_dir(path: Path) -> Path:
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def train_trial(
+    config: dict, job_folder: str, dataset_key: str, model_id: str, metric_name: str, scheduler: str
+) -> None:
+    context = tune.get_context()
+    trial_id = context.get_trial_id()
+    run_id = f"{context.get_experiment_name()}-{trial_id}"
+    # The trainer's own checkpoints (one step folder at a time); filled from Ray's checkpoint
+    # when the trial restarts (restored experiment, PBT exploit), else empty.
+    train_state = _fresh_dir(trial_train_state(job_folder, trial_id))
+    if (restored := tune.get_checkpoint()) is not None:
+        with restored.as_directory() as saved:
+            shutil.copytree(saved, train_state, dirs_exist_ok=True)
+    staging = train_state.with_name(f"{trial_id}.staging")
 
     def report(record: dict) -> None:
-        tune.report({k: v for k, v in record.items() if v is not None})
+        metrics = {k: v for k, v in record.items() if v is not None}
+        step_dir = train_state / str(record["step"])
+        if not step_dir.is_dir():
+            tune.report(metrics)
+            return
+        # Ray copies the checkpoint folder now; the trainer replaces its step folder later.
+        shutil.copytree(step_dir, _fresh_dir(staging) / step_dir.name)
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(staging))
 
     result = run_pipeline(
-        dataset_key, model_id, config, run_dir=trial_dir / "run", report=report, run_id=run_id
+        dataset_key, model_id, config, run_dir=trial_run_folder(job_folder, trial_id), report=report, run_id=run_id,
+        checkpoint_dir=train_state,
+        # A FIFO scheduler never looks at intermediate results; the others rank trials by them.
+        intermediate_scores=metric_name in EVALUATION_METRICS and scheduler != "fifo",
     )
     tune.report({
         **result.metrics,

@@ -17,12 +17,14 @@ from ray.tune import Callback
 from ray.tune.experiment import Trial
 
 from schemas import events as ev
+from schemas.artifact_layout import trial_run_folder
 
 SOURCE = "tunix-tune.tuner"
 Publish = Callable[[ev.Event], None]
 PUBLISHERS: dict[UUID, Publish] = {}  # job_id -> publish, registered by the tuner
 STOPPING: dict[UUID, str] = {}  # job_id -> why its trials are being stopped (e.g. cancelled)
 SCHEDULER_STOPS: dict[str, str] = {}  # trial_id -> why the scheduler stopped it early
+SCHEDULER_NOTES: dict[str, str] = {}  # trial_id -> what the scheduler changed in it (PBT exploit)
 # Keys Ray adds to every result; the rest are the trial's own metrics.
 _RAY_KEYS = {
     "time_this_iter_s", "done", "training_iteration", "trial_id", "date", "timestamp",
@@ -56,7 +58,8 @@ class TrialEvents(Callback):
             metrics=trial_metrics(result),
             iteration=result.get("training_iteration"),
             run_id=result.get("run_id") or f"{self.job_id}-{trial.trial_id}",
-            artifact_path=trial.path,  # under storage_path: artifacts/tuning/{job_id}/...
+            # The run folder; trial.path is Ray's folder of the trial, in the same job folder.
+            artifact_path=str(trial_run_folder(Path(trial.path).parent, trial.trial_id)),
             **fields,
         )
         self.publish(ev.TrialUpdated(job_id=self.job_id, source=SOURCE, payload=payload))
@@ -75,10 +78,10 @@ class TrialEvents(Callback):
 
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info) -> None:
         self._announced.add(trial.trial_id)
-        self._send(trial, "running")
+        self._send(trial, "running", reason=SCHEDULER_NOTES.pop(trial.trial_id, None))
 
     def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: dict, **info) -> None:
-        self._send(trial, "running")
+        self._send(trial, "running", reason=SCHEDULER_NOTES.pop(trial.trial_id, None))
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info) -> None:
         reason = SCHEDULER_STOPS.pop(trial.trial_id, None) or STOPPING.get(self.job_id)

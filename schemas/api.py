@@ -55,6 +55,19 @@ class JobOut(JobSummary):
     best_trial: TrialOut | None
 
 
+class MetricPoint(BaseModel):
+    iteration: int | None
+    occurred_at: datetime
+    metrics: dict[str, float]
+
+
+class TrialHistory(BaseModel):
+    """Every result a trial reported, in order: learning curves, best-so-far per trial."""
+
+    trial_id: str
+    points: list[MetricPoint]
+
+
 class JobPage(BaseModel):
     items: list[JobSummary]
     total: int

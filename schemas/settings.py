@@ -44,6 +44,8 @@ class Settings:
     # Jobs the tuner runs at once; more started jobs wait for a free slot.
     tuner_max_jobs: int = field(default_factory=lambda: int(os.environ.get("TUNIX_TUNER_MAX_JOBS", "1")))
     artifacts_dir: str = field(default_factory=lambda: os.environ.get("TUNIX_ARTIFACTS_DIR", "artifacts"))
+    # When set, /api requests need `Authorization: Bearer <token>` (the CLI sends TUNIX_API_TOKEN).
+    api_token: str | None = field(default_factory=lambda: os.environ.get("TUNIX_API_TOKEN") or None)
     projector_max_batch: int = field(
         default_factory=lambda: int(os.environ.get("TUNIX_PROJECTOR_MAX_BATCH", "5000"))
     )

@@ -60,6 +60,38 @@ def test_checkpoint_reproduces_the_saved_predictions(short_run):
     assert scores["answer_correctness"] == result.metrics["answer_correctness"]
 
 
+class _Interrupted(Exception):
+    pass
+
+
+def test_a_run_interrupted_after_a_checkpoint_resumes_to_the_same_result(short_run, tmp_path):
+    """Killed after its step-80 report, the run continues from the step-80 checkpoint and ends
+    where the uninterrupted run (short_run) ended; intermediate scores come with each report."""
+    uninterrupted, _ = short_run
+    checkpoints, first_reports = tmp_path / "train_state", []
+
+    def stop_at_80(record):
+        first_reports.append(record)
+        if record["step"] == 80:
+            raise _Interrupted
+
+    with pytest.raises(_Interrupted):
+        run_pipeline("ungar_hcd-v1", "tiny-gemma3", SHORT, run_dir=tmp_path / "run", report=stop_at_80,
+                     checkpoint_dir=checkpoints, intermediate_scores=True)
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["80"]
+    assert [r["step"] for r in first_reports] == [40, 80]
+    assert all(0 <= r["score"] <= 100 and "answer_correctness" in r for r in first_reports)
+
+    second_reports = []
+    resumed = run_pipeline("ungar_hcd-v1", "tiny-gemma3", SHORT, run_dir=tmp_path / "run",
+                           report=second_reports.append, checkpoint_dir=checkpoints, intermediate_scores=True)
+    assert [r["step"] for r in second_reports] == [120]
+    manifest = json.loads((resumed.run_dir / "manifest.json").read_text())
+    assert manifest["resumed_at_step"] == 80
+    assert resumed.metrics["eval_loss"] == pytest.approx(uninterrupted.metrics["eval_loss"], rel=1e-4)
+    assert resumed.metrics["score"] == pytest.approx(uninterrupted.metrics["score"], abs=0.5)
+
+
 def test_answer_correctness_is_exact_match_after_strip_and_lower():
     assert answer_correctness([" P1", "p2 ", "tie", "P1"], ["P1", "P2", "Tie", "P2"]) == 0.75
     assert answer_correctness(["P1."], ["P1"]) == 0.0

@@ -3,9 +3,11 @@ parallel -> the job completes with the best trial, everything projected from the
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from datetime import datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -82,6 +84,9 @@ def test_job_runs_trials_in_parallel_and_picks_the_true_best(tuning_stack):
     assert job["best_trial_id"] == best["trial_id"] == job["best_trial"]["trial_id"]
     assert job["best_metric"] == best["metrics"]["score"]
     assert all(t["run_id"] and str(tuning_stack["artifacts"]) in t["artifact_path"] for t in trials), trials
+    for trial in trials:  # the trial's row leads to its run folder, and the folder back to the trial
+        manifest = json.loads((Path(trial["artifact_path"]) / "manifest.json").read_text())
+        assert manifest["run_id"] == trial["run_id"] and manifest["metrics"]["score"] == trial["metrics"]["score"]
 
     # Never more than max_concurrent_trials running at once, from the recorded times.
     spans = [(datetime.fromisoformat(t["started_at"]), datetime.fromisoformat(t["finished_at"])) for t in trials]
@@ -172,6 +177,35 @@ def test_asha_stops_weak_trials_early_and_says_why(tuning_stack):
     assert job["best_trial_id"] == best["trial_id"]
 
 
+def test_pbt_continues_weak_trials_from_strong_ones_checkpoints(tuning_stack):
+    base = tuning_stack["url"]
+    job_id = _start(
+        tuning_stack, name="pbt", num_samples=4, max_concurrent_trials=2, scheduler="pbt",
+        metric_name="eval_loss", metric_mode="min", seed=5,
+        fixed_params={"max_steps": 80, "eval_every": 10, "batch_size": 32},
+        search_space={"learning_rate": {"type": "loguniform", "min": 1e-5, "max": 1e-2}},
+    )
+    job = _wait_for_job(tuning_stack, job_id, 900)
+    assert job["status"] == "completed", job["error"]
+    assert len(job["trials"]) == 4 and all(t["status"] == "completed" for t in job["trials"])
+    trail = httpx.get(f"{base}/api/tuning/jobs/{job_id}/events", timeout=30).json()
+    exploits = [e["payload"] for e in trail if e["type"] == "TrialUpdated"
+                and (e["payload"]["reason"] or "").startswith("PBT: continues from trial")]
+    assert exploits, "PBT exploited no trial"
+    for exploit in exploits:
+        first = next(e["payload"] for e in trail if e["type"] == "TrialUpdated"
+                     and e["payload"]["trial_id"] == exploit["trial_id"])
+        donor = exploit["reason"].split("trial ", 1)[1].split("'", 1)[0]
+        assert donor != exploit["trial_id"] and donor in {t["trial_id"] for t in job["trials"]}
+        # The exploited trial runs under new hyperparameters, from the donor's training state.
+        assert exploit["params"]["learning_rate"] != first["params"]["learning_rate"]
+    resumed = [t for t in job["trials"] if t["trial_id"] in {x["trial_id"] for x in exploits}]
+    manifests = [json.loads((Path(t["artifact_path"]) / "manifest.json").read_text()) for t in resumed]
+    assert any(m["resumed_at_step"] > 0 for m in manifests), manifests
+    best = min(job["trials"], key=lambda t: t["metrics"]["eval_loss"])
+    assert job["best_trial_id"] == best["trial_id"]
+
+
 def test_tpe_search_completes_within_its_concurrency(tuning_stack):
     job_id = _start(
         tuning_stack, name="tpe", num_samples=4, max_concurrent_trials=1, search_algorithm="tpe", seed=1,
@@ -188,22 +222,24 @@ def test_tpe_search_completes_within_its_concurrency(tuning_stack):
 
 def test_tuner_killed_mid_job_resumes_without_rerunning_finished_trials(tuning_stack):
     """kill -9 of the tuner while trials run; a new tuner restores the experiment from
-    artifacts/tuning/{job_id}/ and the job ends with exactly num_samples trials."""
+    artifacts/tuning/{job_id}/, interrupted trials continue from their last checkpoint, and
+    the job ends with exactly num_samples trials."""
     import signal
 
     base = tuning_stack["url"]
     tuner = next(p for p in tuning_stack["procs"] if p.log_path.name.startswith("consumers.tuner"))
     job_id = _start(
         tuning_stack, name="crash", num_samples=4, max_concurrent_trials=2,
-        fixed_params={"max_steps": 60, "eval_every": 10, "batch_size": 32},
+        fixed_params={"max_steps": 100, "eval_every": 10, "batch_size": 32},
         search_space={"learning_rate": {"type": "loguniform", "min": 1e-3, "max": 1e-2}},
     )
 
-    def some_done_some_running():
+    def some_done_some_halfway():
         trials = httpx.get(f"{base}/api/tuning/jobs/{job_id}", timeout=10).json()["trials"]
         done = [t for t in trials if t["status"] == "completed"]
-        return done and any(t["status"] == "running" for t in trials) and done
-    done_before = wait_until(some_done_some_running, 600, "a trial done while others run")
+        halfway = [t for t in trials if t["status"] == "running" and 2 <= (t["iteration"] or 0) <= 6]
+        return done and halfway and (done, halfway)
+    done_before, halfway = wait_until(some_done_some_halfway, 600, "a trial done while another is halfway")
     os.kill(tuner.proc.pid, signal.SIGKILL)
     tuner.proc.wait(timeout=30)
     restarted = Process("consumers.tuner", tuner.env, tuner.log_path.parent)
@@ -219,6 +255,9 @@ def test_tuner_killed_mid_job_resumes_without_rerunning_finished_trials(tuning_s
         statuses = [(u["payload"]["status"], u["payload"]["iteration"]) for u in updates]
         assert [s for s, _ in statuses].count("completed") == 1, " ".join(f"{s}:{i}" for s, i in statuses)
         assert updates[-1]["payload"]["status"] == "completed"
+    # A trial interrupted halfway continued from a checkpoint rather than from step 0.
+    interrupted = [json.loads((Path(t["artifact_path"]) / "manifest.json").read_text()) for t in halfway]
+    assert all(m["resumed_at_step"] >= 20 for m in interrupted), interrupted
     assert [e["type"] for e in trail].count("JobCompleted") == 1
     # The killed tuner's Ray processes did not survive the new tuner's start: every Ray
     # process of this stack still alive has a living parent.
@@ -230,3 +269,27 @@ def test_tuner_killed_mid_job_resumes_without_rerunning_finished_trials(tuning_s
         except OSError:
             continue  # ended meanwhile
         assert parent != 1, f"orphaned Ray process {pid}"
+
+
+def test_cli_submit_watch_follows_the_job_to_its_best_trial(tuning_stack, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(example_spec(
+        name="watched", num_samples=2, max_concurrent_trials=2, fixed_params=FIXED,
+        search_space={"learning_rate": {"type": "choice", "values": [1e-3, 5e-3]}})))
+    watched = subprocess.run(
+        [sys.executable, "-m", "app.cli.main", "jobs", "--api-url", tuning_stack["url"],
+         "submit", str(spec), "--watch", "--json"],
+        capture_output=True, text=True, timeout=600, cwd=REPO,
+    )
+    assert watched.returncode == 0, watched.stderr
+    job = json.loads(watched.stdout)  # stdout: the final job only; the view went to stderr
+    assert job["status"] == "completed" and len(job["trials"]) == 2
+    assert "trials done 2/2" in watched.stderr
+    best = job["best_trial"]
+    assert f"best trial {best['trial_id']}: score=" in watched.stderr
+    assert f"run folder {best['artifact_path']}" in watched.stderr

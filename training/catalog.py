@@ -12,6 +12,8 @@ from training.model import BUILT_IN_MODELS
 
 # What a run reports; a job's metric_name must be one of these.
 METRIC_NAMES = ("score", "answer_correctness", "eval_loss", "train_loss")
+# The metrics that need a decoding pass over the eval split (the losses come with training).
+EVALUATION_METRICS = ("score", "answer_correctness")
 _CHECKPOINT_CONFIG = "config.json"
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")
 

@@ -74,3 +74,11 @@ class Hyperparameters:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def reports_per_run(values: dict) -> int:
+    """How many results a run reports: one per eval_every steps, then the final evaluation.
+    A run sized by epochs (max_steps None) is counted as 1000 steps: its length depends on
+    the dataset."""
+    hp = Hyperparameters.from_mapping({k: v for k, v in values.items() if k in ("max_steps", "eval_every")})
+    return max(1, -(-(hp.max_steps or 1000) // hp.eval_every)) + 1

@@ -36,8 +36,16 @@ def run_pipeline(
     run_dir: Path | None = None,
     report: Report | None = None,
     run_id: str | None = None,
+    checkpoint_dir: Path | None = None,
+    intermediate_scores: bool = False,
 ) -> RunResult:
-    """Train and evaluate; every intermediate report goes to `report` and metrics.jsonl."""
+    """Train and evaluate; every intermediate report goes to `report` and metrics.jsonl.
+
+    checkpoint_dir: where training saves its state every eval_every steps, and resumes from
+    when it already holds a checkpoint. intermediate_scores: every intermediate report also
+    carries the evaluation metrics (score, answer_correctness) of the model at that step, for
+    schedulers that rank trials by them mid-run; it costs one evaluation per report.
+    """
     started = time.perf_counter()
     hp = Hyperparameters.from_mapping(hyperparameters or {})
     dataset = load_dataset(dataset_key)
@@ -68,7 +76,8 @@ def run_pipeline(
 
     try:
         with CompileTimer() as compile_timer:
-            trained = train(model, tokenizer, dataset, hp, forward, folder.path)
+            scorer = (lambda m: evaluate(m, tokenizer, dataset.eval)[0]) if intermediate_scores and dataset.eval else None
+            trained = train(model, tokenizer, dataset, hp, forward, folder.path, checkpoint_dir, scorer)
         eval_started = time.perf_counter()
         scores, predictions = evaluate(model, tokenizer, dataset.eval)
         eval_s = time.perf_counter() - eval_started
@@ -93,6 +102,7 @@ def run_pipeline(
             "hyperparameters": hp.as_dict(),
             "seed": hp.seed,
             "steps": trained.steps,
+            "resumed_at_step": trained.resumed_at,
             "metrics": metrics,
             "timings": timings,
             "packages": package_versions(),

@@ -5,6 +5,11 @@ EOS, so the model learns to answer, not to reproduce prompts. Every optimizer nu
 learning rate, schedule, weight decay, clipping norm) lives in the optimizer state, so trials
 that differ only in those values run the same compiled program, read from the persistent
 compilation cache (see jax_setup).
+
+With a checkpoint folder, the trainer saves model and optimizer state every eval_every steps
+and, when the folder already holds a checkpoint, continues from it: the batches before it are
+skipped (their order depends only on the seed), and the optimizer's numbers are set from the
+hyperparameters given now, which a Population Based Training exploit may have changed.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import orbax.checkpoint as ocp
 from flax import nnx
 from tunix.sft import hooks, peft_trainer
 from tunix.sft.utils import build_positions_from_mask, make_causal_attn_mask
@@ -37,7 +43,8 @@ _MAX_EVAL_BATCH = 1024
 @dataclass(frozen=True)
 class TrainResult:
     steps: int
-    train_loss: float  # mean training loss over the last eval_every steps
+    resumed_at: int  # the checkpoint's step training continued from; 0 for a fresh start
+    train_loss: float | None  # mean training loss over the last eval_every steps run here
     eval_loss: float | None  # teacher-forced loss on the eval split after the last step
     first_step_s: float  # the first train step: trace, lower, compile (or cache load), dispatch
     train_s: float  # the trainer's whole loop, compile included
@@ -118,6 +125,30 @@ def make_optimizer(hp: Hyperparameters, total_steps: int) -> optax.GradientTrans
     )
 
 
+def _set_optimizer_numbers(optimizer: nnx.Optimizer, hp: Hyperparameters, total_steps: int) -> None:
+    """Overwrite the scalars a restored optimizer state brought from the run that saved it."""
+    state = optimizer.opt_state
+    schedule = state.hyperparams_states["learning_rate"]
+    schedule.peak.value = jnp.float32(hp.learning_rate)
+    schedule.warmup.value = jnp.float32(hp.warmup_steps)
+    schedule.total.value = jnp.float32(total_steps)
+    state.hyperparams["weight_decay"].value = jnp.float32(hp.weight_decay)
+    state.hyperparams["max_grad_norm"].value = jnp.float32(hp.max_grad_norm)
+
+
+def _checkpointing(checkpoint_dir: Path | None, every: int) -> dict:
+    if checkpoint_dir is None:
+        return {}
+    return {
+        "checkpoint_root_directory": str(Path(checkpoint_dir).resolve()),
+        # Synchronous: the step's folder is complete when its report goes out, so the caller
+        # can copy it (Ray Tune's checkpoints) at that moment.
+        "checkpointing_options": ocp.CheckpointManagerOptions(
+            save_interval_steps=every, max_to_keep=1, enable_async_checkpointing=False
+        ),
+    }
+
+
 def _model_inputs(x: peft_trainer.TrainingInput) -> dict:
     """TrainingInput (tokens, loss mask) -> the keyword arguments of Tunix's default loss."""
     not_pad = x.input_tokens != PAD
@@ -151,24 +182,32 @@ def _eval_batches(tokens, mask) -> list[peft_trainer.TrainingInput]:
     ]
 
 
+# Metrics of the model as it is (e.g. its score on the eval split), for intermediate reports.
+Scorer = Callable[[nnx.Module], dict[str, float]]
+
+
 class _Reporter(hooks.TrainingHooks):
     """Collects per-step losses and step timings, and reports every eval_every steps.
 
     The trainer evaluates right after update k but hands over step k's loss only after
-    dispatching step k+1, so step k is reported when its loss arrives, its eval loss already
-    known. The last step is reported by train() itself; the eval Tunix runs before the first
-    step is not reported.
+    dispatching step k+1, so step k is reported when its loss arrives, its eval loss (and the
+    scorer's metrics, when there is a scorer) already known. The last step is reported by
+    train() itself; the eval Tunix runs before the first step (or at the step it resumed
+    from) is not reported.
     """
 
-    def __init__(self, total_steps: int, eval_every: int, n_eval_batches: int, emit: Callable[[dict], None]):
+    def __init__(self, total_steps: int, eval_every: int, n_eval_batches: int, emit: Callable[[dict], None],
+                 scorer: Scorer | None, resumed_at: int):
         self.total_steps, self.eval_every, self.n_eval_batches = total_steps, eval_every, n_eval_batches
-        self.emit = emit
+        self.emit, self.scorer, self.resumed_at = emit, scorer, resumed_at
         self.losses: list[float] = []
         self.evals: dict[int, float] = {}
+        self.scores: dict[int, dict[str, float]] = {}
         self.step_starts: list[float] = []
 
-    def window_loss(self) -> float:
-        return float(np.mean(self.losses[-self.eval_every:]))
+    def window_loss(self) -> float | None:
+        """None when no step ran: the run resumed from a checkpoint at its last step."""
+        return float(np.mean(self.losses[-self.eval_every:])) if self.losses else None
 
     def on_train_start(self, train_ctx):
         pass
@@ -184,14 +223,18 @@ class _Reporter(hooks.TrainingHooks):
         self.losses.append(float(train_loss))
         if train_step % self.eval_every == 0 and train_step < self.total_steps:
             loss = self.evals.get(train_step)  # None without an eval split
-            self.emit({"step": train_step, "train_loss": self.window_loss(), "eval_loss": loss})
+            scores = self.scores.pop(train_step, {})
+            self.emit({"step": train_step, "train_loss": self.window_loss(), "eval_loss": loss, **scores})
 
     def on_eval_step_start(self, train_ctx):
         pass
 
     def on_eval_step_end(self, train_ctx, eval_loss):
         # eval_loss is the sum of the per-batch mean losses.
-        self.evals[train_ctx.train_steps] = float(eval_loss) / self.n_eval_batches
+        step = train_ctx.train_steps
+        self.evals[step] = float(eval_loss) / self.n_eval_batches
+        if self.scorer is not None and self.resumed_at < step < self.total_steps:
+            self.scores[step] = self.scorer(train_ctx.model)
 
 
 def train(
@@ -201,10 +244,14 @@ def train(
     hp: Hyperparameters,
     report: Callable[[dict], None],
     workdir: Path,
+    checkpoint_dir: Path | None = None,
+    scorer: Scorer | None = None,
 ) -> TrainResult:
     """Train `model` in place (LoRA adapters, when hp.lora_rank > 0, are merged into it at the
-    end); report {step, train_loss, eval_loss} every hp.eval_every steps and after the last
-    step. Deterministic for a given hp.seed. Every step's loss goes to workdir/step_losses.json."""
+    end); report {step, train_loss, eval_loss} (plus the scorer's metrics, before the last
+    step) every hp.eval_every steps and after the last step. Deterministic for a given
+    hp.seed. Every step's loss goes to workdir/step_losses.json. With `checkpoint_dir`, saves
+    a checkpoint every hp.eval_every steps and resumes from the one already there."""
     if not dataset.train:
         raise ValueError(f"dataset {dataset.key!r} has no training traces")
     steps = train_steps(hp, len(dataset.train))
@@ -215,9 +262,13 @@ def train(
     # No max_steps: the finite batch iterator ends training, and Tunix then shows no progress
     # bar, whose per-step cost grows with the step count.
     trainer = peft_trainer.PeftTrainer(
-        trained, make_optimizer(hp, steps), peft_trainer.TrainingConfig(eval_every_n_steps=hp.eval_every)
+        trained, make_optimizer(hp, steps),
+        peft_trainer.TrainingConfig(eval_every_n_steps=hp.eval_every, **_checkpointing(checkpoint_dir, hp.eval_every)),
     ).with_gen_model_input_fn(_model_inputs)
-    reporter = _Reporter(steps, hp.eval_every, len(eval_ds or ()), report)
+    resumed_at = trainer.train_steps  # restored from checkpoint_dir, else 0
+    if resumed_at:
+        _set_optimizer_numbers(trainer.optimizer, hp, steps)
+    reporter = _Reporter(steps, hp.eval_every, len(eval_ds or ()), report, scorer, resumed_at)
     trainer.with_training_hooks(reporter)
 
     started = time.perf_counter()
@@ -234,13 +285,15 @@ def train(
     Path(workdir).mkdir(parents=True, exist_ok=True)
     (Path(workdir) / "step_losses.json").write_text(json.dumps(reporter.losses))
 
-    # When training ran a single step, its end stands in for the second step's start.
-    first, second = (reporter.step_starts + [started + train_s])[:2]
+    # When training ran a single step (or none), its end stands in for the missing starts.
+    ran = steps - resumed_at
+    first, second = (reporter.step_starts + [started + train_s] * 2)[:2]
     return TrainResult(
         steps=steps,
+        resumed_at=resumed_at,
         train_loss=reporter.window_loss(),
         eval_loss=eval_loss,
         first_step_s=second - first,
         train_s=train_s,
-        steps_per_s=(steps - 1) / (started + train_s - second) if steps > 1 else 1 / (second - first),
+        steps_per_s=(ran - 1) / (started + train_s - second) if ran > 1 else ran / max(second - first, 1e-9),
     )

@@ -9,6 +9,7 @@ import sys
 
 import typer
 
+from app.cli.jobs import jobs
 from app.cli.stack import kafka, postgres, processes
 
 cli = typer.Typer(help="Tunix Tune: hyperparameter tuning for JAX/Tunix runs.", no_args_is_help=True)
@@ -16,6 +17,7 @@ services = typer.Typer(help="The local Kafka broker and PostgreSQL server.", no_
 serve = typer.Typer(help="Run one service process in the foreground.", no_args_is_help=True)
 cli.add_typer(services, name="services")
 cli.add_typer(serve, name="serve")
+cli.add_typer(jobs, name="jobs")
 
 
 def _external(var: str) -> bool:

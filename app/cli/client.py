@@ -1,0 +1,64 @@
+"""The CLI's side of the HTTP API: one client, and errors a person can read.
+
+Base URL from --api-url or TUNIX_API_URL (default: the local stack's API); token from
+--token or TUNIX_API_TOKEN, sent as `Authorization: Bearer`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import httpx
+
+from app.cli.stack import processes
+
+
+class ApiError(Exception):
+    """The API could not be reached, or answered with an error; str() is the message to show."""
+
+
+def _explain(answer: httpx.Response) -> str:
+    try:
+        body = answer.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    details = body.get("details") or []
+    what = body.get("error") if details else body.get("message")
+    lines = [f"{answer.request.method} {answer.request.url.path} -> {answer.status_code}: {what or answer.reason_phrase}"]
+    lines += [f"  {d['field']}: {d['rule']}" for d in details]
+    return "\n".join(lines)
+
+
+class ApiClient:
+    def __init__(self, base_url: str | None = None, token: str | None = None, timeout: float = 30):
+        self.base_url = (base_url or os.environ.get("TUNIX_API_URL") or processes.api_url()).rstrip("/")
+        token = token or os.environ.get("TUNIX_API_TOKEN")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+
+    def __enter__(self) -> "ApiClient":
+        return self
+
+    def __exit__(self, *_) -> None:
+        self._http.close()
+
+    def request(self, method: str, path: str, **kwargs) -> Any:
+        try:
+            answer = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ApiError(
+                f"the API at {self.base_url} does not answer ({type(exc).__name__}); "
+                "start the stack with `tunix-tune up` or point --api-url / TUNIX_API_URL at it"
+            ) from None
+        if answer.is_error:
+            raise ApiError(_explain(answer))
+        return answer.json()
+
+    def get(self, path: str, **params) -> Any:
+        return self.request("GET", path, params={k: v for k, v in params.items() if v is not None})
+
+    def post(self, path: str, body: Any = None) -> Any:
+        return self.request("POST", path, json=body)

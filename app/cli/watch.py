@@ -1,0 +1,131 @@
+"""`tunix-tune jobs watch`: a live view of a job, drawn from the API until the job ends.
+
+`render` is a pure function of the job and its metric history (what GET /jobs/{id} and
+GET /jobs/{id}/history answer), so the view can be tested without a terminal.
+"""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from app.cli.client import ApiClient, ApiError
+from schemas.api import TERMINAL_JOB_STATUSES
+from training.hyperparams import reports_per_run
+
+TRIAL_DONE = ("completed", "failed", "stopped")
+_STATUS_STYLE = {"pending": "dim", "running": "cyan", "completed": "green", "failed": "red", "stopped": "yellow"}
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "—" if value is None else str(value)
+
+
+def best_of(values: list[float], mode: str) -> float | None:
+    return (max if mode == "max" else min)(values) if values else None
+
+
+def best_trial_so_far(job: dict) -> dict | None:
+    """The job's best trial once it has one, else the best finished trial by the metric."""
+    if job.get("best_trial"):
+        return job["best_trial"]
+    metric = job["metric_name"]
+    done = [t for t in job["trials"] if t["status"] == "completed" and metric in t["metrics"]]
+    value = best_of([t["metrics"][metric] for t in done], job["metric_mode"])
+    return next((t for t in done if t["metrics"][metric] == value), None)
+
+
+def render(job: dict, history: list[dict]) -> Group:
+    metric, mode = job["metric_name"], job["metric_mode"]
+    searched = list(job["spec"].get("search_space", {}))
+    curves = {h["trial_id"]: [p["metrics"][metric] for p in h["points"] if metric in p["metrics"]] for h in history}
+    done = sum(t["status"] in TRIAL_DONE for t in job["trials"])
+
+    header = Table.grid(padding=(0, 1))
+    header.add_row(Text(f"{job['name']}", style="bold"), Text(job["status"], style="bold"),
+                   Text(f"{metric} ({mode})  job {job['job_id']}", style="dim"))
+    overall = Table.grid(padding=(0, 1))
+    overall.add_row("trials", ProgressBar(total=job["num_samples"], completed=done, width=40),
+                    f"{done}/{job['num_samples']} done, "
+                    f"{sum(t['status'] == 'running' for t in job['trials'])} running")
+
+    table = Table(expand=False, show_edge=False, pad_edge=False)
+    for column in ("trial", "status", *searched, "progress", f"latest {metric}", f"best {metric}", "note"):
+        table.add_column(column, no_wrap=column != "note", max_width=48 if column == "note" else None)
+    for trial in job["trials"]:
+        reports = reports_per_run(trial["params"]) if trial["params"] else 1
+        iteration = reports if trial["status"] == "completed" else min(trial["iteration"] or 0, reports)
+        table.add_row(
+            trial["trial_id"], Text(trial["status"], style=_STATUS_STYLE.get(trial["status"], "")),
+            *(_fmt(trial["params"].get(name)) for name in searched),
+            ProgressBar(total=reports, completed=iteration, width=16),
+            _fmt(trial["metrics"].get(metric)),
+            _fmt(best_of(curves.get(trial["trial_id"], []), mode)),
+            Text(trial["reason"] or "", style="dim"),
+        )
+
+    best = best_trial_so_far(job)
+    footer = Text(
+        f"best so far: trial {best['trial_id']}  {metric}={_fmt(best['metrics'].get(metric))}" if best
+        else "best so far: — (no finished trial yet)", style="bold green" if best else "dim",
+    )
+    parts = [header, overall, table, footer]
+    if job.get("error"):
+        parts.append(Text(f"error: {job['error']}", style="red"))
+    return Group(*parts)
+
+
+def summary_lines(job: dict) -> list[str]:
+    lines = [f"job {job['job_id']} {job['status']}" + (f": {job['error']}" if job.get("error") else "")]
+    best = best_trial_so_far(job)
+    if best:
+        params = ", ".join(f"{k}={_fmt(v)}" for k, v in best["params"].items() if k in job["spec"]["search_space"])
+        lines += [f"best trial {best['trial_id']}: {job['metric_name']}={_fmt(best['metrics'].get(job['metric_name']))} "
+                  f"({params})", f"  run {best['run_id']}", f"  run folder {best['artifact_path']}"]
+    return lines
+
+
+def _status_line(job: dict) -> str:
+    counts = {s: sum(t["status"] == s for t in job["trials"]) for s in ("pending", "running", *TRIAL_DONE)}
+    done = sum(counts[s] for s in TRIAL_DONE)
+    return (f"{job['status']:<10} trials done {done}/{job['num_samples']}  "
+            f"running {counts['running']}  pending {counts['pending']}")
+
+
+def watch(api: ApiClient, job_id: str, console: Console, interval_s: float = 1.0,
+          timeout_s: float | None = None) -> dict:
+    """Redraw until the job ends (or timeout_s passes: ApiError); returns the last job view.
+
+    On a terminal the view is redrawn in place; elsewhere (a log, CI) a line is printed
+    whenever the counts change, and the full view once at the end.
+    """
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+
+    def fetch() -> tuple[dict, list[dict]]:
+        return api.get(f"/api/tuning/jobs/{job_id}"), api.get(f"/api/tuning/jobs/{job_id}/history")
+
+    job, history = fetch()
+    last_line = None
+    with Live(render(job, history), console=console, auto_refresh=False) as live:
+        while True:
+            live.update(render(job, history), refresh=console.is_terminal)
+            if not console.is_terminal and (line := _status_line(job)) != last_line:
+                console.print(f"{time.strftime('%H:%M:%S')} {line}", soft_wrap=True)
+                last_line = line
+            if job["status"] in TERMINAL_JOB_STATUSES:
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                raise ApiError(f"job {job_id} did not finish within {timeout_s:.0f} s; it goes on "
+                               f"(`tunix-tune jobs cancel {job_id}` stops it)")
+            time.sleep(interval_s)
+            job, history = fetch()
+    for line in summary_lines(job):
+        console.print(line, soft_wrap=True)
+    return job
