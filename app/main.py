@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from sqlalchemy import text
 
-from app import errors
+from app import dashboard, errors
 from app.body_limit import BodyLimitMiddleware
 from app.publisher import EventPublisher, Unavailable
 from app.routes import router
@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     errors.install(app)
     app.include_router(router)
+    dashboard.install(app)
 
     @app.get("/healthz", tags=["health"], summary="The process is up")
     async def healthz():

@@ -5,55 +5,17 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from datetime import datetime
 from pathlib import Path
 
 import httpx
-import pytest
 
-from schemas.db import create_database, drop_database
-from tests.conftest import Process, free_port
+from tests.conftest import Process
 from tests.specs import example_spec
 from tests.waiting import wait_until
 
 # Short trials: a few seconds of real training each on these CPUs.
 FIXED = {"max_steps": 30, "eval_every": 10, "batch_size": 32}
-
-
-@pytest.fixture(scope="module")
-def tuning_stack(stack, tmp_path_factory):
-    """api + projector + tuner on topics and a database of their own, so the tuner sees only
-    the jobs of these tests (it resumes every started job it finds in its log)."""
-    import asyncio
-
-    run = uuid.uuid4().hex[:8]
-    name = f"tuning_{run}"
-    url = asyncio.run(create_database(stack.database_url, name))
-    folder = tmp_path_factory.mktemp("tuning")
-    port = free_port()
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": stack.kafka, "DATABASE_URL": url,
-        "TUNIX_TOPIC_PREFIX": f"tuning-{run}", "TUNIX_API_PORT": str(port),
-        "TUNIX_PROJECTOR_GROUP": f"tuning-{run}", "TUNIX_ARTIFACTS_DIR": str(folder / "artifacts"),
-        "TUNIX_STATE_DIR": str(folder / "state"), "TUNIX_LOG_FORMAT": "json",
-    }
-    procs = [Process(m, env, folder) for m in ("consumers.projector", "consumers.tuner", "app.main")]
-    base = f"http://127.0.0.1:{port}"
-
-    def ready():
-        try:
-            return httpx.get(f"{base}/readyz", timeout=5).status_code == 200
-        except httpx.HTTPError:
-            return False
-    try:
-        wait_until(ready, 90, "tuning stack ready")
-        yield {"url": base, "artifacts": folder / "artifacts", "procs": procs, "state": folder / "state"}
-    finally:
-        for p in procs:
-            p.stop()
-        asyncio.run(drop_database(stack.database_url, name))
 
 
 def _wait_for_job(stack: dict, job_id: str, timeout: float) -> dict:

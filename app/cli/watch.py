@@ -56,16 +56,22 @@ def render(job: dict, history: list[dict]) -> Group:
                     f"{done}/{job['num_samples']} done, "
                     f"{sum(t['status'] == 'running' for t in job['trials'])} running")
 
-    table = Table(expand=False, show_edge=False, pad_edge=False)
-    for column in ("trial", "status", *searched, "progress", f"latest {metric}", f"best {metric}", "note"):
-        table.add_column(column, no_wrap=column != "note", max_width=48 if column == "note" else None)
+    table = Table(expand=False, show_edge=False, pad_edge=False, caption=f"latest / best: {metric} reported by the trial")
+    table.add_column("trial", no_wrap=True, min_width=11)
+    table.add_column("status", no_wrap=True, min_width=9)
+    for name in searched:
+        table.add_column(name, no_wrap=True, overflow="ellipsis", max_width=14)
+    table.add_column("progress", no_wrap=True)
+    table.add_column("latest", no_wrap=True)
+    table.add_column("best", no_wrap=True)
+    table.add_column("note", max_width=48, overflow="fold")
     for trial in job["trials"]:
         reports = reports_per_run(trial["params"]) if trial["params"] else 1
         iteration = reports if trial["status"] == "completed" else min(trial["iteration"] or 0, reports)
         table.add_row(
             trial["trial_id"], Text(trial["status"], style=_STATUS_STYLE.get(trial["status"], "")),
             *(_fmt(trial["params"].get(name)) for name in searched),
-            ProgressBar(total=reports, completed=iteration, width=16),
+            ProgressBar(total=reports, completed=iteration, width=10),
             _fmt(trial["metrics"].get(metric)),
             _fmt(best_of(curves.get(trial["trial_id"], []), mode)),
             Text(trial["reason"] or "", style="dim"),

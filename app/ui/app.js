@@ -1,0 +1,231 @@
+// Tunix Tune dashboard: plain JavaScript over the HTTP API, plots by plotly.js (served locally).
+// #/ lists jobs and creates them; #/jobs/<id> shows one job, refreshed while it runs.
+"use strict";
+
+const TERMINAL = ["completed", "failed", "cancelled"];
+const REFRESH_MS = 2000;
+const view = document.getElementById("view");
+let refreshTimer = null;
+let trialSort = { key: "created_at", dir: 1 };
+
+// ---- API -----------------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super((body && body.message) || `HTTP ${status}`);
+    this.status = status;
+    this.body = body || {};
+  }
+}
+
+async function api(method, path, body) {
+  const headers = { "content-type": "application/json" };
+  const token = localStorage.getItem("tunixToken");
+  if (token) headers.authorization = `Bearer ${token}`;
+  const answer = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const data = await answer.json().catch(() => null);
+  if (answer.status === 401) {
+    const given = prompt("This API needs a token (TUNIX_API_TOKEN):");
+    if (given) { localStorage.setItem("tunixToken", given); return api(method, path, body); }
+  }
+  if (!answer.ok) throw new ApiError(answer.status, data);
+  return data;
+}
+
+function showErrors(list, error) {
+  list.replaceChildren();
+  const details = (error.body && error.body.details) || [];
+  const lines = details.length ? details.map(d => `${d.field}: ${d.rule}`) : [error.message];
+  for (const line of lines) list.append(el("li", {}, line));
+}
+
+// ---- small DOM helpers ---------------------------------------------------------------------
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null && v !== false) node.setAttribute(k, v);
+  }
+  node.append(...children.flat().map(c => (c instanceof Node ? c : document.createTextNode(c ?? ""))));
+  return node;
+}
+
+const fmt = v => (typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toPrecision(4)) : v ?? "—");
+const badge = status => el("span", { class: `status ${status}` }, status);
+const isBetter = (mode, a, b) => (mode === "max" ? a > b : a < b);
+
+// ---- jobs list -----------------------------------------------------------------------------
+
+async function showJobs() {
+  const page = await api("GET", "/api/tuning/jobs?limit=200");
+  const rows = page.items.map(job => el("tr", { "data-job-id": job.job_id },
+    el("td", {}, el("a", { href: `#/jobs/${job.job_id}` }, job.name)),
+    el("td", {}, badge(job.status)),
+    el("td", {}, `${job.metric_name} (${job.metric_mode})`),
+    el("td", {}, fmt(job.best_metric)),
+    el("td", {}, String(job.num_samples)),
+    el("td", { class: "muted" }, job.created_at.slice(0, 19).replace("T", " ")),
+  ));
+  const errors = el("ul", { class: "errors", id: "create-errors" });
+  const spec = el("textarea", { id: "spec", spellcheck: "false" });
+  spec.value = JSON.stringify(await fetch("/ui/example-spec.json").then(r => r.json()), null, 2);
+  const create = async start => {
+    let body;
+    try { body = JSON.parse(spec.value); } catch (e) { return showErrors(errors, new ApiError(0, { message: `body: not valid JSON (${e.message})` })); }
+    try {
+      const job = await api("POST", "/api/tuning/jobs", body);
+      if (start) await api("POST", `/api/tuning/jobs/${job.job_id}/start`);
+      location.hash = `#/jobs/${job.job_id}`;
+    } catch (e) { showErrors(errors, e); }
+  };
+  view.replaceChildren(
+    el("h1", {}, "Tuning jobs"),
+    el("table", { id: "jobs-table" },
+      el("thead", {}, el("tr", {}, ["name", "status", "metric", "best", "trials", "created"].map(h => el("th", {}, h)))),
+      el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 6, class: "muted" }, "No jobs yet.")))),
+    el("h2", {}, "New job"),
+    el("p", { class: "muted" }, "The job spec as JSON (the API checks it; problems show below, nothing is created)."),
+    spec, errors,
+    el("p", {}, el("button", { id: "create", onclick: () => create(false) }, "Create"), " ",
+      el("button", { id: "create-start", class: "primary", onclick: () => create(true) }, "Create and start")),
+  );
+}
+
+// ---- one job -------------------------------------------------------------------------------
+
+async function showJob(jobId) {
+  const [job, history] = await Promise.all([
+    api("GET", `/api/tuning/jobs/${jobId}`), api("GET", `/api/tuning/jobs/${jobId}/history`)]);
+  const searched = Object.keys(job.spec.search_space || {});
+  const actionErrors = el("ul", { class: "errors", id: "action-errors" });
+  const act = async verb => {
+    try { await api("POST", `/api/tuning/jobs/${jobId}/${verb}`); await showJob(jobId); }
+    catch (e) { showErrors(actionErrors, e); }
+  };
+  const done = job.trials.filter(t => ["completed", "failed", "stopped"].includes(t.status)).length;
+  if (!document.getElementById("job-page") || document.getElementById("job-page").dataset.jobId !== jobId) {
+    view.replaceChildren(el("div", { id: "job-page", "data-job-id": jobId },
+      el("p", {}, el("a", { href: "#/" }, "← all jobs")),
+      el("h1", { id: "job-title" }), el("div", { class: "cards", id: "job-cards" }),
+      el("p", { id: "job-actions" }), actionErrors,
+      el("h2", {}, "Trials"), el("table", { id: "trials-table" }),
+      el("h2", {}, "Plots"),
+      el("div", { class: "plots" },
+        el("div", { class: "plot", id: "plot-history" }), el("div", { class: "plot", id: "plot-parallel" }),
+        el("div", { class: "plot", id: "plot-curves" })),
+    ));
+  }
+  document.getElementById("job-title").replaceChildren(job.name, " ", badge(job.status));
+  document.getElementById("job-cards").replaceChildren(
+    el("div", { class: "card" }, "trials done", el("b", {}, `${done} / ${job.num_samples}`)),
+    el("div", { class: "card" }, `best ${job.metric_name} (${job.metric_mode})`, el("b", { id: "best-metric" }, fmt(bestMetric(job)))),
+    el("div", { class: "card" }, "best trial", el("b", {}, bestTrial(job)?.trial_id ?? "—")),
+    ...(job.error ? [el("div", { class: "card errors" }, job.error)] : []),
+  );
+  document.getElementById("job-actions").replaceChildren(
+    el("button", { id: "start", class: "primary", disabled: job.status !== "created", onclick: () => act("start") }, "Start"), " ",
+    el("button", { id: "cancel", disabled: TERMINAL.includes(job.status) || job.status === "cancelling", onclick: () => act("cancel") }, "Cancel"),
+    el("span", { class: "muted" }, `  job ${job.job_id} · dataset ${job.dataset_key} · model ${job.base_model_id}`),
+  );
+  renderTrials(job, searched);
+  renderPlots(job, history, searched);
+  clearTimeout(refreshTimer);
+  if (!TERMINAL.includes(job.status)) refreshTimer = setTimeout(() => route(), REFRESH_MS);
+}
+
+function bestTrial(job) {
+  if (job.best_trial) return job.best_trial;
+  let best = null;
+  for (const t of job.trials) {
+    const v = t.metrics[job.metric_name];
+    if (t.status === "completed" && v !== undefined && (!best || isBetter(job.metric_mode, v, best.metrics[job.metric_name]))) best = t;
+  }
+  return best;
+}
+
+const bestMetric = job => job.best_metric ?? bestTrial(job)?.metrics[job.metric_name];
+
+function renderTrials(job, searched) {
+  const columns = [["trial_id", "trial"], ["status", "status"], ...searched.map(p => [`params.${p}`, p]),
+    ["iteration", "iteration"], [`metrics.${job.metric_name}`, job.metric_name], ["reason", "note"]];
+  const value = (t, key) => key.split(".").reduce((o, k) => (o == null ? undefined : o[k]), t);
+  const rows = [...job.trials].sort((a, b) => {
+    const x = value(a, trialSort.key), y = value(b, trialSort.key);
+    if (x === y) return 0;
+    if (x === undefined || x === null) return 1;
+    if (y === undefined || y === null) return -1;
+    return (x > y ? 1 : -1) * trialSort.dir;
+  });
+  const best = bestTrial(job);
+  const head = el("tr", {}, columns.map(([key, label]) => el("th", {
+    class: "sortable", "data-key": key,
+    onclick: () => { trialSort = { key, dir: trialSort.key === key ? -trialSort.dir : 1 }; renderTrials(job, searched); },
+  }, label + (trialSort.key === key ? (trialSort.dir > 0 ? " ▲" : " ▼") : ""))));
+  const body = rows.map(t => el("tr", { "data-trial-id": t.trial_id, class: best && best.trial_id === t.trial_id ? "best" : undefined },
+    columns.map(([key]) => key === "status" ? el("td", {}, badge(t.status))
+      : el("td", { class: key === "reason" ? "note" : undefined }, fmt(value(t, key))))));
+  document.getElementById("trials-table").replaceChildren(el("thead", {}, head), el("tbody", {}, body));
+}
+
+// ---- plots ---------------------------------------------------------------------------------
+
+const LAYOUT = { margin: { l: 55, r: 20, t: 40, b: 90 }, font: { size: 11 }, legend: { orientation: "h", y: -0.3 } };
+const CONFIG = { displaylogo: false, responsive: true, displayModeBar: false };
+
+function renderPlots(job, history, searched) {
+  const metric = job.metric_name, mode = job.metric_mode;
+  const best = bestTrial(job);
+  // Optimization history: finished trials by completion order, and the best so far.
+  const finished = job.trials.filter(t => t.finished_at && t.metrics[metric] !== undefined)
+    .sort((a, b) => a.finished_at.localeCompare(b.finished_at));
+  const ys = finished.map(t => t.metrics[metric]);
+  const bestSoFar = ys.map((_, i) => ys.slice(0, i + 1).reduce((a, b) => (isBetter(mode, b, a) ? b : a)));
+  const order = finished.map((_, i) => i + 1);
+  Plotly.react("plot-history", [
+    { x: order, y: ys, mode: "markers", name: metric, text: finished.map(t => t.trial_id), type: "scatter" },
+    { x: order, y: bestSoFar, mode: "lines", name: "best so far", line: { shape: "hv" }, type: "scatter" },
+  ], { ...LAYOUT, title: { text: "Optimization history" }, xaxis: { title: { text: "trial (completion order)" } }, yaxis: { title: { text: metric } } }, CONFIG);
+
+  // Parallel coordinates: searched hyperparameters against the metric.
+  const dims = searched.map(name => {
+    const vals = finished.map(t => t.params[name]);
+    if (vals.every(v => typeof v === "number")) {
+      const log = (job.spec.search_space[name].type || "").includes("log") && vals.every(v => v > 0);
+      return log ? { label: `log10 ${name}`, values: vals.map(Math.log10) } : { label: name, values: vals };
+    }
+    const levels = [...new Set(vals.map(String))];
+    return { label: name, values: vals.map(v => levels.indexOf(String(v))), tickvals: levels.map((_, i) => i), ticktext: levels };
+  });
+  dims.push({ label: metric, values: ys });
+  Plotly.react("plot-parallel", [{ type: "parcoords", dimensions: dims, line: { color: ys, colorscale: "Viridis", showscale: true } }],
+    { ...LAYOUT, title: { text: "Hyperparameters → " + metric }, margin: { l: 60, r: 60, t: 70, b: 30 } }, CONFIG);
+
+  // Learning curves: every reported value of the metric (eval_loss when the metric comes only at the end).
+  const reported = history.some(h => h.points.filter(p => p.metrics[metric] !== undefined).length > 1);
+  const curveMetric = reported ? metric : "eval_loss";
+  const curves = history.map(h => {
+    const pts = h.points.filter(p => p.metrics[curveMetric] !== undefined);
+    const isBest = best && best.trial_id === h.trial_id;
+    return { x: pts.map(p => p.iteration), y: pts.map(p => p.metrics[curveMetric]), mode: "lines+markers", type: "scatter",
+      name: h.trial_id + (isBest ? " (best)" : ""), line: { width: isBest ? 4 : 1.5 } };
+  });
+  Plotly.react("plot-curves", curves, { ...LAYOUT, title: { text: `Learning curves (${curveMetric})` },
+    xaxis: { title: { text: "report (iteration)" } }, yaxis: { title: { text: curveMetric } } }, CONFIG);
+}
+
+// ---- routing -------------------------------------------------------------------------------
+
+async function route() {
+  clearTimeout(refreshTimer);
+  const match = location.hash.match(/^#\/jobs\/([0-9a-f-]{36})$/);
+  try {
+    await (match ? showJob(match[1]) : showJobs());
+  } catch (e) {
+    view.replaceChildren(el("p", { class: "errors" }, `Could not load: ${e.message}`), el("a", { href: "#/" }, "all jobs"));
+    if (match) refreshTimer = setTimeout(route, REFRESH_MS * 2);
+  }
+}
+
+window.addEventListener("hashchange", route);
+route();
