@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from sqlalchemy import text
 
 from app import dashboard, errors
@@ -16,6 +16,7 @@ from app.publisher import EventPublisher, Unavailable
 from app.routes import router
 from schemas.db import make_engine
 from schemas.logs import configure_logging
+from schemas.metrics import exposition
 from schemas.settings import Settings
 
 
@@ -45,6 +46,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(router)
     dashboard.install(app)
+
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics of this process")
+    async def metrics():
+        body, content_type = exposition()
+        return Response(body, media_type=content_type)
 
     @app.get("/healthz", tags=["health"], summary="The process is up")
     async def healthz():

@@ -11,6 +11,7 @@ import asyncio
 from faststream.kafka import KafkaBroker
 
 from schemas import topics
+from schemas.metrics import EVENTS_PUBLISHED
 from schemas.events import Event, JobCancelRequested, JobCreated, JobStarted, serialize_event
 
 
@@ -59,6 +60,7 @@ class EventPublisher:
             )
         except Exception as exc:
             raise Unavailable("kafka", _explain(exc)) from exc
+        EVENTS_PUBLISHED.labels(event.type).inc()
 
     async def ping(self) -> None:
         """Raise Unavailable unless the broker answers."""

@@ -8,7 +8,8 @@ job that does not exist, goes to the dead-letter topic with the reason and its o
 Two batches are in flight at most: while PostgreSQL writes batch N, this process fetches and
 parses batch N+1, so the database and the Python side work at the same time.
 
-Run it with `tunix-tune serve projector` (or `python -m consumers.projector`).
+Run it with `tunix-tune serve projector` (or `python -m consumers.projector`); health,
+readiness and /metrics on TUNIX_PROJECTOR_PROBE_PORT (8001).
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
+import socket
+import time
+from collections import Counter
 from dataclasses import dataclass
 
 import structlog
@@ -23,18 +27,22 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.errors import CommitFailedError, RebalanceInProgressError
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from consumers.bulk import batch_transaction
+from consumers.probes import bind, serve_probes
 from consumers.read_model import LoggedEvent, apply_batch
 from schemas import topics
 from schemas.db import make_engine
 from schemas.events import parse_event
 from schemas.logs import configure_logging
+from schemas.metrics import EVENTS_CONSUMED, EVENTS_DEAD_LETTERED, PROJECTOR_LAG
 from schemas.settings import Settings
 
 log = structlog.get_logger("projector")
 RETRY_BACKOFF_S = 1.0
+LAG_EVERY_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -99,17 +107,33 @@ class Projector:
     def stop(self) -> None:
         self._stop.set()
 
-    async def run(self) -> None:
+    async def checks(self) -> dict[str, str]:
+        """Readiness: partitions assigned and the read model answering."""
+        results = {"kafka": "ok" if self.consumer.assignment() else "no partitions assigned yet"}
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("select 1 from tunix_tuning_jobs limit 1"))
+            results["postgres"] = "ok"
+        except Exception as exc:  # any failure to reach the read model means not ready
+            results["postgres"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        return results
+
+    async def run(self, probe_socket: socket.socket | None = None) -> None:
+        probes = serve_probes(probe_socket, self.checks) if probe_socket else None
         await topics.ensure_topics(self.settings.kafka_bootstrap_servers)
         await self.broker.start()
         self.consumer.subscribe([topics.EVENTS.name], listener=_FinishBeforeRevoke(self))
         await self.consumer.start()
         log.info("projector started", topic=topics.EVENTS.name, group=self.settings.projector_group_id)
+        lag_measured = 0.0
         try:
             while not self._stop.is_set():
                 fetched = await self.consumer.getmany(
                     timeout_ms=500, max_records=self.settings.projector_max_batch
                 )
+                if time.monotonic() - lag_measured > LAG_EVERY_S:
+                    lag_measured = time.monotonic()
+                    PROJECTOR_LAG.set(await self._lag())
                 records = tuple(r for tp in sorted(fetched, key=_order) for r in fetched[tp])
                 parsed, dead = parse_records(records)  # overlaps the write of the previous batch
                 if not await self.finish_write(also_rewind=records):
@@ -118,6 +142,8 @@ class Projector:
                     self._writing = (asyncio.create_task(self._write(records, parsed, dead)), records)
             await self.finish_write()
         finally:
+            if probes:
+                probes.cancel()
             await self.consumer.stop()
             await self.broker.stop()
             await self.engine.dispose()
@@ -141,11 +167,21 @@ class Projector:
             await asyncio.sleep(RETRY_BACKOFF_S)  # so a down database is not hammered
             return False
 
+    async def _lag(self) -> int:
+        behind = 0
+        for tp in self.consumer.assignment():
+            end = self.consumer.highwater(tp)
+            if end is not None:
+                behind += max(0, end - await self.consumer.position(tp))
+        return behind
+
     async def _write(self, records, parsed, dead) -> None:
         dead = dead + await project_parsed(self.engine, records, parsed)
         for letter in dead:
             await self._dead_letter(letter)
         await self.consumer.commit(_next_offsets(records))
+        for event_type, count in Counter(p.event.type for p in parsed).items():
+            EVENTS_CONSUMED.labels(event_type).inc(count)
         log.debug("batch projected", size=len(records), dead_lettered=len(dead))
 
     def _rewind(self, records: tuple[ConsumerRecord, ...]) -> None:
@@ -159,6 +195,7 @@ class Projector:
         origin = f"{record.topic}/{record.partition}/{record.offset}"
         key = record.key.decode(errors="replace") if record.key else None
         log.warning("event dead-lettered", origin=origin, reason=letter.reason, job_id=key)
+        EVENTS_DEAD_LETTERED.inc()
         await self.broker.publish(
             record.value,
             topic=topics.DEAD_LETTER.name,
@@ -205,11 +242,13 @@ async def main() -> None:
     # collector rescan them several times per batch. Start-up objects are frozen out of it.
     gc.freeze()
     gc.set_threshold(100_000, 50, 100)
-    projector = Projector(Settings())
+    settings = Settings()
+    probe_socket = bind(settings.probe_host, settings.projector_probe_port)
+    projector = Projector(settings)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, projector.stop)
-    await projector.run()
+    await projector.run(probe_socket)
 
 
 if __name__ == "__main__":

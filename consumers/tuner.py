@@ -6,7 +6,8 @@ exists. Then it follows the log. Experiments run on worker threads, so consuming
 while a job trains for hours; trial events come from the Ray callback (producers/), the job's
 terminal event from here.
 
-Run it with `tunix-tune serve tuner` (or `python -m consumers.tuner`).
+Run it with `tunix-tune serve tuner` (or `python -m consumers.tuner`); health, readiness
+and /metrics on TUNIX_TUNER_PROBE_PORT (8002).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import asyncio
 import hashlib
 import os
 import signal
+import socket
+import time
 from pathlib import Path
 from uuid import UUID
 
@@ -23,11 +26,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
+from consumers.probes import bind, serve_probes
 from consumers.tuning_state import TunerJob, next_state
 from schemas import events as ev
 from schemas import topics
 from schemas.event_log import end_offsets, read_to_end
 from schemas.logs import configure_logging
+from schemas.metrics import EVENTS_CONSUMED, EVENTS_PUBLISHED, JOB_DURATION
 from schemas.settings import Settings
 
 log = structlog.get_logger("tuner")
@@ -44,15 +49,25 @@ class Tuner:
         self.waiting: list[UUID] = []
         self._stop = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._ray_up = self._following = False
 
     def stop(self) -> None:
         self._stop.set()
 
-    async def run(self) -> None:
+    async def checks(self) -> dict[str, str]:
+        """Readiness: Ray is up and the tuner follows the log live."""
+        return {
+            "ray": "ok" if self._ray_up else "starting",
+            "kafka": "ok" if self._following else "reading the log up to its end",
+        }
+
+    async def run(self, probe_socket: socket.socket | None = None) -> None:
         self._loop = asyncio.get_running_loop()
+        probes = serve_probes(probe_socket, self.checks) if probe_socket else None
         await topics.ensure_topics(self.settings.kafka_bootstrap_servers)
         await self.broker.start()
         await asyncio.to_thread(_start_ray, self.storage)
+        self._ray_up = True
         try:
             positions = await self._catch_up()
             for job in self.jobs.values():
@@ -65,6 +80,8 @@ class Tuner:
                 task.cancel()
             await self.broker.stop()
             await asyncio.to_thread(_stop_ray)
+            if probes:
+                probes.cancel()
 
     async def _catch_up(self) -> dict[int, int]:
         """Fold the log up to today's end; return where live consumption starts."""
@@ -84,6 +101,7 @@ class Tuner:
             consumer.assign(parts)
             for tp in parts:
                 consumer.seek(tp, positions[tp.partition])
+            self._following = True
             while not self._stop.is_set():
                 batches = await consumer.getmany(timeout_ms=500)
                 for records in batches.values():
@@ -97,6 +115,7 @@ class Tuner:
             event = ev.parse_event(raw)
         except ValidationError:
             return  # the projector dead-letters it; the tuner only needs valid events
+        EVENTS_CONSUMED.labels(event.type).inc()
         self.jobs[event.job_id] = job = next_state(self.jobs.get(event.job_id), event)
         if not live or job is None:
             return
@@ -129,6 +148,7 @@ class Tuner:
         from consumers.ray_runner import run_experiment
 
         log.info("experiment starts", job_id=str(job.job_id), num_samples=job.spec.num_samples)
+        started = time.monotonic()
         try:
             outcome = await asyncio.to_thread(run_experiment, job, self._publish_from_thread, self.storage)
         except Exception as exc:  # the job fails, the tuner goes on
@@ -136,6 +156,7 @@ class Tuner:
             outcome = ev.JobFailed(job_id=job.job_id, source="tunix-tune.tuner",
                                    payload=ev.JobFailedPayload(error=f"{type(exc).__name__}: {exc}"[:10_000]))
         await self._publish(outcome)
+        JOB_DURATION.labels(outcome.type).observe(time.monotonic() - started)
         log.info("experiment ended", job_id=str(job.job_id), outcome=outcome.type)
         self.running.pop(job.job_id, None)
         if self.waiting:
@@ -144,6 +165,7 @@ class Tuner:
     async def _publish(self, event: ev.Event) -> None:
         await self.broker.publish(ev.serialize_event(event), topic=topics.EVENTS.name, key=event.key(),
                                   headers={"content-type": "application/json", "event-type": event.type})
+        EVENTS_PUBLISHED.labels(event.type).inc()
 
     def _publish_from_thread(self, event: ev.Event) -> None:
         asyncio.run_coroutine_threadsafe(self._publish(event), self._loop).result(PUBLISH_TIMEOUT_S)
@@ -213,11 +235,13 @@ def kill_orphaned_ray() -> None:
 
 
 async def main() -> None:
-    tuner = Tuner(Settings())
+    settings = Settings()
+    probe_socket = bind(settings.probe_host, settings.tuner_probe_port)
+    tuner = Tuner(settings)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, tuner.stop)
-    await tuner.run()
+    await tuner.run(probe_socket)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ crash), so the callback keeps only the job id and finds the publish function in 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from uuid import UUID
@@ -18,6 +19,7 @@ from ray.tune.experiment import Trial
 
 from schemas import events as ev
 from schemas.artifact_layout import trial_run_folder
+from schemas.metrics import TRIAL_DURATION, TRIALS_RUNNING
 
 SOURCE = "tunix-tune.tuner"
 Publish = Callable[[ev.Event], None]
@@ -45,6 +47,7 @@ class TrialEvents(Callback):
         self.job_id = job_id
         self._announced: set[str] = set()
         self._ended: set[str] = set()  # trials whose terminal status is on the log
+        self._started: dict[str, float] = {}  # trial_id -> when it first ran (for the metrics)
 
     def publish(self, event: ev.Event) -> None:
         PUBLISHERS[self.job_id](event)
@@ -63,8 +66,14 @@ class TrialEvents(Callback):
             **fields,
         )
         self.publish(ev.TrialUpdated(job_id=self.job_id, source=SOURCE, payload=payload))
+        if status == "running" and trial.trial_id not in self._started:
+            self._started[trial.trial_id] = time.monotonic()
+            TRIALS_RUNNING.inc()
         if status in ev.TRIAL_TERMINAL:
             self._ended.add(trial.trial_id)
+            if (began := self._started.pop(trial.trial_id, None)) is not None:
+                TRIALS_RUNNING.dec()
+                TRIAL_DURATION.labels(status).observe(time.monotonic() - began)
 
     def on_step_begin(self, iteration: int, trials: list[Trial], **info) -> None:
         if not self._announced and not self._ended:

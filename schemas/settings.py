@@ -44,6 +44,12 @@ class Settings:
     # Jobs the tuner runs at once; more started jobs wait for a free slot.
     tuner_max_jobs: int = field(default_factory=lambda: int(os.environ.get("TUNIX_TUNER_MAX_JOBS", "1")))
     artifacts_dir: str = field(default_factory=lambda: os.environ.get("TUNIX_ARTIFACTS_DIR", "artifacts"))
+    # Health, readiness and /metrics of the consumer processes (the API serves its own).
+    probe_host: str = field(default_factory=lambda: os.environ.get("TUNIX_PROBE_HOST", "127.0.0.1"))
+    projector_probe_port: int = field(
+        default_factory=lambda: int(os.environ.get("TUNIX_PROJECTOR_PROBE_PORT", "8001"))
+    )
+    tuner_probe_port: int = field(default_factory=lambda: int(os.environ.get("TUNIX_TUNER_PROBE_PORT", "8002")))
     # When set, /api requests need `Authorization: Bearer <token>` (the CLI sends TUNIX_API_TOKEN).
     api_token: str | None = field(default_factory=lambda: os.environ.get("TUNIX_API_TOKEN") or None)
     projector_max_batch: int = field(

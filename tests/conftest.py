@@ -65,12 +65,17 @@ async def service_env(stack, database_url):
 class Process:
     """A service module running as its own process, its output kept for failure messages."""
 
+    PROBE_PORTS = {"consumers.projector": "TUNIX_PROJECTOR_PROBE_PORT", "consumers.tuner": "TUNIX_TUNER_PROBE_PORT"}
+
     def __init__(self, module: str, env: dict, log_dir: Path):
-        self.env = env
+        # Every consumer serves health and metrics on a port of its own (several run at once).
+        self.env = {**env, **{var: env.get(var) or str(free_port()) for var in self.PROBE_PORTS.values()}}
+        port_var = self.PROBE_PORTS.get(module)
+        self.probe_url = f"http://127.0.0.1:{self.env[port_var]}" if port_var else None
         self.log_path = log_dir / f"{module}.log"
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", module], env=env, cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", module], env=self.env, cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT
         )
 
     def output(self) -> str:

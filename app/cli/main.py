@@ -59,15 +59,10 @@ def _service_status() -> list[dict]:
 
 
 def _process_status() -> list[dict]:
-    api_pid = processes.pid("api")
-    projector_pid = processes.pid("projector")
-    tuner_pid = processes.pid("tuner")
     return [
-        {"name": "api", "pid": api_pid, "healthy": bool(api_pid) and processes.api_healthy(),
-         "address": processes.api_url()},
-        {"name": "projector", "pid": projector_pid, "healthy": bool(projector_pid),
-         "address": None},
-        {"name": "tuner", "pid": tuner_pid, "healthy": bool(tuner_pid), "address": None},
+        {"name": name, "pid": (pid := processes.pid(name)), "healthy": bool(pid) and processes.healthy(name),
+         "address": processes.probe_url(name)}
+        for name in processes.COMPONENTS
     ]
 
 

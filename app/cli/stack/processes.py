@@ -15,6 +15,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from schemas.settings import Settings
+
 from .paths import logs_dir, state_dir
 
 
@@ -111,12 +113,25 @@ def api_url() -> str:
     return f"http://{host}:{os.environ.get('TUNIX_API_PORT', '8000')}"
 
 
-def api_healthy() -> bool:
+def probe_url(name: str) -> str:
+    """Where a process answers /healthz, /readyz and /metrics."""
+    if name == "api":
+        return api_url()
+    settings = Settings()
+    port = settings.projector_probe_port if name == "projector" else settings.tuner_probe_port
+    return f"http://{settings.probe_host}:{port}"
+
+
+def healthy(name: str) -> bool:
     try:
-        with urllib.request.urlopen(f"{api_url()}/healthz", timeout=2) as resp:
+        with urllib.request.urlopen(f"{probe_url(name)}/healthz", timeout=2) as resp:
             return resp.status == 200
     except OSError:
         return False
+
+
+def api_healthy() -> bool:
+    return healthy("api")
 
 
 def wait_for_api(timeout: float = 60) -> None:

@@ -1,0 +1,84 @@
+"""Health, readiness and Prometheus metrics on every process, read over HTTP from the real
+api, projector and tuner."""
+
+from __future__ import annotations
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from schemas import topics
+from tests.specs import example_spec
+from tests.waiting import wait_until
+
+
+def scrape(url: str) -> dict[tuple[str, tuple], float]:
+    """{(sample name, sorted labels): value} from a /metrics answer."""
+    answer = httpx.get(f"{url}/metrics", timeout=10)
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(answer.text) for s in family.samples
+    }
+
+
+def value(samples: dict, name: str, **labels) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def test_every_process_answers_health_and_readiness(processes, tuning_stack):
+    projector = processes["projector"]
+    tuner = next(p for p in tuning_stack["procs"] if p.probe_url and "tuner" in p.log_path.name)
+    for url in (processes["url"], projector.probe_url, tuner.probe_url):
+        assert httpx.get(f"{url}/healthz", timeout=10).json() == {"status": "ok"}
+        wait_until(lambda u=url: httpx.get(f"{u}/readyz", timeout=10).status_code == 200, 60, f"{url} ready")
+    checks = httpx.get(f"{projector.probe_url}/readyz", timeout=10).json()["checks"]
+    assert checks == {"kafka": "ok", "postgres": "ok"}
+    assert httpx.get(f"{tuner.probe_url}/readyz", timeout=10).json()["checks"] == {"ray": "ok", "kafka": "ok"}
+
+
+async def test_api_and_projector_count_events_by_type_and_dead_letters(processes, client, producer):
+    api, projector = processes["url"], processes["projector"].probe_url
+    api_before, projector_before = scrape(api), scrape(projector)
+
+    created = await client.post("/api/tuning/jobs", json=example_spec(name="metrics"))
+    assert created.status_code == 201
+    assert value(scrape(api), "tunix_events_published_total", type="JobCreated") == \
+        value(api_before, "tunix_events_published_total", type="JobCreated") + 1
+
+    await producer.send_and_wait(topics.EVENTS.name, b"not an event", key=b"poison")
+
+    def counted():
+        now = scrape(projector)
+        return (value(now, "tunix_events_consumed_total", type="JobCreated")
+                > value(projector_before, "tunix_events_consumed_total", type="JobCreated")
+                and value(now, "tunix_events_dead_lettered_total")
+                > value(projector_before, "tunix_events_dead_lettered_total")) and now
+    now = wait_until(counted, 60, "the projector's counters to move")
+    assert ("tunix_projector_lag_events", ()) in now
+
+
+def test_tuner_reports_trials_and_job_durations(tuning_stack):
+    base = tuning_stack["url"]
+    tuner = next(p for p in tuning_stack["procs"] if p.probe_url and "tuner" in p.log_path.name)
+    before = scrape(tuner.probe_url)
+    spec = example_spec(name="metered", num_samples=2, max_concurrent_trials=2,
+                        fixed_params={"max_steps": 20, "eval_every": 10, "batch_size": 32},
+                        search_space={"learning_rate": {"type": "choice", "values": [1e-3, 3e-3]}})
+    job_id = httpx.post(f"{base}/api/tuning/jobs", json=spec, timeout=30).json()["job_id"]
+    httpx.post(f"{base}/api/tuning/jobs/{job_id}/start", timeout=30).raise_for_status()
+
+    def running_seen():
+        return value(scrape(tuner.probe_url), "tunix_trials_running") >= 1
+    wait_until(running_seen, 300, "a trial counted as running")
+
+    def finished():
+        return httpx.get(f"{base}/api/tuning/jobs/{job_id}", timeout=10).json()["status"] == "completed"
+    wait_until(finished, 600, "the job to complete")
+    after = scrape(tuner.probe_url)
+    grew = lambda name, **labels: value(after, name, **labels) - value(before, name, **labels)  # noqa: E731
+    assert grew("tunix_trial_duration_seconds_count", status="completed") == 2
+    assert grew("tunix_job_duration_seconds_count", outcome="JobCompleted") == 1
+    assert grew("tunix_events_published_total", type="JobCompleted") == 1
+    assert grew("tunix_events_published_total", type="TrialUpdated") >= 2 * 3
+    assert grew("tunix_events_consumed_total", type="JobStarted") == 1
+    assert value(after, "tunix_trials_running") == 0
