@@ -13,13 +13,21 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Debian's chromium and chromedriver for the dashboard's browser test (apt-get, as root).
+# Tests never download a browser.
+CHROMEDRIVER := /usr/bin/chromedriver
+$(CHROMEDRIVER):
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver \
+	  || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver)
+
 # Kafka + PostgreSQL + api + projector in the background, then the seed's example job.
 demo: $(STAMP)
 	$(BIN)/tunix-tune up
 	$(BIN)/tunix-tune demo
 
-# The whole suite on real Kafka and PostgreSQL (started by the tests when not running).
-test: $(STAMP)
+# The whole suite on real Kafka, PostgreSQL and Ray (started by the tests when not running),
+# the dashboard test in Debian's headless chromium.
+test: $(STAMP) $(CHROMEDRIVER)
 	$(BIN)/python -m pytest -q
 
 up: $(STAMP)
