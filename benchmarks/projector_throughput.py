@@ -88,7 +88,8 @@ async def publish(bootstrap: str, events: list[ev.Event]) -> float:
 async def measure_projector(settings: Settings, url: str, expected: int) -> float:
     await asyncio.to_thread(migrate, url)
     env = {**os.environ, "DATABASE_URL": url, "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-           "TUNIX_PROJECTOR_GROUP": f"bench-{RUN}", "TUNIX_LOG_LEVEL": "WARNING"}
+           "TUNIX_PROJECTOR_GROUP": f"bench-{RUN}", "TUNIX_LOG_LEVEL": "WARNING",
+           "TUNIX_PROJECTOR_PROBE_PORT": "0"}  # any free port: a local stack may hold 8001
     proc = subprocess.Popen([sys.executable, "-m", "consumers.projector"], env=env, cwd=ROOT)
     conn = await asyncpg.connect(url.replace("+asyncpg", ""))
     try:

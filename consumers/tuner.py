@@ -176,9 +176,6 @@ def _start_ray(storage: Path) -> None:
     import ray
 
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")  # the metric comes at the end
-    # Save the experiment state at every step, not every few seconds: after a kill -9 the
-    # restored experiment must know every trial that finished, or it runs it again.
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
     storage.mkdir(parents=True, exist_ok=True)
     os.environ[RAY_OWNER_ENV] = str(ray_temp_dir())  # inherited by every Ray process we start
     kill_orphaned_ray()
@@ -187,6 +184,7 @@ def _start_ray(storage: Path) -> None:
     else:
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
                  _temp_dir=str(ray_temp_dir()))
+    import consumers.ray_runner  # noqa: F401  (Ray Tune, Optuna, training: loaded now, not by the first job)
 
 
 def ray_temp_dir(state: Path | None = None) -> Path:
