@@ -13,8 +13,9 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
+from app import EXAMPLE_SPEC
+
 UI = Path(__file__).resolve().parent / "ui"
-EXAMPLE_SPEC = Path(__file__).resolve().parents[1] / "examples" / "lr_sweep.json"
 
 
 def install(app: FastAPI) -> None:

@@ -67,18 +67,13 @@ async def job_events(engine: AsyncEngine, job_id: UUID) -> list[EventOut]:
 
 
 async def metric_history(engine: AsyncEngine, job_id: UUID) -> list[TrialHistory]:
-    """Each trial's reported results from its TrialUpdated events (those carrying metrics)."""
+    """Each trial's reported results, by iteration (the projector's trial_metrics rows)."""
+    m = t.trial_metrics.c
     async with engine.connect() as conn:
         rows = await conn.execute(
-            select(t.events.c.payload, t.events.c.occurred_at)
-            .where(t.events.c.job_id == job_id, t.events.c.type == "TrialUpdated")
-            .order_by(t.events.c.kafka_offset)
+            select(m.trial_id, m.step, m.recorded_at, m.metrics).where(m.job_id == job_id).order_by(m.trial_id, m.step)
         )
         points: dict[str, list[MetricPoint]] = {}
-        for payload, occurred_at in rows:
-            trial_points = points.setdefault(payload["trial_id"], [])
-            iteration, metrics = payload.get("iteration"), payload.get("metrics") or {}
-            # Status changes repeat the trial's last result; keep one point per iteration.
-            if metrics and not (trial_points and trial_points[-1].iteration == iteration):
-                trial_points.append(MetricPoint(iteration=iteration, occurred_at=occurred_at, metrics=metrics))
+        for trial_id, step, recorded_at, metrics in rows:
+            points.setdefault(trial_id, []).append(MetricPoint(iteration=step, occurred_at=recorded_at, metrics=metrics))
     return [TrialHistory(trial_id=trial_id, points=p) for trial_id, p in points.items()]

@@ -57,7 +57,8 @@ def _location(job_id: UUID) -> str:
 async def create_job(spec: JobSpec, request: Request, response: Response):
     named = {**{f"search_space.{n}": n for n in spec.search_space},
              **{f"fixed_params.{n}": n for n in spec.fixed_params}}
-    problems = validate_job(spec.dataset_key, spec.base_model_id, spec.metric_name, named)
+    perturbed = {f"search_space.{n}": n for n in spec.perturbed_params()}
+    problems = validate_job(spec.dataset_key, spec.base_model_id, spec.metric_name, named, perturbed)
     if problems:
         details = [FieldError(field=f, rule=r) for f, r in problems]
         message = "; ".join(f"{d.field}: {d.rule}" for d in details)

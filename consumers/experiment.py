@@ -26,9 +26,6 @@ from schemas.job_spec import JobSpec
 from training.hyperparams import reports_per_run
 
 TIME_ATTR = "training_iteration"  # one iteration = one report = eval_every training steps
-# Two, not one: PBT copies a trial's latest checkpoint into another while the first may
-# already be saving its next one.
-CHECKPOINTS = tune.CheckpointConfig(num_to_keep=2)
 
 
 def trial_inputs(spec: JobSpec, job_folder: Path) -> dict:
@@ -67,6 +64,18 @@ def param_space(spec: JobSpec) -> dict:
         **spec.fixed_params,
         **{name: ray_domain(p, as_grid=grid) for name, p in spec.search_space.items()},
     }
+
+
+def pbt_interval(spec: JobSpec) -> int:
+    """Reports between PBT's looks at a trial: four per trial."""
+    return max(1, reports_per_trial(spec) // 4)
+
+
+def checkpoint_config(spec: JobSpec) -> tune.CheckpointConfig:
+    """Ray keeps each trial's latest checkpoint (resume needs no more). PBT clones a strong
+    trial's checkpoint from its last perturbation, up to an interval old: it needs the
+    checkpoints of a whole interval kept, or it restores one Ray has deleted."""
+    return tune.CheckpointConfig(num_to_keep=pbt_interval(spec) + 1 if spec.scheduler == "pbt" else 1)
 
 
 def reports_per_trial(spec: JobSpec) -> int:
@@ -185,15 +194,10 @@ def scheduler(spec: JobSpec) -> TrialScheduler:
         case "hyperband":
             return HyperBand(time_attr=TIME_ATTR, max_t=max_t, reduction_factor=2)
         case "pbt":
-            mutations = {
-                name: ray_domain(p)
-                for name, p in spec.search_space.items()
-                if not isinstance(p, ss.Grid)
-            }
             return PBT(
                 time_attr=TIME_ATTR,
-                perturbation_interval=max(1, max_t // 4),
-                hyperparam_mutations=mutations,
+                perturbation_interval=pbt_interval(spec),
+                hyperparam_mutations={name: ray_domain(spec.search_space[name]) for name in spec.perturbed_params()},
             )
     return FIFO()
 

@@ -60,9 +60,17 @@ class _Server(uvicorn.Server):
         yield  # the consumer owns SIGTERM and SIGINT
 
 
-def serve_probes(sock: socket.socket, checks: Checks) -> asyncio.Task:
-    """Serve until the task is cancelled."""
+def serve_probes(sock: socket.socket, checks: Checks, on_failure: Callable[[], None]) -> asyncio.Task:
+    """Serve until the task is cancelled. If the server fails, the consumer is stopped
+    (on_failure): a process whose probes are gone would look dead to its supervisor anyway."""
     server = _Server(uvicorn.Config(probe_app(checks), log_config=None, access_log=False, lifespan="off"))
     host, port = sock.getsockname()
     log.info("probes listening", url=f"http://{host}:{port}", paths=["/healthz", "/readyz", "/metrics"])
-    return asyncio.create_task(server.serve(sockets=[sock]))
+
+    def ended(task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("probe server failed; stopping", error=repr(task.exception()))
+            on_failure()
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    task.add_done_callback(ended)
+    return task

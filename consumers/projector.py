@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, RebalanceInProgressError
+from aiokafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 from sqlalchemy import text
@@ -119,7 +119,7 @@ class Projector:
         return results
 
     async def run(self, probe_socket: socket.socket | None = None) -> None:
-        probes = serve_probes(probe_socket, self.checks) if probe_socket else None
+        probes = serve_probes(probe_socket, self.checks, self.stop) if probe_socket else None
         await topics.ensure_topics(self.settings.kafka_bootstrap_servers)
         await self.broker.start()
         self.consumer.subscribe([topics.EVENTS.name], listener=_FinishBeforeRevoke(self))
@@ -133,7 +133,8 @@ class Projector:
                 )
                 if time.monotonic() - lag_measured > LAG_EVERY_S:
                     lag_measured = time.monotonic()
-                    PROJECTOR_LAG.set(await self._lag())
+                    if (lag := await self._lag()) is not None:
+                        PROJECTOR_LAG.set(lag)
                 records = tuple(r for tp in sorted(fetched, key=_order) for r in fetched[tp])
                 parsed, dead = parse_records(records)  # overlaps the write of the previous batch
                 if not await self.finish_write(also_rewind=records):
@@ -167,12 +168,17 @@ class Projector:
             await asyncio.sleep(RETRY_BACKOFF_S)  # so a down database is not hammered
             return False
 
-    async def _lag(self) -> int:
+    async def _lag(self) -> int | None:
+        """Records on the assigned partitions not fetched yet; None when it cannot be told now
+        (a rebalance moves partitions, or a position is unknown): the gauge keeps its value."""
         behind = 0
-        for tp in self.consumer.assignment():
-            end = self.consumer.highwater(tp)
-            if end is not None:
-                behind += max(0, end - await self.consumer.position(tp))
+        try:
+            for tp in tuple(self.consumer.assignment()):
+                end = self.consumer.highwater(tp)
+                if end is not None:
+                    behind += max(0, end - await asyncio.wait_for(self.consumer.position(tp), 0.5))
+        except (KafkaError, AssertionError, TimeoutError):
+            return None
         return behind
 
     async def _write(self, records, parsed, dead) -> None:

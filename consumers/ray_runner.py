@@ -12,7 +12,7 @@ from uuid import UUID
 
 from ray import tune
 
-from consumers.experiment import CHECKPOINTS, param_space, trial_inputs, tune_config
+from consumers.experiment import checkpoint_config, param_space, trial_inputs, tune_config
 from consumers.trainable import train_trial
 from consumers.tuning_state import TunerJob
 from producers.trial_events import PUBLISHERS, SOURCE, STOPPING, Publish, TrialEvents
@@ -60,7 +60,7 @@ def run_experiment(job: TunerJob, publish: Publish, storage_root: Path) -> ev.Ev
                 storage_path=str(storage_root.resolve()),
                 callbacks=[events],
                 stop=_StopWhenCancelled(job_id),
-                checkpoint_config=CHECKPOINTS,
+                checkpoint_config=checkpoint_config(spec),
                 failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
                 verbose=0,
             ),

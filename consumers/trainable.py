@@ -56,6 +56,9 @@ def train_trial(
         # A FIFO scheduler never looks at intermediate results; the others rank trials by them.
         intermediate_scores=metric_name in EVALUATION_METRICS and scheduler != "fifo",
     )
+    # Training is over: Ray keeps the checkpoints it needs, the run folder holds the model.
+    shutil.rmtree(train_state, ignore_errors=True)
+    shutil.rmtree(staging, ignore_errors=True)
     tune.report({
         **result.metrics,
         "run_id": result.run_id,

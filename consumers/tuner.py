@@ -63,7 +63,7 @@ class Tuner:
 
     async def run(self, probe_socket: socket.socket | None = None) -> None:
         self._loop = asyncio.get_running_loop()
-        probes = serve_probes(probe_socket, self.checks) if probe_socket else None
+        probes = serve_probes(probe_socket, self.checks, self.stop) if probe_socket else None
         await topics.ensure_topics(self.settings.kafka_bootstrap_servers)
         await self.broker.start()
         await asyncio.to_thread(_start_ray, self.storage)

@@ -2,7 +2,7 @@
 
     artifacts/tuning/{job_id}/                 Ray Tune's experiment (state, trial results, checkpoints)
     artifacts/tuning/{job_id}/runs/{trial_id}/ the trial's run folder: manifest, metrics, predictions, model
-    artifacts/tuning/{job_id}/train_state/{trial_id}/  the trial's latest training checkpoint
+    artifacts/tuning/{job_id}/train_state/{trial_id}/  the trial's latest training checkpoint, while it trains
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from schemas.search_space import ParamSpec
+from schemas.search_space import Grid, ParamSpec
 
 MAX_NUM_SAMPLES = 1000
 MAX_CONCURRENT_TRIALS = 64
@@ -61,3 +61,10 @@ class JobSpec(BaseModel):
         if both:
             raise ValueError(f"fixed_params and search_space both set {', '.join(both)}; set each once")
         return self
+
+    def perturbed_params(self) -> list[str]:
+        """What a PBT scheduler changes in running trials: every searched parameter except
+        grids (a grid value is a trial's identity). Empty for other schedulers."""
+        if self.scheduler != "pbt":
+            return []
+        return [name for name, param in self.search_space.items() if not isinstance(param, Grid)]

@@ -80,6 +80,8 @@ INVALID += [
     (_space(lr={"type": "normal", "mean": 0, "sd": 0}), "search_space.lr.sd", "greater than 0"),
     (_space(lr={"type": "quniform", "min": 0, "max": 1}), "search_space.lr.q", "required"),
     (_space(lr={"type": "grid", "values": []}), "search_space.lr.values", "at least 1"),
+    # PBT changes searched values mid-run; batch_size is a choice (perturbed) in the example.
+    (example_spec(scheduler="pbt"), "search_space.batch_size", "PBT cannot change 'batch_size'"),
 ]
 MALFORMED = [
     ('{"name": "x",', "valid JSON"),

@@ -9,6 +9,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 
+# What a run continuing from another run's checkpoint (a PBT exploit) can take new values of:
+# the optimizer's numbers. The others shape the model, the data order or the step count.
+CHANGEABLE_ON_RESUME = ("learning_rate", "warmup_steps", "weight_decay", "max_grad_norm")
+
+
 class UnknownHyperparameter(ValueError):
     pass
 

@@ -126,7 +126,8 @@ def make_optimizer(hp: Hyperparameters, total_steps: int) -> optax.GradientTrans
 
 
 def _set_optimizer_numbers(optimizer: nnx.Optimizer, hp: Hyperparameters, total_steps: int) -> None:
-    """Overwrite the scalars a restored optimizer state brought from the run that saved it."""
+    """Overwrite the scalars a restored optimizer state brought from the run that saved it
+    (hyperparams.CHANGEABLE_ON_RESUME)."""
     state = optimizer.opt_state
     schedule = state.hyperparams_states["learning_rate"]
     schedule.peak.value = jnp.float32(hp.learning_rate)
@@ -250,8 +251,9 @@ def train(
     """Train `model` in place (LoRA adapters, when hp.lora_rank > 0, are merged into it at the
     end); report {step, train_loss, eval_loss} (plus the scorer's metrics, before the last
     step) every hp.eval_every steps and after the last step. Deterministic for a given
-    hp.seed. Every step's loss goes to workdir/step_losses.json. With `checkpoint_dir`, saves
-    a checkpoint every hp.eval_every steps and resumes from the one already there."""
+    hp.seed. The loss of every step run here goes to workdir/step_losses.json (after a resume:
+    the steps after resumed_at). With `checkpoint_dir`, saves a checkpoint every
+    hp.eval_every steps and resumes from the one already there."""
     if not dataset.train:
         raise ValueError(f"dataset {dataset.key!r} has no training traces")
     steps = train_steps(hp, len(dataset.train))
@@ -281,7 +283,8 @@ def train(
         eval_loss = float(np.mean([eval_step(batch)[0] for batch in eval_ds]))
     if trained is not model:
         merge_lora(trained, model, hp.lora_rank, hp.lora_alpha)
-    report({"step": steps, "train_loss": reporter.window_loss(), "eval_loss": eval_loss})
+    if resumed_at < steps:  # resumed at the last step: that step's report went out before
+        report({"step": steps, "train_loss": reporter.window_loss(), "eval_loss": eval_loss})
     Path(workdir).mkdir(parents=True, exist_ok=True)
     (Path(workdir) / "step_losses.json").write_text(json.dumps(reporter.losses))
 

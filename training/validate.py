@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from training.catalog import METRIC_NAMES, ModelNotAvailable, resolve_model
 from training.datasets import available_datasets, dataset_exists
-from training.hyperparams import Hyperparameters
+from training.hyperparams import CHANGEABLE_ON_RESUME, Hyperparameters
 
 
 def validate_job(
-    dataset_key: str, base_model_id: str, metric_name: str, hyperparameters: dict[str, str]
+    dataset_key: str, base_model_id: str, metric_name: str, hyperparameters: dict[str, str],
+    perturbed: dict[str, str] | None = None,
 ) -> list[tuple[str, str]]:
-    """`hyperparameters` maps where each name was given (e.g. "search_space.lr") to the name."""
+    """`hyperparameters` maps where each name was given (e.g. "search_space.lr") to the name;
+    `perturbed` likewise the hyperparameters a PBT scheduler will change mid-run."""
     problems = []
     if not dataset_exists(dataset_key):
         problems.append(
@@ -32,4 +34,9 @@ def validate_job(
     for field, name in hyperparameters.items():
         if name not in known:
             problems.append((field, f"unknown hyperparameter {name!r}; known: {', '.join(known)}"))
+    for field, name in (perturbed or {}).items():
+        if name in known and name not in CHANGEABLE_ON_RESUME:
+            problems.append((field, f"PBT cannot change {name!r} in a running trial (it continues from another "
+                             f"trial's checkpoint); PBT searches {', '.join(CHANGEABLE_ON_RESUME)}; "
+                             f"give {name} as a grid or in fixed_params"))
     return problems

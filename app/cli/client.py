@@ -7,6 +7,7 @@ Base URL from --api-url or TUNIX_API_URL (default: the local stack's API); token
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import httpx
@@ -16,6 +17,10 @@ from app.cli.stack import processes
 
 class ApiError(Exception):
     """The API could not be reached, or answered with an error; str() is the message to show."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status  # the HTTP status, None when the API did not answer
 
 
 def _explain(answer: httpx.Response) -> str:
@@ -54,7 +59,7 @@ class ApiClient:
                 "start the stack with `tunix-tune up` or point --api-url / TUNIX_API_URL at it"
             ) from None
         if answer.is_error:
-            raise ApiError(_explain(answer))
+            raise ApiError(_explain(answer), answer.status_code)
         return answer.json()
 
     def get(self, path: str, **params) -> Any:
@@ -62,3 +67,18 @@ class ApiClient:
 
     def post(self, path: str, body: Any = None) -> Any:
         return self.request("POST", path, json=body)
+
+    def create_job(self, spec: dict, wait_s: float = 60) -> dict:
+        """POST the spec and return the job. When the API answers 202 (its event is on the
+        log, the read model lags), wait until the job can be read, so it can be started."""
+        answer = self.post("/api/tuning/jobs", spec)
+        if "location" not in answer:
+            return answer
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                return self.get(answer["location"])
+            except ApiError as exc:
+                if exc.status != 404 or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.5)

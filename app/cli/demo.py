@@ -12,15 +12,13 @@ from rich.console import Console
 from app.cli.client import ApiClient, ApiError
 from app.cli.watch import watch
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "lr_sweep.json"
 
-
-def run_demo(spec_path: Path = EXAMPLE, timeout_s: float = 1800) -> None:
+def run_demo(spec_path: Path, timeout_s: float = 1800) -> None:
     console = Console()
     spec = json.loads(spec_path.read_text())
     try:
         with ApiClient() as api:
-            job_id = api.post("/api/tuning/jobs", spec)["job_id"]
+            job_id = api.create_job(spec)["job_id"]
             console.print(f"created job {job_id}: {spec['name']} ({spec['num_samples']} trials, "
                           f"{spec['max_concurrent_trials']} at a time)")
             api.post(f"/api/tuning/jobs/{job_id}/start")

@@ -65,16 +65,18 @@ def submit(
     """Create a job from a spec file (and start / watch it)."""
     body = _load_spec(spec)
     with _api(ctx) as api:
-        job = api.post("/api/tuning/jobs", body)
+        job = api.create_job(body)
         job_id = job["job_id"]
+        if not as_json:
+            typer.echo(f"{job_id}  created  ({job['name']})")
         if start or follow:
             api.post(f"/api/tuning/jobs/{job_id}/start")
         if follow:
             job = watch(api, job_id, Console(stderr=True) if as_json else console)
         if as_json:
             _print_json(job)
-        elif not follow:
-            typer.echo(f"{job_id}  {'started' if start else 'created'}  ({body.get('name')})")
+        elif start and not follow:
+            typer.echo(f"{job_id}  start requested")
 
 
 @jobs.command("list")

@@ -149,9 +149,10 @@ def demo(spec: str = typer.Argument(None, help="Job spec JSON (default: the seed
     """Submit and start the example sweep on the running stack, follow it, print the best trial."""
     from pathlib import Path
 
-    from app.cli.demo import EXAMPLE, run_demo
+    from app import EXAMPLE_SPEC
+    from app.cli.demo import run_demo
 
-    run_demo(Path(spec) if spec else EXAMPLE)
+    run_demo(Path(spec) if spec else EXAMPLE_SPEC)
 
 
 @cli.command()

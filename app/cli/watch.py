@@ -16,9 +16,9 @@ from rich.text import Text
 
 from app.cli.client import ApiClient, ApiError
 from schemas.api import TERMINAL_JOB_STATUSES
+from schemas.events import TRIAL_TERMINAL
 from training.hyperparams import reports_per_run
 
-TRIAL_DONE = ("completed", "failed", "stopped")
 _STATUS_STYLE = {"pending": "dim", "running": "cyan", "completed": "green", "failed": "red", "stopped": "yellow"}
 
 
@@ -46,7 +46,7 @@ def render(job: dict, history: list[dict]) -> Group:
     metric, mode = job["metric_name"], job["metric_mode"]
     searched = list(job["spec"].get("search_space", {}))
     curves = {h["trial_id"]: [p["metrics"][metric] for p in h["points"] if metric in p["metrics"]] for h in history}
-    done = sum(t["status"] in TRIAL_DONE for t in job["trials"])
+    done = sum(t["status"] in TRIAL_TERMINAL for t in job["trials"])
 
     header = Table.grid(padding=(0, 1))
     header.add_row(Text(f"{job['name']}", style="bold"), Text(job["status"], style="bold"),
@@ -99,8 +99,8 @@ def summary_lines(job: dict) -> list[str]:
 
 
 def _status_line(job: dict) -> str:
-    counts = {s: sum(t["status"] == s for t in job["trials"]) for s in ("pending", "running", *TRIAL_DONE)}
-    done = sum(counts[s] for s in TRIAL_DONE)
+    counts = {s: sum(t["status"] == s for t in job["trials"]) for s in ("pending", "running", *TRIAL_TERMINAL)}
+    done = sum(counts[s] for s in TRIAL_TERMINAL)
     return (f"{job['status']:<10} trials done {done}/{job['num_samples']}  "
             f"running {counts['running']}  pending {counts['pending']}")
 

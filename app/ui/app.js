@@ -3,9 +3,11 @@
 "use strict";
 
 const TERMINAL = ["completed", "failed", "cancelled"];
+const TRIAL_ENDED = ["completed", "failed", "stopped"];
 const REFRESH_MS = 2000;
 const view = document.getElementById("view");
 let refreshTimer = null;
+let routeSeq = 0;  // bumped on every navigation: a page whose data arrives late draws nothing
 let trialSort = { key: "created_at", dir: 1 };
 
 // ---- API -----------------------------------------------------------------------------------
@@ -57,8 +59,21 @@ const isBetter = (mode, a, b) => (mode === "max" ? a > b : a < b);
 
 // ---- jobs list -----------------------------------------------------------------------------
 
-async function showJobs() {
+// POST a job; on 202 (event on the log, read model behind) wait until the job can be read.
+async function createJob(body) {
+  const answer = await api("POST", "/api/tuning/jobs", body);
+  if (!answer.location) return answer;
+  for (let tries = 0; ; tries++) {
+    try { return await api("GET", answer.location); }
+    catch (e) { if (e.status !== 404 || tries > 120) throw e; }
+    await new Promise(resolve => setTimeout(resolve, 500));
+  }
+}
+
+async function showJobs(seq) {
   const page = await api("GET", "/api/tuning/jobs?limit=200");
+  const example = await fetch("/ui/example-spec.json").then(r => r.json());
+  if (seq !== routeSeq) return;
   const rows = page.items.map(job => el("tr", { "data-job-id": job.job_id },
     el("td", {}, el("a", { href: `#/jobs/${job.job_id}` }, job.name)),
     el("td", {}, badge(job.status)),
@@ -69,12 +84,12 @@ async function showJobs() {
   ));
   const errors = el("ul", { class: "errors", id: "create-errors" });
   const spec = el("textarea", { id: "spec", spellcheck: "false" });
-  spec.value = JSON.stringify(await fetch("/ui/example-spec.json").then(r => r.json()), null, 2);
+  spec.value = JSON.stringify(example, null, 2);
   const create = async start => {
     let body;
     try { body = JSON.parse(spec.value); } catch (e) { return showErrors(errors, new ApiError(0, { message: `body: not valid JSON (${e.message})` })); }
     try {
-      const job = await api("POST", "/api/tuning/jobs", body);
+      const job = await createJob(body);
       if (start) await api("POST", `/api/tuning/jobs/${job.job_id}/start`);
       location.hash = `#/jobs/${job.job_id}`;
     } catch (e) { showErrors(errors, e); }
@@ -94,21 +109,21 @@ async function showJobs() {
 
 // ---- one job -------------------------------------------------------------------------------
 
-async function showJob(jobId) {
+async function showJob(jobId, seq) {
   const [job, history] = await Promise.all([
     api("GET", `/api/tuning/jobs/${jobId}`), api("GET", `/api/tuning/jobs/${jobId}/history`)]);
+  if (seq !== routeSeq) return;
   const searched = Object.keys(job.spec.search_space || {});
-  const actionErrors = el("ul", { class: "errors", id: "action-errors" });
   const act = async verb => {
-    try { await api("POST", `/api/tuning/jobs/${jobId}/${verb}`); await showJob(jobId); }
-    catch (e) { showErrors(actionErrors, e); }
+    try { await api("POST", `/api/tuning/jobs/${jobId}/${verb}`); route(); }
+    catch (e) { showErrors(document.getElementById("action-errors"), e); }
   };
-  const done = job.trials.filter(t => ["completed", "failed", "stopped"].includes(t.status)).length;
+  const done = job.trials.filter(t => TRIAL_ENDED.includes(t.status)).length;
   if (!document.getElementById("job-page") || document.getElementById("job-page").dataset.jobId !== jobId) {
     view.replaceChildren(el("div", { id: "job-page", "data-job-id": jobId },
       el("p", {}, el("a", { href: "#/" }, "← all jobs")),
       el("h1", { id: "job-title" }), el("div", { class: "cards", id: "job-cards" }),
-      el("p", { id: "job-actions" }), actionErrors,
+      el("p", { id: "job-actions" }), el("ul", { class: "errors", id: "action-errors" }),
       el("h2", {}, "Trials"), el("table", { id: "trials-table" }),
       el("h2", {}, "Plots"),
       el("div", { class: "plots" },
@@ -130,8 +145,7 @@ async function showJob(jobId) {
   );
   renderTrials(job, searched);
   renderPlots(job, history, searched);
-  clearTimeout(refreshTimer);
-  if (!TERMINAL.includes(job.status)) refreshTimer = setTimeout(() => route(), REFRESH_MS);
+  if (!TERMINAL.includes(job.status)) refreshTimer = setTimeout(route, REFRESH_MS);
 }
 
 function bestTrial(job) {
@@ -218,10 +232,12 @@ function renderPlots(job, history, searched) {
 
 async function route() {
   clearTimeout(refreshTimer);
+  const seq = ++routeSeq;
   const match = location.hash.match(/^#\/jobs\/([0-9a-f-]{36})$/);
   try {
-    await (match ? showJob(match[1]) : showJobs());
+    await (match ? showJob(match[1], seq) : showJobs(seq));
   } catch (e) {
+    if (seq !== routeSeq) return;
     view.replaceChildren(el("p", { class: "errors" }, `Could not load: ${e.message}`), el("a", { href: "#/" }, "all jobs"));
     if (match) refreshTimer = setTimeout(route, REFRESH_MS * 2);
   }
