@@ -27,6 +27,6 @@ def run_demo(spec_path: Path, timeout_s: float = 1800) -> None:
     except ApiError as exc:
         typer.secho(str(exc), err=True, fg="red")
         raise typer.Exit(1) from None
-    console.print(f"audit trail: {len(trail)} events on the log (tunix-tune jobs events {job_id})")
+    console.print(f"audit trail: {len(trail)} events on the log (tunix-tune jobs events {job_id})", soft_wrap=True)
     if job["status"] != "completed":
         raise typer.Exit(1)

@@ -60,10 +60,10 @@ def render(job: dict, history: list[dict]) -> Group:
     table.add_column("trial", no_wrap=True, min_width=11)
     table.add_column("status", no_wrap=True, min_width=9)
     for name in searched:
-        table.add_column(name, no_wrap=True, overflow="ellipsis", max_width=14)
+        table.add_column(name, no_wrap=True, overflow="ellipsis", max_width=10)
     table.add_column("progress", no_wrap=True)
-    table.add_column("latest", no_wrap=True)
-    table.add_column("best", no_wrap=True)
+    table.add_column("latest", no_wrap=True, min_width=6)
+    table.add_column("best", no_wrap=True, min_width=6)
     table.add_column("note", max_width=48, overflow="fold")
     for trial in job["trials"]:
         reports = reports_per_run(trial["params"]) if trial["params"] else 1
