@@ -15,7 +15,7 @@ from ray import tune
 from consumers.experiment import checkpoint_config, param_space, trial_inputs, tune_config
 from consumers.trainable import train_trial
 from consumers.tuning_state import TunerJob
-from producers.trial_events import PUBLISHERS, SOURCE, STOPPING, Publish, TrialEvents
+from producers.trial_events import ENDED_ON_LOG, PUBLISHERS, SOURCE, STOPPING, Publish, TrialEvents
 from schemas import events as ev
 
 CANCELLED = "job cancelled"
@@ -42,6 +42,7 @@ class _StopWhenCancelled(tune.Stopper):
 def run_experiment(job: TunerJob, publish: Publish, storage_root: Path) -> ev.Event:
     spec, job_id = job.spec, job.job_id
     PUBLISHERS[job_id] = publish
+    ENDED_ON_LOG[job_id] = job.ended_trials
     path = storage_root / str(job_id)
     trainable = tune.with_resources(
         tune.with_parameters(train_trial, **trial_inputs(spec, path)),

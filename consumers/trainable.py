@@ -16,6 +16,7 @@ from pathlib import Path
 from ray import tune
 
 from schemas.artifact_layout import trial_run_folder, trial_train_state
+from training.artifacts import read_manifest
 from training.catalog import EVALUATION_METRICS
 from training.run import run_pipeline
 
@@ -32,6 +33,13 @@ def train_trial(
     context = tune.get_context()
     trial_id = context.get_trial_id()
     run_id = f"{context.get_experiment_name()}-{trial_id}"
+    run_folder = trial_run_folder(job_folder, trial_id)
+    if (run_folder / "manifest.json").exists():
+        # Finished before the tuner was killed, after Ray last saved the experiment: the run
+        # folder has the result; report it rather than train again.
+        manifest = read_manifest(run_folder)
+        _report_final(manifest["metrics"], manifest["run_id"], run_folder, manifest["timings"]["compile_s"])
+        return
     # The trainer's own checkpoints (one step folder at a time); filled from Ray's checkpoint
     # when the trial restarts (restored experiment, PBT exploit), else empty.
     train_state = _fresh_dir(trial_train_state(job_folder, trial_id))
@@ -51,7 +59,7 @@ def train_trial(
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(staging))
 
     result = run_pipeline(
-        dataset_key, model_id, config, run_dir=trial_run_folder(job_folder, trial_id), report=report, run_id=run_id,
+        dataset_key, model_id, config, run_dir=run_folder, report=report, run_id=run_id,
         checkpoint_dir=train_state,
         # A FIFO scheduler never looks at intermediate results; the others rank trials by them.
         intermediate_scores=metric_name in EVALUATION_METRICS and scheduler != "fifo",
@@ -59,9 +67,9 @@ def train_trial(
     # Training is over: Ray keeps the checkpoints it needs, the run folder holds the model.
     shutil.rmtree(train_state, ignore_errors=True)
     shutil.rmtree(staging, ignore_errors=True)
-    tune.report({
-        **result.metrics,
-        "run_id": result.run_id,
-        "run_dir": str(result.run_dir),
-        "compile_s": result.timings["compile_s"],
-    })
+    _report_final(result.metrics, result.run_id, result.run_dir, result.timings["compile_s"])
+
+
+def _report_final(metrics: dict, run_id: str, run_dir: Path, compile_s: float) -> None:
+    """The trial's last result: its evaluation and the run's lineage."""
+    tune.report({**metrics, "run_id": run_id, "run_dir": str(run_dir), "compile_s": compile_s})

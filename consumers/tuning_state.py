@@ -20,6 +20,8 @@ class TunerJob:
     started: bool = False
     cancel_requested: bool = False
     finished: bool = False
+    # Trials whose terminal TrialUpdated is on the log: a resumed experiment sends them no more.
+    ended_trials: frozenset[str] = frozenset()
 
     @property
     def should_run(self) -> bool:
@@ -38,4 +40,6 @@ def next_state(job: TunerJob | None, event: ev.Event) -> TunerJob | None:
             return replace(job, cancel_requested=True, finished=not job.started)
         case ev.JobCompleted() | ev.JobFailed() | ev.JobCancelled() if job is not None:
             return replace(job, finished=True)
+        case ev.TrialUpdated(payload=trial) if job is not None and trial.status in ev.TRIAL_TERMINAL:
+            return replace(job, ended_trials=job.ended_trials | {trial.trial_id})
     return job

@@ -27,6 +27,7 @@ PUBLISHERS: dict[UUID, Publish] = {}  # job_id -> publish, registered by the tun
 STOPPING: dict[UUID, str] = {}  # job_id -> why its trials are being stopped (e.g. cancelled)
 SCHEDULER_STOPS: dict[str, str] = {}  # trial_id -> why the scheduler stopped it early
 SCHEDULER_NOTES: dict[str, str] = {}  # trial_id -> what the scheduler changed in it (PBT exploit)
+ENDED_ON_LOG: dict[UUID, frozenset[str]] = {}  # job_id -> trials whose end the log already has
 # Keys Ray adds to every result; the rest are the trial's own metrics.
 _RAY_KEYS = {
     "time_this_iter_s", "done", "training_iteration", "trial_id", "date", "timestamp",
@@ -48,11 +49,14 @@ class TrialEvents(Callback):
         self._announced: set[str] = set()
         self._ended: set[str] = set()  # trials whose terminal status is on the log
         self._started: dict[str, float] = {}  # trial_id -> when it first ran (for the metrics)
+        self._first_step = True
 
     def publish(self, event: ev.Event) -> None:
         PUBLISHERS[self.job_id](event)
 
     def _send(self, trial: Trial, status: str, **fields) -> None:
+        if trial.trial_id in self._ended:
+            return  # nothing follows a trial's end on the log
         result = trial.last_result or {}
         payload = ev.TrialUpdatedPayload(
             trial_id=trial.trial_id,
@@ -76,10 +80,13 @@ class TrialEvents(Callback):
                 TRIAL_DURATION.labels(status).observe(time.monotonic() - began)
 
     def on_step_begin(self, iteration: int, trials: list[Trial], **info) -> None:
-        if not self._announced and not self._ended:
-            # First step of this run: trials already finished were restored from an earlier
-            # run of the experiment (the tuner was killed); their end is on the log already.
+        if getattr(self, "_first_step", True):  # (an experiment pickled by an older tuner lacks it)
+            # First step of this run. A restored experiment's finished trials have their end on
+            # the log; so may trials Ray's saved state still has running (the tuner was killed
+            # between publishing their end and saving): the tuner read those from the log.
+            self._first_step = False
             self._ended |= {t.trial_id for t in trials if t.status in (Trial.TERMINATED, Trial.ERROR)}
+            self._ended |= ENDED_ON_LOG.pop(self.job_id, frozenset())
         for trial in trials:
             if trial.trial_id not in self._announced and trial.status == Trial.PENDING:
                 self._announced.add(trial.trial_id)

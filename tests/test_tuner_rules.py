@@ -1,0 +1,59 @@
+"""The tuner's pure parts: its view of a job folded from the log, and which TrialUpdated
+events the Ray callback sends (fake trials; the real path runs in test_tuning_e2e)."""
+
+from __future__ import annotations
+
+import uuid
+from types import SimpleNamespace
+
+from consumers.tuning_state import next_state
+from producers.trial_events import ENDED_ON_LOG, PUBLISHERS, TrialEvents
+from schemas import events as ev
+from schemas.job_spec import JobSpec
+from tests.specs import example_spec
+
+
+def _trial_update(job_id, trial_id: str, status: str) -> ev.TrialUpdated:
+    return ev.TrialUpdated(job_id=job_id, source="test",
+                           payload=ev.TrialUpdatedPayload(trial_id=trial_id, status=status))
+
+
+def test_the_folded_job_knows_which_trials_ended():
+    job_id = uuid.uuid4()
+    spec = JobSpec.model_validate(example_spec())
+    log = [
+        ev.JobCreated(job_id=job_id, source="test", payload=ev.JobCreatedPayload(spec=spec)),
+        ev.JobStarted(job_id=job_id, source="test"),
+        _trial_update(job_id, "t1", "running"), _trial_update(job_id, "t2", "running"),
+        _trial_update(job_id, "t1", "completed"), _trial_update(job_id, "t3", "failed"),
+    ]
+    job = None
+    for event in log:
+        job = next_state(job, event)
+    assert job.should_run and job.ended_trials == {"t1", "t3"}
+    assert next_state(job, ev.JobCompleted(job_id=job_id, source="test", payload=ev.JobCompletedPayload(
+        best_trial_id="t1", metric_name="score", best_metric=1.0))).should_run is False
+
+
+def _fake_trial(trial_id: str, status: str):
+    return SimpleNamespace(trial_id=trial_id, status=status, config={"learning_rate": 0.01},
+                           last_result={"training_iteration": 2, "score": 50.0}, path=f"/jobs/j/{trial_id}")
+
+
+def test_a_resumed_experiment_sends_nothing_for_trials_whose_end_is_on_the_log():
+    job_id, sent = uuid.uuid4(), []
+    PUBLISHERS[job_id] = sent.append
+    ENDED_ON_LOG[job_id] = frozenset({"done-on-log"})
+    callback = TrialEvents(job_id)
+    rerun, fresh = _fake_trial("done-on-log", "RUNNING"), _fake_trial("fresh", "RUNNING")
+    callback.on_step_begin(0, [rerun, fresh])
+    for trial in (rerun, fresh):
+        callback.on_trial_start(0, [rerun, fresh], trial)
+        callback.on_trial_result(0, [rerun, fresh], trial, trial.last_result)
+        callback.on_trial_complete(0, [rerun, fresh], trial)
+    callback.on_trial_result(0, [rerun, fresh], fresh, fresh.last_result)  # after its end
+    callback.on_experiment_end([rerun, fresh])
+    assert [(e.payload.trial_id, e.payload.status) for e in sent] == [
+        ("fresh", "running"), ("fresh", "running"), ("fresh", "completed")]
+    assert sent[-1].payload.artifact_path == "/jobs/j/runs/fresh"
+    PUBLISHERS.pop(job_id)
