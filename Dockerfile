@@ -1,10 +1,10 @@
-# One image for every Tunix Tune process: the api (default), the projector, later the tuner.
+# One image for every Tunix Tune process: the api (default), the projector and the tuner.
 #
 #   docker build -t tunix-tune .
 #   docker run -p 8000:8000 -e KAFKA_BOOTSTRAP_SERVERS=... -e DATABASE_URL=... tunix-tune
-#   docker run ... tunix-tune python -m consumers.projector
+#   docker run ... tunix-tune python -m consumers.projector   (or consumers.tuner)
 #
-# compose.yaml runs the whole stack (Kafka, PostgreSQL, api, projector) with this image.
+# compose.yaml runs the whole stack (Kafka, PostgreSQL, api, projector, tuner) with this image.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -14,7 +14,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     TUNIX_API_HOST=0.0.0.0 \
     TUNIX_API_PORT=8000
 
-# Processes run from /app: consumers.migrate finds alembic.ini and migrations/ next to the
+# Processes run from /app: adapters.migrations finds alembic.ini and migrations/ next to the
 # package it was imported from, and `python -m` imports the packages from the working
 # directory first, so /app must hold the source as well as the migrations. Only the folders
 # the image needs are copied (the working tree also holds .venv/ and .state/): a new
@@ -26,6 +26,8 @@ COPY consumers ./consumers
 COPY schemas ./schemas
 COPY producers ./producers
 COPY training ./training
+COPY adapters ./adapters
+COPY service ./service
 RUN pip install . \
     && rm -rf build ./*.egg-info
 COPY alembic.ini ./

@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install up down clean
+.PHONY: demo test test-unit install up down clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -25,10 +25,15 @@ demo: $(STAMP)
 	$(BIN)/tunix-tune up
 	$(BIN)/tunix-tune demo
 
-# The whole suite on real Kafka, PostgreSQL and Ray (started by the tests when not running),
-# the dashboard test in Debian's headless chromium.
+# The whole suite, in layers: tests/unit (no servers, seconds), tests/integration (real Kafka and
+# PostgreSQL, started by the tests when not running; schemathesis over the OpenAPI document),
+# tests/e2e (the real tuner and Ray trials, the dashboard in Debian's headless chromium).
 test: $(STAMP) $(CHROMEDRIVER)
 	$(BIN)/python -m pytest -q
+
+# The fast layer alone: no servers.
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
 
 up: $(STAMP)
 	$(BIN)/tunix-tune up

@@ -1,5 +1,6 @@
-"""Error answers: 422 names the field and the rule, 413 for oversized bodies, 503 when a
-backing service is down; never a stack trace."""
+"""Every error answer of the API, in one place and one body (schemas.api.ErrorBody): 422 names
+each field and rule, 404/409 say why a command does not apply, 413 for oversized bodies, 503
+when a backing service is down; never a stack trace."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
+from starlette.exceptions import HTTPException
 
+from adapters.publisher import Unavailable
 from app.auth import Unauthorized
-from app.publisher import Unavailable
 from schemas.api import ErrorBody, FieldError
 from schemas.search_space import PARAM_TYPES
+from service.errors import InvalidJob, JobConflict, JobNotFound
 
 log = structlog.get_logger("api")
 
@@ -20,6 +23,10 @@ log = structlog.get_logger("api")
 def error_response(status: int, error: str, message: str, details=()) -> JSONResponse:
     body = ErrorBody(error=error, message=message, details=list(details))
     return JSONResponse(body.model_dump(), status_code=status)
+
+
+def validation_error(details: list[FieldError]) -> JSONResponse:
+    return error_response(422, "validation_error", "; ".join(f"{d.field}: {d.rule}" for d in details), details)
 
 
 def field_errors(errors: list[dict]) -> list[FieldError]:
@@ -51,10 +58,28 @@ def _rule(error: dict) -> str:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        details = field_errors(list(exc.errors()))
-        message = "; ".join(f"{d.field}: {d.rule}" for d in details)
-        return error_response(422, "validation_error", message, details)
+    async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return validation_error(field_errors(list(exc.errors())))
+
+    @app.exception_handler(InvalidJob)
+    async def _invalid_job(_: Request, exc: InvalidJob) -> JSONResponse:
+        return validation_error([FieldError(field=p.field, rule=p.rule) for p in exc.problems])
+
+    @app.exception_handler(JobNotFound)
+    async def _not_found(_: Request, exc: JobNotFound) -> JSONResponse:
+        return error_response(404, "not_found", str(exc))
+
+    @app.exception_handler(JobConflict)
+    async def _conflict(_: Request, exc: JobConflict) -> JSONResponse:
+        return error_response(409, "conflict", str(exc))
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # a body Starlette could not read as JSON (e.g. not UTF-8)
+            return validation_error([FieldError(field="body", rule=f"body must be UTF-8 JSON ({exc.detail})")])
+        answer = error_response(exc.status_code, _ERROR_NAMES.get(exc.status_code, "http_error"), str(exc.detail))
+        answer.headers.update(exc.headers or {})
+        return answer
 
     @app.exception_handler(Unauthorized)
     async def _unauthorized(_: Request, exc: Unauthorized) -> JSONResponse:
@@ -73,3 +98,6 @@ def install(app: FastAPI) -> None:
 
     for exc_type in (OSError, TimeoutError, OperationalError, InterfaceError):
         app.add_exception_handler(exc_type, _database_down)
+
+
+_ERROR_NAMES = {404: "not_found", 405: "method_not_allowed", 406: "not_acceptable", 415: "unsupported_media_type"}

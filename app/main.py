@@ -1,6 +1,8 @@
 """The HTTP gateway: validates commands, publishes events, serves the read model.
 
 Run it with `tunix-tune serve api` (uvicorn on TUNIX_API_HOST:TUNIX_API_PORT, 127.0.0.1:8000).
+`create_app` is also how tests build it: with the real adapters, or with fakes for the
+publisher and the read model (tests/unit).
 """
 
 from __future__ import annotations
@@ -8,28 +10,39 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from adapters.database import make_engine
+from adapters.logs import configure_logging
+from adapters.publisher import EventPublisher, Unavailable
+from adapters.settings import Settings
 from app import dashboard, errors
 from app.body_limit import BodyLimitMiddleware
-from app.publisher import EventPublisher, Unavailable
 from app.routes import router
-from schemas.db import make_engine
-from schemas.logs import configure_logging
-from schemas.metrics import exposition
-from schemas.settings import Settings
+from schemas.api import ErrorBody, Health, Readiness
+from schemas.metrics import CONTENT_TYPE, exposition
+from service.commands import Gateway
+from service.queries import Queries
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
+def create_app(settings: Settings, gateway: Gateway | None = None, queries: Queries | None = None) -> FastAPI:
+    """The app; `gateway` and `queries` replace the real Kafka and PostgreSQL adapters (tests)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.settings = settings
+        if gateway is not None:
+            app.state.gateway, app.state.queries, app.state.publisher = gateway, queries, gateway.publisher
+            app.state.engine = None
+            yield
+            return
         app.state.engine = make_engine(settings.database_url, pool_size=10)
-        app.state.publisher = EventPublisher(
-            settings.kafka_bootstrap_servers, settings.publish_timeout_s
-        )
+        app.state.publisher = EventPublisher(settings.kafka_bootstrap_servers, settings.topics,
+                                             settings.publish_timeout_s)
+        app.state.queries = Queries(app.state.engine)
+        app.state.gateway = Gateway(app.state.publisher, app.state.queries, settings.training_folders,
+                                    settings.create_wait_s)
         try:
             yield
         finally:
@@ -41,22 +54,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Hyperparameter tuning for JAX/Tunix post-training runs, on an event log.",
         lifespan=lifespan,
+        responses={413: {"model": ErrorBody, "description": "The request body is over the size limit"}},
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     errors.install(app)
     app.include_router(router)
     dashboard.install(app)
 
-    @app.get("/metrics", tags=["health"], summary="Prometheus metrics of this process")
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics of this process",
+             response_class=Response,
+             responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}},
+                              "description": "Prometheus text exposition format"}})
     async def metrics():
         body, content_type = exposition()
         return Response(body, media_type=content_type)
 
-    @app.get("/healthz", tags=["health"], summary="The process is up")
+    @app.get("/healthz", tags=["health"], summary="The process is up", response_model=Health)
     async def healthz():
-        return {"status": "ok"}
+        return Health(status="ok")
 
-    @app.get("/readyz", tags=["health"], summary="Kafka and PostgreSQL answer")
+    @app.get("/readyz", tags=["health"], summary="Kafka and PostgreSQL answer", response_model=Readiness,
+             responses={503: {"model": Readiness, "description": "Kafka or PostgreSQL does not answer"}})
     async def readyz(request: Request):
         checks = {}
         try:
@@ -72,10 +90,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except Exception as exc:  # any failure to reach the database means not ready
             checks["postgres"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
         ready = all(v == "ok" for v in checks.values())
-        return errors.JSONResponse(
-            {"status": "ready" if ready else "unavailable", "checks": checks},
-            status_code=200 if ready else 503,
-        )
+        body = Readiness(status="ready" if ready else "unavailable", checks=checks)
+        return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
     return app
 
@@ -83,15 +99,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def serve() -> None:
     import uvicorn
 
-    configure_logging()
-    settings = Settings()
-    uvicorn.run(
-        create_app(settings),
-        host=settings.api_host,
-        port=settings.api_port,
-        log_config=None,
-        access_log=False,
-    )
+    settings = Settings.from_env()
+    configure_logging(settings.log_format, settings.log_level)
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port,
+                log_config=None, access_log=False)
 
 
 if __name__ == "__main__":

@@ -40,8 +40,9 @@ def plain_tuner_fit() -> tuple[float, list[float]]:
     import ray
     from ray import tune
 
-    from consumers.experiment import checkpoint_config, param_space, trial_inputs, tune_config
-    from consumers.trainable import train_trial
+    from consumers.tuner.experiment import checkpoint_config, param_space, trial_inputs, tune_config
+    from consumers.tuner.trainable import train_trial
+    from training.folders import Folders
 
     spec = JobSpec.model_validate(SPEC)
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
@@ -50,8 +51,8 @@ def plain_tuner_fit() -> tuple[float, list[float]]:
         with tempfile.TemporaryDirectory() as storage:
             started = time.perf_counter()
             grid = tune.Tuner(
-                tune.with_parameters(train_trial, **trial_inputs(spec, Path(storage) / "plain")),
-                param_space=param_space(spec), tune_config=tune_config(spec),
+                tune.with_parameters(train_trial, **trial_inputs(spec, Path(storage) / "plain", Folders())),
+                param_space=param_space(spec), tune_config=tune_config(spec, job_id=None),
                 run_config=tune.RunConfig(name="plain", storage_path=storage, verbose=0, checkpoint_config=checkpoint_config(spec)),
             ).fit()
             elapsed = time.perf_counter() - started

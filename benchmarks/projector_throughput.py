@@ -29,17 +29,19 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RUN = uuid.uuid4().hex[:8]
-os.environ["TUNIX_TOPIC_PREFIX"] = f"bench-{RUN}.tuning"  # read when schemas.topics loads
 
 from aiokafka import AIOKafkaProducer  # noqa: E402
 
-from consumers.migrate import migrate  # noqa: E402
-from consumers.projection import metric_point  # noqa: E402
+from adapters.database import create_database, drop_database  # noqa: E402
+from adapters.event_log import ensure_topics  # noqa: E402
+from adapters.migrations import migrate  # noqa: E402
+from adapters.settings import Settings  # noqa: E402
+from consumers.projector.projection import metric_point  # noqa: E402
 from schemas import events as ev  # noqa: E402
-from schemas import topics  # noqa: E402
-from schemas.db import create_database, drop_database  # noqa: E402
 from schemas.job_spec import JobSpec  # noqa: E402
-from schemas.settings import Settings  # noqa: E402
+from schemas.topics import Topics  # noqa: E402
+
+TOPICS = Topics(f"bench-{RUN}.tuning")  # fresh topics for this run
 
 JOBS, TRIALS_PER_JOB = 50, 20
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -72,13 +74,13 @@ def make_events(n: int) -> list[ev.Event]:
 
 
 async def publish(bootstrap: str, events: list[ev.Event]) -> float:
-    await topics.ensure_topics(bootstrap)
+    await ensure_topics(bootstrap, TOPICS.all)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20,
                                 max_batch_size=256 * 1024)
     await producer.start()
     started = time.perf_counter()
     try:
-        futures = [await producer.send(topics.EVENTS.name, ev.serialize_event(e), key=e.key()) for e in events]
+        futures = [await producer.send(TOPICS.events.name, ev.serialize_event(e), key=e.key()) for e in events]
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
@@ -89,6 +91,7 @@ async def measure_projector(settings: Settings, url: str, expected: int) -> floa
     await asyncio.to_thread(migrate, url)
     env = {**os.environ, "DATABASE_URL": url, "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
            "TUNIX_PROJECTOR_GROUP": f"bench-{RUN}", "TUNIX_LOG_LEVEL": "WARNING",
+           "TUNIX_TOPIC_PREFIX": TOPICS.prefix,
            "TUNIX_PROJECTOR_PROBE_PORT": "0"}  # any free port: a local stack may hold 8001
     proc = subprocess.Popen([sys.executable, "-m", "consumers.projector"], env=env, cwd=ROOT)
     conn = await asyncpg.connect(url.replace("+asyncpg", ""))
@@ -163,7 +166,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=100_000, help="TrialUpdated events (default 100000)")
     args = parser.parse_args()
-    settings = Settings()
+    settings = Settings.from_env()
     events = make_events(args.events)
     total = len(events)
     publish_s = await publish(settings.kafka_bootstrap_servers, events)

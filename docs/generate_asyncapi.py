@@ -4,14 +4,14 @@
 
 FastStream (faststream.specification.AsyncAPI) builds the document from two brokers:
 
-* the gateway's own broker, app.publisher.EventPublisher(...).broker, which declares one
-  publisher per event the gateway sends (JobCreated, JobStarted, JobCancelRequested), each
-  with `schema=` the event class;
-* a documentation-only broker for the projector, declared below. The projector reads raw
-  batches of records and parses each with schemas.events.parse_event, so its code holds no
-  typed handler FastStream could describe. Here it is a subscriber on the events topic typed
-  with the `Event` union (all seven event types) and the dead-letter publisher. Keep the
-  topics, group and titles in step with consumers/projector.py and schemas/topics.py.
+* the broker of adapters.publisher.EventPublisher, the one publish path of every producer
+  (the gateway, the tuner, the projector's dead letters): it declares one publisher per event
+  type (`schema=` the event class, the description naming who publishes it) and the
+  dead-letter publisher, so the document follows the code;
+* a documentation-only broker for the consumers, declared below. They read raw batches of
+  records and parse each with consumers/records.py, so their code holds no typed handler
+  FastStream could describe. Here the projector is a subscriber on the events topic typed with
+  the `Event` union.
 
 FastStream does not know the Kafka key, the headers or the partition counts; they are added
 to the built document (schemas.topics has the numbers).
@@ -36,10 +36,14 @@ from faststream.kafka import KafkaBroker  # noqa: E402
 from faststream.specification import AsyncAPI  # noqa: E402
 from pydantic import Field  # noqa: E402
 
-from app.publisher import EventPublisher  # noqa: E402
-from schemas import topics  # noqa: E402
+from adapters.partitioning import PARTITIONER_FIX  # noqa: E402
+from adapters.publisher import EventPublisher  # noqa: E402
+from adapters.settings import Settings  # noqa: E402
 from schemas.events import EVENT_TYPES, Event  # noqa: E402
-from schemas.settings import Settings  # noqa: E402
+from schemas.topics import DLQ_ORIGIN_HEADER, DLQ_REASON_HEADER  # noqa: E402
+
+SETTINGS = Settings.from_env()
+TOPICS = SETTINGS.topics
 
 OUT_JSON = ROOT / "docs" / "asyncapi.json"
 SUBSCRIBER = "project-events"
@@ -47,13 +51,14 @@ DEAD_LETTER = "dead-letter"
 KAFKA_BINDING_VERSION = "0.4.0"  # the version FastStream writes on the channels
 
 DESCRIPTION = f"""\
-Every job and trial event travels on one topic, `{topics.EVENTS.name}` \
-({topics.EVENTS.partitions} partitions, kept forever: retention.ms=-1), keyed by job_id so one \
+Every job and trial event travels on one topic, `{TOPICS.events.name}` \
+({TOPICS.events.partitions} partitions, kept forever: retention.ms=-1), keyed by job_id so one \
 job's events stay in one partition and in order. The gateway publishes JobCreated, JobStarted \
 and JobCancelRequested; TrialUpdated, JobCompleted, JobFailed and JobCancelled come from the \
-tuner (not in this repository yet) or any other system. The projector folds every event into \
-the PostgreSQL read model and sends the records it cannot project to \
-`{topics.DEAD_LETTER.name}`. See docs/events.md."""
+tuner; any other system may publish any of them. Consumers check that a record sits on the \
+partition murmur2 maps its key to ({PARTITIONER_FIX}). The projector folds every event into \
+the PostgreSQL read model and sends the records it cannot project (invalid, misrouted, unknown \
+job) to `{TOPICS.dead_letter.name}`. See docs/events.md."""
 
 EVENT_KEY = {
     "type": "string",
@@ -63,7 +68,7 @@ EVENT_KEY = {
 EVENT_HEADERS = {
     "type": "object",
     "description": (
-        "Headers the gateway sets. The projector reads only the body; other producers may "
+        "Headers the publisher sets. Consumers read only the key and the body; other producers may "
         "leave headers out. FastStream adds its own correlation_id header, a tracing id "
         "unrelated to the envelope's correlation_id."
     ),
@@ -74,35 +79,35 @@ EVENT_HEADERS = {
 }
 DLQ_HEADERS = {
     "type": "object",
-    "required": [topics.DLQ_REASON_HEADER, topics.DLQ_ORIGIN_HEADER],
+    "required": [DLQ_REASON_HEADER, DLQ_ORIGIN_HEADER],
     "properties": {
-        topics.DLQ_REASON_HEADER: {
+        DLQ_REASON_HEADER: {
             "type": "string",
-            "description": "Why the record was refused: its validation errors, or "
-            "'unknown job_id <id>'.",
+            "description": "Why the record was refused: its validation errors, "
+            "'unknown job_id <id>', or the partition its key belongs on.",
         },
-        topics.DLQ_ORIGIN_HEADER: {
+        DLQ_ORIGIN_HEADER: {
             "type": "string",
             "description": "Where the record sat: <topic>/<partition>/<offset>.",
-            "examples": [f"{topics.EVENTS.name}/3/1207"],
+            "examples": [f"{TOPICS.events.name}/3/1207"],
         },
     },
 }
 
 
 def projector_broker(settings: Settings) -> KafkaBroker:
-    """What the projector reads and writes, declared for the document only (never started)."""
+    """What the projector reads, declared for the document only (never started)."""
     broker = KafkaBroker(settings.kafka_bootstrap_servers, logger=None)
 
     @broker.subscriber(
-        topics.EVENTS.name,
+        TOPICS.events.name,
         group_id=settings.projector_group_id,
         auto_offset_reset="earliest",
         title=SUBSCRIBER,
         description=(
             "The projector folds every event into the PostgreSQL read model, in batches. A "
-            "record that is not a valid event, or names a job that was never created, goes "
-            "to the dead-letter topic."
+            "record that is not a valid event, sits on another partition than its key's, or "
+            "names a job that was never created, goes to the dead-letter topic."
         ),
     )
     async def project(
@@ -110,26 +115,18 @@ def projector_broker(settings: Settings) -> KafkaBroker:
     ) -> None:
         raise NotImplementedError("documentation only")
 
-    broker.publisher(
-        topics.DEAD_LETTER.name,
-        title=DEAD_LETTER,
-        description=(
-            "Records the projector refused: the original key and bytes, unchanged, with the "
-            "reason and origin in headers. Nothing consumes this topic."
-        ),
-    )
     return broker
 
 
 def build_specification():
-    settings = Settings()
-    gateway = EventPublisher(settings.kafka_bootstrap_servers, settings.publish_timeout_s)
+    settings = SETTINGS
+    publisher = EventPublisher(settings.kafka_bootstrap_servers, settings.topics)
     try:
         app_version = version("tunix-tune")
     except PackageNotFoundError:
         app_version = "0.1.0"
     spec = AsyncAPI(
-        gateway.broker,
+        publisher.broker,
         projector_broker(settings),
         title="Tunix Tune events",
         version=app_version,
@@ -142,7 +139,7 @@ def build_specification():
 
 def _add_kafka_details(spec) -> None:
     """Partitions per topic, the Kafka key and the headers: set by our code, not FastStream."""
-    partitions = {t.name: t.partitions for t in topics.ALL_TOPICS}
+    partitions = {t.name: t.partitions for t in TOPICS.all}
     for channel in spec.channels.values():
         kafka = channel.bindings.kafka if channel.bindings else None
         if kafka is not None and kafka.topic in partitions:

@@ -5,12 +5,13 @@ import asyncio
 from alembic import context
 from sqlalchemy import text
 
-from schemas.db import make_engine
-from schemas.settings import Settings
+from adapters.database import make_engine
+from adapters.settings import Settings
 from schemas.tables import metadata
 
 config = context.config
-database_url = config.attributes.get("database_url") or Settings().database_url
+# Set by adapters.migrations.migrate; the environment only for a bare `alembic upgrade`.
+database_url = config.attributes.get("database_url") or Settings.from_env().database_url
 schema = config.attributes.get("schema") or context.get_x_argument(as_dictionary=True).get("schema")
 
 

@@ -3,31 +3,27 @@
 Ray calls callbacks on the thread running Tuner.fit(); the job's publish function hands each
 event to the tuner's event loop and waits for Kafka's acknowledgement, so an event is on the
 log before Ray moves on. Ray pickles callbacks with the experiment (to restore it after a
-crash), so the callback keeps only the job id and finds the publish function in PUBLISHERS.
+crash), so the callback keeps only the job id and finds the job's JobRun by it.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import time
-from collections.abc import Callable
 from pathlib import Path
 from uuid import UUID
 
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
+from producers.job_run import JobRun
 from schemas import events as ev
 from schemas.artifact_layout import trial_run_folder
 from schemas.metrics import TRIAL_DURATION, TRIALS_RUNNING
+from schemas.statuses import TRIAL_TERMINAL
 
 SOURCE = "tunix-tune.tuner"
-Publish = Callable[[ev.Event], None]
-PUBLISHERS: dict[UUID, Publish] = {}  # job_id -> publish, registered by the tuner
-STOPPING: dict[UUID, str] = {}  # job_id -> why its trials are being stopped (e.g. cancelled)
-SCHEDULER_STOPS: dict[str, str] = {}  # trial_id -> why the scheduler stopped it early
-SCHEDULER_NOTES: dict[str, str] = {}  # trial_id -> what the scheduler changed in it (PBT exploit)
-ENDED_ON_LOG: dict[UUID, frozenset[str]] = {}  # job_id -> trials whose end the log already has
 # Keys Ray adds to every result; the rest are the trial's own metrics.
 _RAY_KEYS = {
     "time_this_iter_s", "done", "training_iteration", "trial_id", "date", "timestamp",
@@ -37,9 +33,11 @@ _RAY_KEYS = {
 
 
 def trial_metrics(result: dict) -> dict[str, float]:
+    """The trial's own numbers; a non-finite one (a diverged loss) is left out: JSON has no NaN,
+    and the event must stay valid for every consumer."""
     return {
         k: float(v) for k, v in result.items()
-        if k not in _RAY_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool)
+        if k not in _RAY_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
     }
 
 
@@ -51,8 +49,9 @@ class TrialEvents(Callback):
         self._started: dict[str, float] = {}  # trial_id -> when it first ran (for the metrics)
         self._first_step = True
 
-    def publish(self, event: ev.Event) -> None:
-        PUBLISHERS[self.job_id](event)
+    @property
+    def run(self) -> JobRun:
+        return JobRun.of(self.job_id)
 
     def _send(self, trial: Trial, status: str, **fields) -> None:
         if trial.trial_id in self._ended:
@@ -69,11 +68,11 @@ class TrialEvents(Callback):
             artifact_path=str(trial_run_folder(Path(trial.path).parent, trial.trial_id)),
             **fields,
         )
-        self.publish(ev.TrialUpdated(job_id=self.job_id, source=SOURCE, payload=payload))
+        self.run.publish(ev.TrialUpdated(job_id=self.job_id, source=SOURCE, payload=payload))
         if status == "running" and trial.trial_id not in self._started:
             self._started[trial.trial_id] = time.monotonic()
             TRIALS_RUNNING.inc()
-        if status in ev.TRIAL_TERMINAL:
+        if status in TRIAL_TERMINAL:
             self._ended.add(trial.trial_id)
             if (began := self._started.pop(trial.trial_id, None)) is not None:
                 TRIALS_RUNNING.dec()
@@ -86,7 +85,7 @@ class TrialEvents(Callback):
             # between publishing their end and saving): the tuner read those from the log.
             self._first_step = False
             self._ended |= {t.trial_id for t in trials if t.status in (Trial.TERMINATED, Trial.ERROR)}
-            self._ended |= ENDED_ON_LOG.pop(self.job_id, frozenset())
+            self._ended |= self.run.ended_on_log
         for trial in trials:
             if trial.trial_id not in self._announced and trial.status == Trial.PENDING:
                 self._announced.add(trial.trial_id)
@@ -94,13 +93,13 @@ class TrialEvents(Callback):
 
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info) -> None:
         self._announced.add(trial.trial_id)
-        self._send(trial, "running", reason=SCHEDULER_NOTES.pop(trial.trial_id, None))
+        self._send(trial, "running", reason=self.run.scheduler_notes.pop(trial.trial_id, None))
 
     def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: dict, **info) -> None:
-        self._send(trial, "running", reason=SCHEDULER_NOTES.pop(trial.trial_id, None))
+        self._send(trial, "running", reason=self.run.scheduler_notes.pop(trial.trial_id, None))
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info) -> None:
-        reason = SCHEDULER_STOPS.pop(trial.trial_id, None) or STOPPING.get(self.job_id)
+        reason = self.run.scheduler_stops.pop(trial.trial_id, None) or self.run.stop_reason
         self._send(trial, "stopped" if reason else "completed", reason=reason)
 
     def on_experiment_end(self, trials: list[Trial], **info) -> None:
@@ -108,7 +107,7 @@ class TrialEvents(Callback):
         started) end as stopped, so none stays pending or running in the read model."""
         for trial in trials:
             if trial.trial_id not in self._ended:
-                self._send(trial, "stopped", reason=STOPPING.get(self.job_id, "experiment ended"))
+                self._send(trial, "stopped", reason=self.run.stop_reason or "experiment ended")
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info) -> None:
         self._send(trial, "failed", reason=_error_text(trial))

@@ -8,11 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from schemas.events import TrialStatus
-
-JobStatus = Literal["created", "running", "cancelling", "completed", "failed", "cancelled"]
-JOB_STATUSES: tuple[str, ...] = JobStatus.__args__
-TERMINAL_JOB_STATUSES = ("completed", "failed", "cancelled")
+from schemas.statuses import JobStatus, TrialStatus
 
 
 class TrialOut(BaseModel):
@@ -107,3 +103,14 @@ class ErrorBody(BaseModel):
     error: str
     message: str
     details: list[FieldError] = []
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    """200 when every check says "ok", else 503 with what each check found."""
+
+    status: Literal["ready", "unavailable"]
+    checks: dict[str, str]

@@ -13,10 +13,9 @@ from uuid import UUID, uuid4
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationInfo, model_validator
 
 from schemas.job_spec import JobSpec
+from schemas.statuses import TrialStatus
 
 SCHEMA_VERSION = 1
-TrialStatus = Literal["pending", "running", "completed", "failed", "stopped"]
-TRIAL_TERMINAL = ("completed", "failed", "stopped")
 # Limits match the read model's columns, so a valid event can always be projected.
 _INT4_MAX = 2**31 - 1
 
@@ -145,15 +144,14 @@ Event = Annotated[
     ],
     Field(discriminator="type"),
 ]
-EVENT_TYPES = (
-    "JobCreated",
-    "JobStarted",
-    "JobCancelRequested",
-    "TrialUpdated",
-    "JobCompleted",
-    "JobFailed",
-    "JobCancelled",
-)
+EVENT_CLASSES = (JobCreated, JobStarted, JobCancelRequested, TrialUpdated, JobCompleted, JobFailed, JobCancelled)
+EVENT_TYPES = tuple(cls.__name__ for cls in EVENT_CLASSES)
+# Who puts each event on the log in this project (other systems may publish any of them).
+PUBLISHED_BY = {
+    "JobCreated": "the gateway", "JobStarted": "the gateway", "JobCancelRequested": "the gateway",
+    "TrialUpdated": "the tuner's Ray callback", "JobCompleted": "the tuner", "JobFailed": "the tuner",
+    "JobCancelled": "the tuner",
+}
 _EVENT = TypeAdapter(Event)
 
 

@@ -23,6 +23,9 @@ JOB_DURATION = Histogram("tunix_job_duration_seconds", "Experiment wall time, by
                          ["outcome"], buckets=_DURATION_BUCKETS)
 
 
+CONTENT_TYPE = CONTENT_TYPE_LATEST  # text/plain; version=0.0.4; charset=utf-8
+
+
 def exposition() -> tuple[bytes, str]:
     """(body, content type) of a /metrics answer."""
     return generate_latest(), CONTENT_TYPE_LATEST

@@ -1,7 +1,12 @@
 """Shared fixtures: real Kafka and PostgreSQL, and the api and projector as real processes.
 
-Each test session gets its own topics (a unique TUNIX_TOPIC_PREFIX), its own database and
-its own consumer group, so it never sees a user's jobs or another session's events.
+Each test session gets its own topics (tests/session.py), its own database and its own
+consumer group, so it never sees a user's jobs or another session's events. Fixtures start
+servers only when a test asks for them: tests/unit asks for none.
+
+Layers (a marker each, set from the folder): tests/unit (no servers, fakes for the publisher
+and read model; `pytest tests/unit` runs in seconds), tests/integration (real Kafka and
+PostgreSQL), tests/e2e (the real tuner, Ray trials, the browser, training).
 """
 
 from __future__ import annotations
@@ -13,19 +18,25 @@ import sys
 import uuid
 from pathlib import Path
 
-SESSION = uuid.uuid4().hex[:8]
-os.environ["TUNIX_TOPIC_PREFIX"] = f"test-{SESSION}.tuning"  # read when schemas.topics loads
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
 
-import httpx  # noqa: E402
-import pytest  # noqa: E402
-from aiokafka import AIOKafkaProducer  # noqa: E402
-
-from schemas.db import create_database, drop_database, make_engine  # noqa: E402
-from schemas.topics import ensure_topics  # noqa: E402
-from tests.servers import servers  # noqa: E402
-from tests.waiting import wait_until  # noqa: E402
+from adapters.database import create_database, drop_database, make_engine
+from adapters.event_log import ensure_topics
+from tests.servers import servers
+from tests.session import SESSION, TOPICS
+from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
+LAYERS = ("unit", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        layer = next((part for part in Path(item.fspath).parts if part in LAYERS), None)
+        if layer:
+            item.add_marker(getattr(pytest.mark, layer))
 
 
 def free_port() -> int:
@@ -56,9 +67,10 @@ async def service_env(stack, database_url):
         "DATABASE_URL": database_url,
         "TUNIX_API_PORT": str(free_port()),
         "TUNIX_PROJECTOR_GROUP": f"test-{SESSION}-projector",
+        "TUNIX_TOPIC_PREFIX": TOPICS.prefix,
         "TUNIX_LOG_FORMAT": "json",
     }
-    await ensure_topics(stack.kafka)
+    await ensure_topics(stack.kafka, TOPICS.all)
     return env
 
 

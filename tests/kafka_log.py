@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from schemas.event_log import read_to_end
+from adapters.event_log import read_to_end
 
 
 async def read_all(bootstrap: str, topic: str) -> list:

@@ -6,17 +6,12 @@ Everything needed to audit a run, or reproduce its predictions, sits in one fold
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 LINEAGE_PACKAGES = ("google-tunix", "jax", "jaxlib", "flax", "optax", "qwix", "orbax-checkpoint", "numpy")
-
-
-def artifacts_root() -> Path:
-    return Path(os.environ.get("TUNIX_ARTIFACTS_DIR", "artifacts"))
 
 
 def package_versions() -> dict[str, str]:

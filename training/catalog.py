@@ -5,7 +5,6 @@ The gateway calls this (through training.validate) for every job it accepts, so 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from training.model import BUILT_IN_MODELS
@@ -22,18 +21,13 @@ class ModelNotAvailable(LookupError):
     pass
 
 
-def models_dir() -> Path:
-    return Path(os.environ.get("TUNIX_MODELS_DIR", "models"))
-
-
-def resolve_model(model_id: str, root: Path | None = None) -> tuple[str, Path | None]:
+def resolve_model(model_id: str, root: Path) -> tuple[str, Path | None]:
     """("built-in", None) or ("checkpoint", folder); ModelNotAvailable otherwise.
 
     Nothing is downloaded: a Hub id such as google/gemma-2b-it resolves only from a local
     checkpoint folder, the id as a path or <TUNIX_MODELS_DIR>/<id>."""
     if model_id in BUILT_IN_MODELS:
         return "built-in", None
-    root = root or models_dir()
     for folder in (Path(model_id), root / model_id):
         if folder.is_dir():
             missing = _missing_checkpoint_files(folder)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +17,6 @@ from training.traces import Dataset, Trace
 
 RANKS = "23456789TJQKA"
 SUITS = "CDHS"
-_KEY_PATTERN = "{name}-{version}"
 
 
 class UnknownDataset(LookupError):
@@ -33,10 +31,6 @@ class MalformedDataset(ValueError):
         where = f"{path}:{line}" if line else str(path)
         super().__init__(f"{where}: {problem}")
         self.path, self.line, self.problem = path, line, problem
-
-
-def datasets_dir() -> Path:
-    return Path(os.environ.get("TUNIX_DATASETS_DIR", "datasets"))
 
 
 # ----------------------------------------------------------------------------- built-in
@@ -80,16 +74,15 @@ def _on_disk_keys(root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / "manifest.json").is_file())
 
 
-def available_datasets(root: Path | None = None) -> list[str]:
-    return sorted({*BUILT_IN, *_on_disk_keys(root or datasets_dir())})
+def available_datasets(root: Path) -> list[str]:
+    return sorted({*BUILT_IN, *_on_disk_keys(root)})
 
 
-def dataset_exists(key: str, root: Path | None = None) -> bool:
-    return key in BUILT_IN or (((root or datasets_dir()) / key / "manifest.json").is_file())
+def dataset_exists(key: str, root: Path) -> bool:
+    return key in BUILT_IN or (root / key / "manifest.json").is_file()
 
 
-def load_dataset(key: str, root: Path | None = None) -> Dataset:
-    root = root or datasets_dir()
+def load_dataset(key: str, root: Path) -> Dataset:
     if key in BUILT_IN:
         train, eval_ = BUILT_IN[key]()
     elif (root / key / "manifest.json").is_file():

@@ -11,12 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-_REPO_ROOT = Path(__file__).resolve().parents[1]
-_configured: Path | None = None
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("TUNIX_JAX_CACHE_DIR", _REPO_ROOT / ".state" / "jax-cache"))
+DEFAULT_CACHE_DIR = Path(__file__).resolve().parents[1] / ".state" / "jax-cache"
+_configured: Path | None = None  # JAX's configuration is process-wide; so is this record of it
 
 
 def configure_jax(cache_dir: Path | None = None) -> Path:
@@ -26,7 +22,7 @@ def configure_jax(cache_dir: Path | None = None) -> Path:
     another directory switches the cache there (tests use throwaway directories).
     """
     global _configured
-    target = Path(cache_dir) if cache_dir is not None else (_configured or default_cache_dir())
+    target = Path(cache_dir) if cache_dir is not None else (_configured or DEFAULT_CACHE_DIR)
     if _configured == target:
         return target
     # Must be set before JAX creates its backend; harmless afterwards.

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import resource
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from training.artifacts import RunFolder, artifacts_root, git_commit, package_versions
+from training.artifacts import RunFolder, git_commit, package_versions
 from training.catalog import resolve_model
 from training.datasets import load_dataset
+from training.folders import Folders
 from training.hyperparams import Hyperparameters
 from training.tokenizer import CharTokenizer
 
@@ -33,13 +33,17 @@ def run_pipeline(
     dataset_key: str,
     model_id: str,
     hyperparameters: dict | None = None,
-    run_dir: Path | None = None,
+    *,
+    folders: Folders,
+    run_dir: Path,
     report: Report | None = None,
     run_id: str | None = None,
     checkpoint_dir: Path | None = None,
     intermediate_scores: bool = False,
 ) -> RunResult:
     """Train and evaluate; every intermediate report goes to `report` and metrics.jsonl.
+
+    run_dir: the run's folder (artifacts); run_id defaults to its name.
 
     checkpoint_dir: where training saves its state every eval_every steps, and resumes from
     when it already holds a checkpoint. intermediate_scores: every intermediate report also
@@ -48,15 +52,15 @@ def run_pipeline(
     """
     started = time.perf_counter()
     hp = Hyperparameters.from_mapping(hyperparameters or {})
-    dataset = load_dataset(dataset_key)
-    source, _ = resolve_model(model_id)
+    dataset = load_dataset(dataset_key, folders.datasets)
+    source, _ = resolve_model(model_id, folders.models)
     if source != "built-in":
         raise NotImplementedError(
             f"training from a local checkpoint ({model_id}) needs a GPU host's loaders; "
             "on this CPU build use a built-in model"
         )
-    run_id = run_id or f"run-{uuid.uuid4().hex[:12]}"
-    folder = RunFolder(run_dir or artifacts_root() / "runs" / run_id)
+    run_id = run_id or run_dir.name
+    folder = RunFolder(run_dir)
 
     # JAX and Tunix load here, not at import: validation and the CLI's help stay fast.
     from training import checkpoint
@@ -65,7 +69,7 @@ def run_pipeline(
     from training.model import build_model
     from training.train import train
 
-    configure_jax()
+    configure_jax(folders.jax_cache)
     tokenizer = CharTokenizer()
     model, _ = build_model(model_id, tokenizer.vocab_size, hp.seed)
 

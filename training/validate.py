@@ -7,22 +7,22 @@ from __future__ import annotations
 
 from training.catalog import METRIC_NAMES, ModelNotAvailable, resolve_model
 from training.datasets import available_datasets, dataset_exists
+from training.folders import Folders
 from training.hyperparams import CHANGEABLE_ON_RESUME, Hyperparameters
 
 
 def validate_job(
     dataset_key: str, base_model_id: str, metric_name: str, hyperparameters: dict[str, str],
-    perturbed: dict[str, str] | None = None,
+    folders: Folders, perturbed: dict[str, str] | None = None,
 ) -> list[tuple[str, str]]:
     """`hyperparameters` maps where each name was given (e.g. "search_space.lr") to the name;
     `perturbed` likewise the hyperparameters a PBT scheduler will change mid-run."""
     problems = []
-    if not dataset_exists(dataset_key):
-        problems.append(
-            ("dataset_key", f"unknown dataset {dataset_key!r}; available: {', '.join(available_datasets())}")
-        )
+    if not dataset_exists(dataset_key, folders.datasets):
+        available = ", ".join(available_datasets(folders.datasets))
+        problems.append(("dataset_key", f"unknown dataset {dataset_key!r}; available: {available}"))
     try:
-        source, folder = resolve_model(base_model_id)
+        source, folder = resolve_model(base_model_id, folders.models)
         if source == "checkpoint":
             problems.append(("base_model_id", f"{folder} is a checkpoint folder, but training from local "
                              "checkpoints is not supported by this build yet; use a built-in model"))

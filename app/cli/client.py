@@ -6,7 +6,6 @@ Base URL from --api-url or TUNIX_API_URL (default: the local stack's API); token
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
@@ -39,8 +38,9 @@ def _explain(answer: httpx.Response) -> str:
 
 class ApiClient:
     def __init__(self, base_url: str | None = None, token: str | None = None, timeout: float = 30):
-        self.base_url = (base_url or os.environ.get("TUNIX_API_URL") or processes.api_url()).rstrip("/")
-        token = token or os.environ.get("TUNIX_API_TOKEN")
+        # --api-url / --token, or their environment variables (TUNIX_API_URL, TUNIX_API_TOKEN),
+        # come in through Typer; the default is the local stack's API.
+        self.base_url = (base_url or processes.api_url()).rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
 

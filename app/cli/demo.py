@@ -13,11 +13,11 @@ from app.cli.client import ApiClient, ApiError
 from app.cli.watch import watch
 
 
-def run_demo(spec_path: Path, timeout_s: float = 1800) -> None:
+def run_demo(spec_path: Path, api_url: str | None = None, token: str | None = None, timeout_s: float = 1800) -> None:
     console = Console()
     spec = json.loads(spec_path.read_text())
     try:
-        with ApiClient() as api:
+        with ApiClient(api_url, token) as api:
             job_id = api.create_job(spec)["job_id"]
             console.print(f"created job {job_id}: {spec['name']} ({spec['num_samples']} trials, "
                           f"{spec['max_concurrent_trials']} at a time)")

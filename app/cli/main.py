@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -11,6 +10,7 @@ import typer
 
 from app.cli.jobs import jobs
 from app.cli.stack import kafka, postgres, processes
+from app.cli.stack.paths import settings
 
 cli = typer.Typer(help="Tunix Tune: hyperparameter tuning for JAX/Tunix runs.", no_args_is_help=True)
 services = typer.Typer(help="The local Kafka broker and PostgreSQL server.", no_args_is_help=True)
@@ -20,18 +20,14 @@ cli.add_typer(serve, name="serve")
 cli.add_typer(jobs, name="jobs")
 
 
-def _external(var: str) -> bool:
-    """KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL point at servers we must not provision."""
-    return bool(os.environ.get(var))
-
-
 @services.command("up")
 def services_up() -> None:
     """Install (first time) and start Kafka and PostgreSQL."""
-    if not _external("KAFKA_BOOTSTRAP_SERVERS"):
+    # KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL point at servers we must not provision.
+    if not settings().external_kafka:
         kafka.start()
         typer.echo(f"kafka      up at {kafka.bootstrap_servers()}")
-    if not _external("DATABASE_URL"):
+    if not settings().external_database_url:
         postgres.start()
         typer.echo(f"postgres   up at {postgres.database_url()}")
 
@@ -102,7 +98,7 @@ def serve_tuner() -> None:
 @cli.command()
 def migrate(schema: str = typer.Option(None, help="PostgreSQL schema (default: public)")) -> None:
     """Apply the read model's Alembic migrations."""
-    _run_module("consumers.migrate", *(["--schema", schema] if schema else []))
+    _run_module("adapters.migrations", *(["--schema", schema] if schema else []))
 
 
 @cli.command()
@@ -113,14 +109,14 @@ def replay(
     """Rebuild the read model from offset 0 of the event log into an empty database or schema."""
     args = [*(["--schema", schema] if schema else []),
             *(["--database-url", database_url] if database_url else [])]
-    _run_module("consumers.replay", *args)
+    _run_module("consumers.projector.replay", *args)
 
 
 @cli.command()
 def up() -> None:
     """Services plus the api, projector and tuner in the background (logs in .state/logs)."""
     services_up()
-    if subprocess.call([sys.executable, "-m", "consumers.migrate"]) != 0:
+    if subprocess.call([sys.executable, "-m", "adapters.migrations"]) != 0:
         raise typer.Exit(1)
     for name in processes.COMPONENTS:
         typer.echo(f"{name:<10} pid={processes.start(name)} log={processes.log_file(name)}")
@@ -141,18 +137,22 @@ def run(
 
     from app.cli.run import run_command
 
-    run_command(dataset, model, set_, as_json, Path(run_dir) if run_dir else None)
+    run_command(dataset, model, set_, as_json, Path(run_dir) if run_dir else None, settings())
 
 
 @cli.command()
-def demo(spec: str = typer.Argument(None, help="Job spec JSON (default: the seed's example)")) -> None:
+def demo(
+    spec: str = typer.Argument(None, help="Job spec JSON (default: the seed's example)"),
+    api_url: str = typer.Option(None, "--api-url", envvar="TUNIX_API_URL", help="API base URL (default: the local stack)"),
+    token: str = typer.Option(None, "--token", envvar="TUNIX_API_TOKEN", help="Bearer token, when the API needs one"),
+) -> None:
     """Submit and start the example sweep on the running stack, follow it, print the best trial."""
     from pathlib import Path
 
     from app import EXAMPLE_SPEC
     from app.cli.demo import run_demo
 
-    run_demo(Path(spec) if spec else EXAMPLE_SPEC)
+    run_demo(Path(spec) if spec else EXAMPLE_SPEC, api_url, token)
 
 
 @cli.command()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+import uuid
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from adapters.settings import Settings
 from training.hyperparams import Hyperparameters
 
 
@@ -23,7 +25,8 @@ def parse_sets(pairs: list[str]) -> dict[str, str]:
     return values
 
 
-def run_command(dataset: str, model: str, sets: list[str], as_json: bool, run_dir: Path | None) -> None:
+def run_command(dataset: str, model: str, sets: list[str], as_json: bool, run_dir: Path | None,
+                settings: Settings) -> None:
     from training.catalog import ModelNotAvailable
     from training.datasets import MalformedDataset, UnknownDataset
     from training.hyperparams import UnknownHyperparameter
@@ -51,7 +54,9 @@ def run_command(dataset: str, model: str, sets: list[str], as_json: bool, run_di
 
     try:
         with progress:
-            result = run_pipeline(dataset, model, values, run_dir=run_dir, report=report)
+            run_dir = run_dir or settings.artifacts_dir / "runs" / f"run-{uuid.uuid4().hex[:12]}"
+            result = run_pipeline(dataset, model, values, folders=settings.training_folders, run_dir=run_dir,
+                                  report=report)
     except (UnknownDataset, MalformedDataset, ModelNotAvailable, NotImplementedError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None

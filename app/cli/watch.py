@@ -15,8 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from app.cli.client import ApiClient, ApiError
-from schemas.api import TERMINAL_JOB_STATUSES
-from schemas.events import TRIAL_TERMINAL
+from schemas.statuses import TERMINAL_JOB_STATUSES, TRIAL_TERMINAL
 from training.hyperparams import reports_per_run
 
 _STATUS_STYLE = {"pending": "dim", "running": "cyan", "completed": "green", "failed": "red", "stopped": "yellow"}

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import shutil
 import socket
 import struct
@@ -26,23 +25,22 @@ import time
 import uuid
 from pathlib import Path
 
-from schemas.settings import LOCAL_KAFKA, LOCAL_KAFKA_PORT as PORT
-
 from . import processes
-from .paths import logs_dir, state_dir
+from .paths import logs_dir, settings, state_dir
 
 _MARKER = b"kafka.Kafka"  # in the broker's command line
-
-CONTROLLER_PORT = PORT + 1
-HEAP_OPTS = os.environ.get("TUNIX_KAFKA_HEAP_OPTS", "-Xmx512m -Xms256m")
 
 _HERE = Path(__file__).resolve().parent
 _POM = _HERE / "kafka-pom.xml"
 _LOG4J = _HERE / "kafka-log4j2.properties"
 
 
+def _port() -> int:
+    return settings().kafka_port
+
+
 def bootstrap_servers() -> str:
-    return LOCAL_KAFKA
+    return settings().local_kafka
 
 
 def _home() -> Path:
@@ -144,13 +142,13 @@ def _recv(sock: socket.socket, n: int) -> bytes:
 
 def _ready() -> bool:
     try:
-        return _broker_count(PORT) > 0
+        return _broker_count(_port()) > 0
     except (OSError, struct.error):
         return False
 
 
 def is_running() -> bool:
-    return pid() is not None and _port_open(PORT)
+    return pid() is not None and _port_open(_port())
 
 
 # ---------------------------------------------------------------- start/stop
@@ -162,9 +160,9 @@ def _write_config() -> Path:
         "node.id": "1",
         # Static voter set: no endpoint is baked into the formatted metadata
         # log, so changing TUNIX_KAFKA_PORT later doesn't strand the data dir.
-        "controller.quorum.voters": f"1@127.0.0.1:{CONTROLLER_PORT}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{PORT},CONTROLLER://127.0.0.1:{CONTROLLER_PORT}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{PORT}",
+        "controller.quorum.voters": f"1@127.0.0.1:{_port() + 1}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{_port()},CONTROLLER://127.0.0.1:{_port() + 1}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{_port()}",
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
         "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
@@ -187,7 +185,7 @@ def _write_config() -> Path:
 
 def _java(main: str, *args: str) -> list[str]:
     return [
-        "java", *HEAP_OPTS.split(), "-XX:+UseG1GC", "-Djava.awt.headless=true",
+        "java", *settings().kafka_heap_opts.split(), "-XX:+UseG1GC", "-Djava.awt.headless=true",
         f"-Dlog4j2.configurationFile={_LOG4J}",
         "-cp", f"{_lib()}/*", main, *args,
     ]
@@ -221,8 +219,8 @@ def start(timeout: float = 90) -> None:
     """
     current = pid()
     if current is None:
-        if _port_open(PORT):
-            raise RuntimeError(f"port {PORT} is taken by a process not started from {state_dir()}")
+        if _port_open(_port()):
+            raise RuntimeError(f"port {_port()} is taken by a process not started from {state_dir()}")
         install()
         config = _write_config()
         _format_storage(config)

@@ -6,15 +6,21 @@ the stack; ``TUNIX_STATE_DIR`` points it elsewhere (e.g. per-test isolation).
 
 from __future__ import annotations
 
-import os
+from functools import cache
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[3]  # app/cli/stack/paths.py -> repo
+from adapters.settings import Settings
+
+
+@cache
+def settings() -> Settings:
+    """The CLI process's settings, read from the environment once."""
+    return Settings.from_env()
 
 
 def state_dir() -> Path:
     """Root of the stack state; created on first use."""
-    path = Path(os.environ.get("TUNIX_STATE_DIR") or REPO_ROOT / ".state").resolve()
+    path = settings().state_dir.resolve()
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -26,16 +26,18 @@ import subprocess
 import time
 from pathlib import Path
 
-from .paths import logs_dir, state_dir
-
-from schemas.settings import LOCAL_DATABASE_URL, LOCAL_PG_PORT as PORT
+from .paths import logs_dir, settings, state_dir
 
 USER = PASSWORD = DATABASE = "tunix"
 _OS_USER = "postgres"
 
 
+def _port() -> int:
+    return settings().pg_port
+
+
 def database_url() -> str:
-    return LOCAL_DATABASE_URL
+    return settings().local_database_url
 
 
 def _home() -> Path:
@@ -131,7 +133,7 @@ def _write_conf() -> None:
     conf = _data() / "tunix.conf"
     conf.write_text(
         "listen_addresses = '127.0.0.1'\n"
-        f"port = {PORT}\n"
+        f"port = {_port()}\n"
         f"unix_socket_directories = '{_sock()}'\n"
     )
     if _root():
@@ -152,7 +154,7 @@ def pid() -> int | None:
 
 def _port_open() -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", PORT), timeout=1):
+        with socket.create_connection(("127.0.0.1", _port()), timeout=1):
             return True
     except OSError:
         return False
@@ -163,7 +165,7 @@ def is_running() -> bool:
 
 
 def _psql(sql: str) -> None:
-    _run([_bin("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", str(_sock()), "-p", str(PORT),
+    _run([_bin("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", str(_sock()), "-p", str(_port()),
           "-U", "postgres", "-d", "postgres"], input=sql, text=True, stdout=subprocess.DEVNULL)
 
 
@@ -200,9 +202,9 @@ def start(timeout: float = 60) -> None:
             raise RuntimeError(f"PostgreSQL failed to start; see {_log()}:\n{_log_tail()}") from exc
 
     deadline = time.monotonic() + timeout
-    while subprocess.run([_bin("pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(PORT)]).returncode != 0:
+    while subprocess.run([_bin("pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(_port())]).returncode != 0:
         if time.monotonic() > deadline:
-            raise TimeoutError(f"PostgreSQL not ready on 127.0.0.1:{PORT} after {timeout}s:\n{_log_tail()}")
+            raise TimeoutError(f"PostgreSQL not ready on 127.0.0.1:{_port()} after {timeout}s:\n{_log_tail()}")
         time.sleep(0.25)
     _ensure_role_and_db()
 

@@ -1,4 +1,4 @@
-"""The service processes (api, projector) run in the background with pid files and logs.
+"""The service processes (api, projector, tuner) run in the background with pid files and logs.
 
 Each component is a Python module run as its own process, so the CLI never imports the
 consumers: the process boundary is the architecture's boundary.
@@ -15,9 +15,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from schemas.settings import Settings
-
-from .paths import logs_dir, state_dir
+from .paths import logs_dir, settings, state_dir
 
 
 @dataclass(frozen=True)
@@ -109,17 +107,15 @@ def stop(name: str, timeout: float = 20) -> None:
 
 
 def api_url() -> str:
-    host = os.environ.get("TUNIX_API_HOST", "127.0.0.1")
-    return f"http://{host}:{os.environ.get('TUNIX_API_PORT', '8000')}"
+    return settings().api_url
 
 
 def probe_url(name: str) -> str:
     """Where a process answers /healthz, /readyz and /metrics."""
     if name == "api":
         return api_url()
-    settings = Settings()
-    port = settings.projector_probe_port if name == "projector" else settings.tuner_probe_port
-    return f"http://{settings.probe_host}:{port}"
+    port = settings().projector_probe_port if name == "projector" else settings().tuner_probe_port
+    return f"http://{settings().probe_host}:{port}"
 
 
 def healthy(name: str) -> bool:

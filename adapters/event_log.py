@@ -1,0 +1,80 @@
+"""The event log's topics and reading it from offset 0, as the tuner's catch-up, replay and
+auditors do: no consumer group, so the live consumers' committed offsets are untouched, and
+only up to the end offsets seen at the start, so a read of a busy topic still ends."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from schemas.topics import Topic
+
+
+async def ensure_topics(bootstrap_servers: str, topics: tuple[Topic, ...]) -> None:
+    """Create the topics that are missing, with their partition counts and retention."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(t.name, num_partitions=t.partitions, replication_factor=1, topic_configs=t.config)
+            for t in topics
+            if t.name not in existing
+        ]
+        if missing:
+            await admin.create_topics(missing)
+    finally:
+        await admin.close()
+
+
+async def partition_ids(bootstrap_servers: str, topic: str) -> list[int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return sorted(p["partition"] for p in described["partitions"])
+
+
+async def read_to_end(
+    bootstrap_servers: str, topic: str, max_records: int = 5000
+) -> AsyncIterator[tuple[ConsumerRecord, ...]]:
+    """Yield batches of records, each partition in offset order, up to today's end offsets."""
+    parts = [TopicPartition(topic, p) for p in await partition_ids(bootstrap_servers, topic)]
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        end = await consumer.end_offsets(parts)
+        remaining = {tp for tp in parts if end[tp] > 0}
+        while remaining:
+            batches = await consumer.getmany(*remaining, timeout_ms=1000, max_records=max_records)
+            records = tuple(
+                r
+                for tp in sorted(batches, key=lambda tp: tp.partition)
+                for r in batches[tp]
+                if r.offset < end[tp]
+            )
+            if records:
+                yield records
+            for tp in list(remaining):
+                if await consumer.position(tp) >= end[tp]:
+                    remaining.discard(tp)
+    finally:
+        await consumer.stop()
+
+
+async def end_offsets(bootstrap_servers: str, topic: str) -> dict[int, int]:
+    parts = [TopicPartition(topic, p) for p in await partition_ids(bootstrap_servers, topic)]
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None)
+    await consumer.start()
+    try:
+        return {tp.partition: off for tp, off in (await consumer.end_offsets(parts)).items()}
+    finally:
+        await consumer.stop()

@@ -1,0 +1,104 @@
+"""The one way events reach Kafka: the gateway's commands, the tuner's trial and job events and
+the projector's dead letters all go through `EventPublisher`.
+
+Every event type and the dead-letter topic are declared on its FastStream broker, so the
+AsyncAPI document (docs/generate_asyncapi.py) is generated from this code and lists every
+producer. The connection opens on first use (or `start()`) and is tried again on the next
+publish after a failure, so the API starts, and answers 503, while Kafka is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from faststream.kafka import KafkaBroker
+
+from adapters.event_log import ensure_topics
+from schemas import events as ev
+from schemas.metrics import EVENTS_DEAD_LETTERED, EVENTS_PUBLISHED
+from schemas.topics import DLQ_ORIGIN_HEADER, DLQ_REASON_HEADER, Topics
+
+
+class Unavailable(Exception):
+    """A backing service (Kafka or PostgreSQL) did not answer in time."""
+
+    def __init__(self, service: str, detail: str):
+        super().__init__(f"{service} unavailable: {detail}")
+        self.service = service
+        self.detail = detail
+
+
+class EventPublisher:
+    def __init__(self, bootstrap_servers: str, topics: Topics, timeout_s: float = 30):
+        self.bootstrap_servers = bootstrap_servers
+        self.topics = topics
+        self.timeout_s = timeout_s
+        self.broker = KafkaBroker(
+            bootstrap_servers,
+            request_timeout_ms=int(timeout_s * 1000),
+            acks="all",
+            enable_idempotence=True,
+            logger=None,
+        )
+        for event_type in ev.EVENT_CLASSES:
+            name = event_type.__name__
+            self.broker.publisher(
+                topics.events.name, title=name, schema=event_type,
+                description=f"{name}, keyed by job_id; published by {ev.PUBLISHED_BY[name]}.",
+            )
+        self.broker.publisher(
+            topics.dead_letter.name, title="dead-letter",
+            description="Records a consumer refused: the original key and bytes, unchanged, with the "
+                        "reason and origin in headers. Nothing consumes this topic.",
+        )
+        self._started = False
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Connect and create missing topics (Unavailable when Kafka does not answer)."""
+        async with self._lock:
+            if self._started:
+                return
+            try:
+                await asyncio.wait_for(self.broker.start(), self.timeout_s)
+                await asyncio.wait_for(ensure_topics(self.bootstrap_servers, self.topics.all), self.timeout_s)
+            except Exception as exc:
+                await self.broker.stop()
+                raise Unavailable("kafka", _explain(exc)) from exc
+            self._started = True
+
+    async def publish(self, event: ev.Event) -> None:
+        """Put the event on the log, keyed by its job_id; returns once Kafka acknowledged it."""
+        await self._send(ev.serialize_event(event), self.topics.events.name, event.key(),
+                         {"content-type": "application/json", "event-type": event.type})
+        EVENTS_PUBLISHED.labels(event.type).inc()
+
+    async def dead_letter(self, key: bytes | None, value: bytes, reason: str, origin: str) -> None:
+        """Put a refused record on the dead-letter topic, byte for byte, with why and whence."""
+        await self._send(value, self.topics.dead_letter.name, key,
+                         {DLQ_REASON_HEADER: reason, DLQ_ORIGIN_HEADER: origin})
+        EVENTS_DEAD_LETTERED.inc()
+
+    async def ping(self) -> None:
+        """Raise Unavailable unless the broker answers."""
+        await self.start()
+        if not await self.broker.ping(timeout=self.timeout_s):
+            raise Unavailable("kafka", f"no answer from {self.bootstrap_servers}")
+
+    async def close(self) -> None:
+        await self.broker.stop()
+        self._started = False
+
+    async def _send(self, value: bytes, topic: str, key: bytes | None, headers: dict[str, str]) -> None:
+        await self.start()
+        try:
+            await asyncio.wait_for(self.broker.publish(value, topic=topic, key=key, headers=headers),
+                                   self.timeout_s)
+        except Exception as exc:
+            raise Unavailable("kafka", _explain(exc)) from exc
+
+
+def _explain(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return "no answer in time"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

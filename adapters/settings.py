@@ -1,0 +1,137 @@
+"""Every address, folder and limit of a process, read from the environment once, at start.
+
+The entry points (api, projector, tuner, CLI) call `Settings.from_env()` once and pass the
+object down; nothing else reads the environment. The defaults point at the broker and database
+that `tunix-tune services up` provisions; KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL point the
+whole stack at existing servers instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from adapters.database import asyncpg_url
+from schemas.topics import DEFAULT_PREFIX, Topics
+from training.folders import Folders
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# field -> environment variable; a field not listed here is derived or has no variable.
+_ENV = {
+    "kafka_port": "TUNIX_KAFKA_PORT",
+    "pg_port": "TUNIX_PG_PORT",
+    "external_kafka": "KAFKA_BOOTSTRAP_SERVERS",
+    "external_database_url": "DATABASE_URL",
+    "topic_prefix": "TUNIX_TOPIC_PREFIX",
+    "api_host": "TUNIX_API_HOST",
+    "api_port": "TUNIX_API_PORT",
+    "api_token": "TUNIX_API_TOKEN",
+    "create_wait_s": "TUNIX_CREATE_WAIT_S",
+    "publish_timeout_s": "TUNIX_PUBLISH_TIMEOUT_S",
+    "max_body_bytes": "TUNIX_MAX_BODY_BYTES",
+    "projector_group_id": "TUNIX_PROJECTOR_GROUP",
+    "projector_max_batch": "TUNIX_PROJECTOR_MAX_BATCH",
+    "tuner_max_jobs": "TUNIX_TUNER_MAX_JOBS",
+    "ray_address": "RAY_ADDRESS",
+    "probe_host": "TUNIX_PROBE_HOST",
+    "projector_probe_port": "TUNIX_PROJECTOR_PROBE_PORT",
+    "tuner_probe_port": "TUNIX_TUNER_PROBE_PORT",
+    "artifacts_dir": "TUNIX_ARTIFACTS_DIR",
+    "datasets_dir": "TUNIX_DATASETS_DIR",
+    "models_dir": "TUNIX_MODELS_DIR",
+    "state_dir": "TUNIX_STATE_DIR",
+    "jax_cache_dir": "TUNIX_JAX_CACHE_DIR",
+    "kafka_heap_opts": "TUNIX_KAFKA_HEAP_OPTS",
+    "log_format": "TUNIX_LOG_FORMAT",
+    "log_level": "TUNIX_LOG_LEVEL",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    # The local stack's ports (tunix-tune services up); unused when the servers are external.
+    kafka_port: int = 19092
+    kafka_heap_opts: str = "-Xmx512m -Xms256m"
+    pg_port: int = 15432
+    external_kafka: str | None = None  # comma-separated host:port list
+    external_database_url: str | None = None  # any PostgreSQL URL; the database must exist
+    topic_prefix: str = DEFAULT_PREFIX
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    # When set, /api requests need `Authorization: Bearer <token>` (the CLI sends TUNIX_API_TOKEN).
+    api_token: str | None = None
+    # How long POST /jobs waits for the projector before answering 202 instead of 201.
+    create_wait_s: float = 5.0
+    # How long a publish may take before the gateway gives up and answers 503.
+    publish_timeout_s: float = 5.0
+    max_body_bytes: int = 64 * 1024
+    projector_group_id: str = "tunix-projector"
+    projector_max_batch: int = 5000
+    # Jobs the tuner runs at once; more started jobs wait for a free slot.
+    tuner_max_jobs: int = 1
+    ray_address: str | None = None  # an existing Ray cluster; else Ray starts locally
+    # Health, readiness and /metrics of the consumer processes (the API serves its own).
+    probe_host: str = "127.0.0.1"
+    projector_probe_port: int = 8001
+    tuner_probe_port: int = 8002
+    artifacts_dir: Path = Path("artifacts")
+    datasets_dir: Path = Path("datasets")
+    models_dir: Path = Path("models")
+    state_dir: Path = REPO_ROOT / ".state"  # the local stack's data, logs, pids, Ray's files
+    jax_cache_dir: Path = REPO_ROOT / ".state" / "jax-cache"  # JAX's persistent compilation cache
+    log_format: str | None = None  # "json" or "console"; unset: JSON unless stderr is a terminal
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        environ = os.environ if environ is None else environ
+        types = {f.name: f.type for f in fields(cls)}
+        values = {}
+        for name, var in _ENV.items():
+            raw = environ.get(var)
+            if raw in (None, ""):
+                continue
+            kind = types[name]
+            values[name] = (
+                int(raw) if kind == "int" else float(raw) if kind == "float"
+                else Path(raw) if kind == "Path" else raw
+            )
+        return cls(**values)
+
+    @property
+    def local_kafka(self) -> str:
+        """The broker `tunix-tune services up` runs."""
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def local_database_url(self) -> str:
+        """The database `tunix-tune services up` runs."""
+        return f"postgresql+asyncpg://tunix:tunix@127.0.0.1:{self.pg_port}/tunix"
+
+    @property
+    def kafka_bootstrap_servers(self) -> str:
+        return self.external_kafka or self.local_kafka
+
+    @property
+    def database_url(self) -> str:
+        return asyncpg_url(self.external_database_url) if self.external_database_url else self.local_database_url
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_prefix)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"
+
+    @property
+    def training_folders(self) -> Folders:
+        return Folders(self.datasets_dir, self.models_dir, self.jax_cache_dir)
+
+    @property
+    def tuning_dir(self) -> Path:
+        """Where jobs' experiments and run folders live (absolute: Ray wants absolute paths)."""
+        return (self.artifacts_dir / "tuning").resolve()

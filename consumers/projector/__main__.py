@@ -1,0 +1,3 @@
+from consumers.projector.service import main
+
+main()

@@ -1,0 +1,141 @@
+"""Pure projection rules: (current row, event) -> new row. No I/O here.
+
+Rows are plain dicts keyed like the columns of schemas.tables. Statuses only move forward:
+a late or duplicated event never takes a job or trial back to an earlier status, and the
+first terminal status wins, so the same log always folds into the same read model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from schemas import events as ev
+from schemas.statuses import TERMINAL_JOB_STATUSES, TRIAL_TERMINAL
+
+Row = dict[str, Any]
+
+TRIAL_STATUS_RANK = {"pending": 0, "running": 1, "completed": 2, "failed": 2, "stopped": 2}
+
+
+def is_terminal_job(status: str) -> bool:
+    return status in TERMINAL_JOB_STATUSES
+
+
+def project_job(job: Row | None, event: ev.Event) -> Row | None:
+    """The job row after `event`; None only while the job has not been created."""
+    if event.type == "TrialUpdated":  # the bulk of the log; trials never change their job
+        return job
+    if isinstance(event, ev.JobCreated):
+        return job if job is not None else _new_job(event)
+    if job is None or is_terminal_job(job["status"]):
+        return job
+    at = event.occurred_at
+    match event:
+        case ev.JobStarted() if job["status"] == "created":
+            return {**job, "status": "running", "started_at": at, "updated_at": at}
+        case ev.JobCancelRequested():
+            # A job that never started has no tuner to stop: it is cancelled at once.
+            status = "cancelled" if job["status"] == "created" else "cancelling"
+            return _finish(job, at, status) if status == "cancelled" else {
+                **job, "status": status, "updated_at": at
+            }
+        case ev.JobCompleted():
+            p = event.payload
+            return _finish(
+                job,
+                at,
+                "completed",
+                best_trial_id=p.best_trial_id,
+                best_metric=p.best_metric,
+                best_run_id=p.best_run_id,
+                best_checkpoint_path=p.best_checkpoint_path,
+            )
+        case ev.JobFailed():
+            return _finish(job, at, "failed", error=event.payload.error)
+        case ev.JobCancelled():
+            return _finish(job, at, "cancelled")
+    return job
+
+
+def _new_job(event: ev.JobCreated) -> Row:
+    spec = event.payload.spec
+    return {
+        "job_id": event.job_id,
+        "name": spec.name,
+        "status": "created",
+        "dataset_key": spec.dataset_key,
+        "base_model_id": spec.base_model_id,
+        "metric_name": spec.metric_name,
+        "metric_mode": spec.metric_mode,
+        "num_samples": spec.num_samples,
+        "max_concurrent_trials": spec.max_concurrent_trials,
+        "spec": spec.model_dump(mode="json"),
+        "created_at": event.occurred_at,
+        "started_at": None,
+        "finished_at": None,
+        "updated_at": event.occurred_at,
+        "best_trial_id": None,
+        "best_metric": None,
+        "best_run_id": None,
+        "best_checkpoint_path": None,
+        "error": None,
+    }
+
+
+def _finish(job: Row, at, status: str, **fields: Any) -> Row:
+    return {**job, **fields, "status": status, "finished_at": at, "updated_at": at}
+
+
+def project_trial(trial: Row | None, event: ev.TrialUpdated) -> Row | None:
+    """The trial row after `event`, or None when the event changes nothing."""
+    p, at = event.payload, event.occurred_at
+    if trial is None:
+        trial = {
+            "job_id": event.job_id,
+            "trial_id": p.trial_id,
+            "status": "pending",
+            "params": {},
+            "metrics": {},
+            "iteration": None,
+            "reason": None,
+            "run_id": None,
+            "artifact_path": None,
+            "created_at": at,
+            "started_at": None,
+            "finished_at": None,
+            "updated_at": at,
+        }
+    elif trial["finished_at"] is not None or (
+        TRIAL_STATUS_RANK[p.status] < TRIAL_STATUS_RANK[trial["status"]]
+    ):
+        return None
+    new = {**trial, "status": p.status, "updated_at": at}
+    if p.params:
+        new["params"] = {**trial["params"], **p.params}
+    if p.metrics and (
+        p.iteration is None or trial["iteration"] is None or p.iteration >= trial["iteration"]
+    ):
+        new["metrics"] = {**trial["metrics"], **p.metrics}
+        new["iteration"] = p.iteration if p.iteration is not None else trial["iteration"]
+    for field in ("reason", "run_id", "artifact_path"):
+        if getattr(p, field) is not None:
+            new[field] = getattr(p, field)
+    if p.status != "pending" and new["started_at"] is None:
+        new["started_at"] = at
+    if p.status in TRIAL_TERMINAL:
+        new["finished_at"] = at
+    return new
+
+
+def metric_point(event: ev.TrialUpdated) -> Row | None:
+    """One row of a trial's metric history (step -> metrics), when the event reports one."""
+    p = event.payload
+    if p.iteration is None or not p.metrics:
+        return None
+    return {
+        "job_id": event.job_id,
+        "trial_id": p.trial_id,
+        "step": p.iteration,
+        "metrics": p.metrics,
+        "recorded_at": event.occurred_at,
+    }

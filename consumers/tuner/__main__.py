@@ -1,0 +1,3 @@
+from consumers.tuner.service import main
+
+main()

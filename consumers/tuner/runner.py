@@ -1,0 +1,62 @@
+"""Runs one job's Ray Tune experiment to its end and says how the job ended (blocking).
+
+Called on a worker thread by the tuner service. The experiment lives in
+artifacts/tuning/{job_id}/; when that folder holds an unfinished experiment (the tuner was
+killed), it is restored instead of started again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from uuid import UUID
+
+from ray import tune
+
+from consumers.tuner.experiment import checkpoint_config, param_space, trial_inputs, tune_config
+from consumers.tuner.trainable import train_trial
+from producers.job_outcome import job_outcome
+from producers.job_run import JobRun
+from producers.trial_events import TrialEvents
+from schemas import events as ev
+from schemas.job_spec import JobSpec
+from training.folders import Folders
+
+
+class _StopWhenCancelled(tune.Stopper):
+    """Stops every trial of the job once it is cancelled (looked up by id: Ray pickles this)."""
+
+    def __init__(self, job_id: UUID):
+        self.job_id = job_id
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        return self.stop_all()
+
+    def stop_all(self) -> bool:
+        return JobRun.of(self.job_id).stop_reason is not None
+
+
+def run_experiment(spec: JobSpec, run: JobRun, storage_root: Path, folders: Folders) -> ev.Event:
+    job_id = run.job_id
+    path = storage_root / str(job_id)
+    trainable = tune.with_resources(
+        tune.with_parameters(train_trial, **trial_inputs(spec, path, folders)),
+        {"cpu": spec.resources_per_trial.cpu, "gpu": spec.resources_per_trial.gpu},
+    )
+    if tune.Tuner.can_restore(str(path)):
+        tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=False)
+    else:
+        tuner = tune.Tuner(
+            trainable,
+            param_space=param_space(spec),
+            tune_config=tune_config(spec, job_id),
+            run_config=tune.RunConfig(
+                name=str(job_id),
+                storage_path=str(storage_root.resolve()),
+                callbacks=[TrialEvents(job_id)],
+                stop=_StopWhenCancelled(job_id),
+                checkpoint_config=checkpoint_config(spec),
+                failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+                verbose=0,
+            ),
+        )
+    return job_outcome(spec, run, tuner.fit())

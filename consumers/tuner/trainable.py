@@ -1,0 +1,77 @@
+"""The function each Ray Tune trial runs: the run pipeline, reporting through Ray.
+
+Every intermediate report (step, train_loss, eval_loss) becomes a Ray result with the
+training checkpoint of that step, so schedulers see the trial progress, PBT can copy a
+trial's state into another, and a restored experiment continues an interrupted trial from
+its last checkpoint. The last result carries the evaluation metrics and the run's lineage.
+The run folder and the training state sit in the job's folder (schemas/artifact_layout.py),
+not in Ray's per-trial working directory, which Ray keeps in its temp folder.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from ray import tune
+
+from schemas.artifact_layout import trial_run_folder, trial_train_state
+from training.artifacts import read_manifest
+from training.catalog import EVALUATION_METRICS
+from training.folders import Folders
+from training.run import run_pipeline
+
+
+def _fresh_dir(path: Path) -> Path:
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def train_trial(
+    config: dict, job_folder: str, dataset_key: str, model_id: str, metric_name: str, scheduler: str,
+    folders: Folders,
+) -> None:
+    context = tune.get_context()
+    trial_id = context.get_trial_id()
+    run_id = f"{context.get_experiment_name()}-{trial_id}"
+    run_folder = trial_run_folder(job_folder, trial_id)
+    if (run_folder / "manifest.json").exists():
+        # Finished before the tuner was killed, after Ray last saved the experiment: the run
+        # folder has the result; report it rather than train again.
+        manifest = read_manifest(run_folder)
+        _report_final(manifest["metrics"], manifest["run_id"], run_folder, manifest["timings"]["compile_s"])
+        return
+    # The trainer's own checkpoints (one step folder at a time); filled from Ray's checkpoint
+    # when the trial restarts (restored experiment, PBT exploit), else empty.
+    train_state = _fresh_dir(trial_train_state(job_folder, trial_id))
+    if (restored := tune.get_checkpoint()) is not None:
+        with restored.as_directory() as saved:
+            shutil.copytree(saved, train_state, dirs_exist_ok=True)
+    staging = train_state.with_name(f"{trial_id}.staging")
+
+    def report(record: dict) -> None:
+        metrics = {k: v for k, v in record.items() if v is not None}
+        step_dir = train_state / str(record["step"])
+        if not step_dir.is_dir():
+            tune.report(metrics)
+            return
+        # Ray copies the checkpoint folder now; the trainer replaces its step folder later.
+        shutil.copytree(step_dir, _fresh_dir(staging) / step_dir.name)
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(staging))
+
+    result = run_pipeline(
+        dataset_key, model_id, config, folders=folders, run_dir=run_folder, report=report, run_id=run_id,
+        checkpoint_dir=train_state,
+        # A FIFO scheduler never looks at intermediate results; the others rank trials by them.
+        intermediate_scores=metric_name in EVALUATION_METRICS and scheduler != "fifo",
+    )
+    # Training is over: Ray keeps the checkpoints it needs, the run folder holds the model.
+    shutil.rmtree(train_state, ignore_errors=True)
+    shutil.rmtree(staging, ignore_errors=True)
+    _report_final(result.metrics, result.run_id, result.run_dir, result.timings["compile_s"])
+
+
+def _report_final(metrics: dict, run_id: str, run_dir: Path, compile_s: float) -> None:
+    """The trial's last result: its evaluation and the run's lineage."""
+    tune.report({**metrics, "run_id": run_id, "run_dir": str(run_dir), "compile_s": compile_s})

@@ -1,0 +1,45 @@
+"""The job's terminal event, from how its experiment ended: JobCancelled, JobFailed (too many
+failed trials, or none scored) or JobCompleted with the best trial."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from producers.job_run import JobRun
+from producers.trial_events import SOURCE
+from schemas import events as ev
+from schemas.job_spec import JobSpec
+
+
+def job_outcome(spec: JobSpec, run: JobRun, grid) -> ev.Event:
+    """`grid`: the Ray ResultGrid of the experiment."""
+    job_id = run.job_id
+    if run.cancelled:
+        return ev.JobCancelled(job_id=job_id, source=SOURCE, payload=ev.JobCancelledPayload(reason=run.stop_reason))
+    failed = [r for r in grid if r.error is not None]
+    if len(failed) > spec.max_failed_trials:
+        return job_failed(job_id, f"{len(failed)} of {len(grid)} trials failed (max_failed_trials="
+                                  f"{spec.max_failed_trials}); first error: {failed[0].error}")
+    scored = [r for r in grid if r.error is None and _finite(r.metrics or {}, spec.metric_name)]
+    if not scored:
+        return job_failed(job_id, f"no trial reported a finite {spec.metric_name}")
+    pick = max if spec.metric_mode == "max" else min
+    best = pick(scored, key=lambda r: r.metrics[spec.metric_name])
+    return ev.JobCompleted(job_id=job_id, source=SOURCE, payload=ev.JobCompletedPayload(
+        best_trial_id=best.metrics["trial_id"],
+        metric_name=spec.metric_name,
+        best_metric=float(best.metrics[spec.metric_name]),
+        best_params={k: v for k, v in best.config.items() if isinstance(v, (bool, int, float, str))},
+        best_run_id=best.metrics.get("run_id"),
+        best_checkpoint_path=str(Path(best.metrics["run_dir"]) / "checkpoint") if "run_dir" in best.metrics else None,
+    ))
+
+
+def job_failed(job_id, error: str) -> ev.JobFailed:
+    return ev.JobFailed(job_id=job_id, source=SOURCE, payload=ev.JobFailedPayload(error=error[:10_000]))
+
+
+def _finite(metrics: dict, name: str) -> bool:
+    value = metrics.get(name)
+    return isinstance(value, (int, float)) and math.isfinite(value)

@@ -1,0 +1,62 @@
+"""One running job's state, shared by the tuner and the Ray objects acting for the job.
+
+Ray pickles the callback, the stopper and the scheduler with the experiment (to restore it
+after a crash), so they cannot hold a reference to this object: they keep the job id and look
+the JobRun up here. The registry has a lifetime: `JobRun.open` registers the job's run and
+removes it when the experiment ends, in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import ClassVar
+from uuid import UUID
+
+from schemas import events as ev
+
+Publish = Callable[[ev.Event], None]  # blocks until Kafka acknowledged the event
+CANCELLED = "job cancelled"
+
+
+@dataclass
+class JobRun:
+    job_id: UUID
+    publish: Publish
+    # Trials whose terminal TrialUpdated is on the log already: a resumed experiment sends them no more.
+    ended_on_log: frozenset[str] = frozenset()
+    # Why every trial of the job is being stopped (e.g. cancelled); None while it runs on.
+    stop_reason: str | None = None
+    # trial_id -> why the scheduler stopped it early (ASHA/HyperBand), for its terminal event.
+    scheduler_stops: dict[str, str] = field(default_factory=dict)
+    # trial_id -> what the scheduler changed in it (a PBT exploit), for its next event.
+    scheduler_notes: dict[str, str] = field(default_factory=dict)
+
+    _running: ClassVar[dict[UUID, "JobRun"]] = {}
+
+    @classmethod
+    @contextmanager
+    def open(cls, job_id: UUID, publish: Publish, ended_on_log: frozenset[str] = frozenset()) -> Iterator["JobRun"]:
+        run = cls(job_id, publish, ended_on_log)
+        cls._running[job_id] = run
+        try:
+            yield run
+        finally:
+            cls._running.pop(job_id, None)
+
+    @classmethod
+    def of(cls, job_id: UUID) -> "JobRun":
+        return cls._running[job_id]
+
+    @classmethod
+    def find(cls, job_id: UUID) -> "JobRun | None":
+        return cls._running.get(job_id)
+
+    def cancel(self) -> None:
+        """Stop the job's trials at their next report, and every pending one."""
+        self.stop_reason = CANCELLED
+
+    @property
+    def cancelled(self) -> bool:
+        return self.stop_reason == CANCELLED

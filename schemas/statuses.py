@@ -1,0 +1,13 @@
+"""Status names of jobs and trials, in one place for the API, the projection and the tuner."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+JobStatus = Literal["created", "running", "cancelling", "completed", "failed", "cancelled"]
+JOB_STATUSES: tuple[str, ...] = JobStatus.__args__
+TERMINAL_JOB_STATUSES = ("completed", "failed", "cancelled")
+
+TrialStatus = Literal["pending", "running", "completed", "failed", "stopped"]
+TRIAL_STATUSES: tuple[str, ...] = TrialStatus.__args__
+TRIAL_TERMINAL = ("completed", "failed", "stopped")

@@ -1,0 +1,95 @@
+"""The commands a user or another system sends to the gateway, one small function each.
+
+A command checks its rules, then publishes one event and waits (briefly) for the projector to
+have it, so the answer can show the effect. A refused command raises a CommandRefused
+(service/errors.py) and publishes nothing. The next commands (adjust, extend, fork, promote)
+slot in the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Protocol
+from uuid import UUID, uuid4
+
+import structlog
+
+from schemas import events as ev
+from schemas.job_spec import JobSpec
+from schemas.statuses import TERMINAL_JOB_STATUSES
+from service.errors import InvalidJob, JobConflict, JobNotFound
+from service.validation import validate_spec
+from training.folders import Folders
+
+SOURCE = "tunix-tune.gateway"
+POLL_INTERVAL_S = 0.05
+log = structlog.get_logger("commands")
+
+
+class Publisher(Protocol):
+    async def publish(self, event: ev.Event) -> None: ...
+
+
+class ReadModel(Protocol):
+    async def job_status(self, job_id: UUID) -> str | None: ...
+
+    async def event_projected(self, event_id: UUID) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """What the commands need, built once per process (app/main.py), fakes in unit tests."""
+
+    publisher: Publisher
+    read_model: ReadModel
+    folders: Folders
+    projection_wait_s: float = 5.0  # how long a command waits for the projector
+
+
+@dataclass(frozen=True)
+class Published:
+    event: ev.Event
+    projected: bool  # the read model had the event before the wait ran out
+
+
+async def create_job(spec: JobSpec, gw: Gateway) -> Published:
+    problems = validate_spec(spec, gw.folders)
+    if problems:
+        raise InvalidJob(problems)
+    return await _publish(gw, ev.JobCreated(job_id=uuid4(), source=SOURCE, payload=ev.JobCreatedPayload(spec=spec)))
+
+
+async def start_job(job_id: UUID, gw: Gateway) -> Published:
+    status = await _status(gw, job_id)
+    if status != "created":
+        raise JobConflict(f"job {job_id} is {status}; only a created job can start")
+    return await _publish(gw, ev.JobStarted(job_id=job_id, source=SOURCE))
+
+
+async def cancel_job(job_id: UUID, gw: Gateway) -> Published:
+    status = await _status(gw, job_id)
+    if status in TERMINAL_JOB_STATUSES:
+        raise JobConflict(f"job {job_id} is already {status}")
+    return await _publish(gw, ev.JobCancelRequested(job_id=job_id, source=SOURCE))
+
+
+async def _status(gw: Gateway, job_id: UUID) -> str:
+    status = await gw.read_model.job_status(job_id)
+    if status is None:
+        raise JobNotFound(job_id)
+    return status
+
+
+async def _publish(gw: Gateway, event: ev.Event) -> Published:
+    """Publish, then poll the read model until the projector has the event, up to the wait."""
+    with structlog.contextvars.bound_contextvars(job_id=str(event.job_id), event_id=str(event.event_id)):
+        await gw.publisher.publish(event)
+        log.info("event published", type=event.type)
+    deadline = time.monotonic() + gw.projection_wait_s
+    while not await gw.read_model.event_projected(event.event_id):
+        if time.monotonic() >= deadline:
+            return Published(event, projected=False)
+        await asyncio.sleep(POLL_INTERVAL_S)
+    return Published(event, projected=True)

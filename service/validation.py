@@ -1,0 +1,22 @@
+"""Every rule a job spec must pass before its JobCreated is published, in one call.
+
+The spec's own shape (types, bounds, search-space rules) is checked by pydantic when the body
+is parsed (schemas/job_spec.py); what depends on this deployment (datasets, models, metrics,
+hyperparameter names, what PBT may change) is checked here against the run pipeline.
+"""
+
+from __future__ import annotations
+
+from schemas.job_spec import JobSpec
+from service.errors import Problem
+from training.folders import Folders
+from training.validate import validate_job
+
+
+def validate_spec(spec: JobSpec, folders: Folders) -> list[Problem]:
+    """Every problem of the spec, each with its field path; empty when it can run."""
+    named = {**{f"search_space.{n}": n for n in spec.search_space},
+             **{f"fixed_params.{n}": n for n in spec.fixed_params}}
+    perturbed = {f"search_space.{n}": n for n in spec.perturbed_params()}
+    problems = validate_job(spec.dataset_key, spec.base_model_id, spec.metric_name, named, folders, perturbed)
+    return [Problem(field, rule) for field, rule in problems]

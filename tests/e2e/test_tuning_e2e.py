@@ -1,0 +1,259 @@
+"""The whole flow on real Kafka, PostgreSQL and Ray: create -> start -> trials train in
+parallel -> the job completes with the best trial, everything projected from the log."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import Process
+from tests.specs import example_spec
+from tests.waiting import wait_until
+
+# Short trials: a few seconds of real training each on these CPUs.
+FIXED = {"max_steps": 30, "eval_every": 10, "batch_size": 32}
+
+
+def _wait_for_job(stack: dict, job_id: str, timeout: float) -> dict:
+    def finished():
+        for proc in stack["procs"]:
+            assert proc.proc.poll() is None, f"{proc.log_path.name} exited:\n{proc.output()}"
+        job = httpx.get(f"{stack['url']}/api/tuning/jobs/{job_id}", timeout=10).json()
+        return job["status"] in ("completed", "failed", "cancelled") and job
+    return wait_until(finished, timeout, f"job {job_id} to finish", interval=1)
+
+
+def test_job_runs_trials_in_parallel_and_picks_the_true_best(tuning_stack):
+    base = tuning_stack["url"]
+    spec = example_spec(
+        name="e2e", num_samples=3, max_concurrent_trials=2, fixed_params=FIXED,
+        search_space={"learning_rate": {"type": "loguniform", "min": 1e-3, "max": 1e-2}},
+    )
+    job_id = httpx.post(f"{base}/api/tuning/jobs", json=spec, timeout=30).json()["job_id"]
+    assert httpx.post(f"{base}/api/tuning/jobs/{job_id}/start", timeout=30).status_code == 202
+    job = _wait_for_job(tuning_stack, job_id, 600)
+    assert job["status"] == "completed", job.get("error") or [p.output() for p in tuning_stack["procs"]]
+
+    trials = job["trials"]
+    assert len(trials) == 3 and all(t["status"] == "completed" for t in trials)
+    assert len({t["params"]["learning_rate"] for t in trials}) == 3
+    assert all(t["params"]["max_steps"] == 30 for t in trials)
+    best = max(trials, key=lambda t: t["metrics"]["score"])
+    assert job["best_trial_id"] == best["trial_id"] == job["best_trial"]["trial_id"]
+    assert job["best_metric"] == best["metrics"]["score"]
+    assert all(t["run_id"] and str(tuning_stack["artifacts"]) in t["artifact_path"] for t in trials), trials
+    for trial in trials:  # the trial's row leads to its run folder, and the folder back to the trial
+        manifest = json.loads((Path(trial["artifact_path"]) / "manifest.json").read_text())
+        assert manifest["run_id"] == trial["run_id"] and manifest["metrics"]["score"] == trial["metrics"]["score"]
+
+    # Never more than max_concurrent_trials running at once, from the recorded times.
+    spans = [(datetime.fromisoformat(t["started_at"]), datetime.fromisoformat(t["finished_at"])) for t in trials]
+    for start, _ in spans:
+        assert sum(s <= start < e for s, e in spans) <= 2
+
+    trail = [e["type"] for e in httpx.get(f"{base}/api/tuning/jobs/{job_id}/events", timeout=30).json()]
+    assert trail[:2] == ["JobCreated", "JobStarted"] and trail[-1] == "JobCompleted"
+    assert trail.count("TrialUpdated") >= 3 * 3  # pending/running/results/completed per trial
+
+
+def _start(stack: dict, **overrides) -> str:
+    spec = example_spec(**overrides)
+    answer = httpx.post(f"{stack['url']}/api/tuning/jobs", json=spec, timeout=30)
+    assert answer.status_code == 201, answer.text
+    job_id = answer.json()["job_id"]
+    assert httpx.post(f"{stack['url']}/api/tuning/jobs/{job_id}/start", timeout=30).status_code == 202
+    return job_id
+
+
+def test_a_failing_trial_is_recorded_and_the_job_goes_on(tuning_stack):
+    # max_seq_length 8 cuts every answer off the training examples: that trial raises.
+    job_id = _start(
+        tuning_stack, name="one fails", num_samples=1, max_concurrent_trials=2, max_failed_trials=1,
+        search_algorithm="grid", fixed_params=FIXED,
+        search_space={"max_seq_length": {"type": "choice", "values": [8, 32]}},
+    )
+    job = _wait_for_job(tuning_stack, job_id, 600)
+    assert job["status"] == "completed", job["error"]
+    by_length = {t["params"]["max_seq_length"]: t for t in job["trials"]}
+    assert by_length[8]["status"] == "failed" and "ValueError" in by_length[8]["reason"]
+    assert by_length[32]["status"] == "completed"
+    assert job["best_trial_id"] == by_length[32]["trial_id"]
+
+
+def test_too_many_failing_trials_fail_the_job(tuning_stack):
+    job_id = _start(
+        tuning_stack, name="all fail", num_samples=2, max_concurrent_trials=2, max_failed_trials=1,
+        fixed_params={**FIXED, "max_seq_length": 8},
+        search_space={"learning_rate": {"type": "loguniform", "min": 1e-3, "max": 1e-2}},
+    )
+    job = _wait_for_job(tuning_stack, job_id, 600)
+    assert job["status"] == "failed"
+    assert "2 of 2 trials failed (max_failed_trials=1)" in job["error"]
+    assert [t["status"] for t in job["trials"]] == ["failed", "failed"]
+
+
+def test_cancel_stops_the_running_trials(tuning_stack):
+    base = tuning_stack["url"]
+    job_id = _start(
+        tuning_stack, name="cancelled", num_samples=4, max_concurrent_trials=2,
+        fixed_params={"max_steps": 3000, "eval_every": 10, "batch_size": 32},
+        search_space={"learning_rate": {"type": "loguniform", "min": 1e-3, "max": 1e-2}},
+    )
+
+    def training():
+        trials = httpx.get(f"{base}/api/tuning/jobs/{job_id}", timeout=10).json()["trials"]
+        return any(t["status"] == "running" and (t["iteration"] or 0) >= 1 for t in trials)
+    wait_until(training, 300, "a trial reporting progress")
+    assert httpx.post(f"{base}/api/tuning/jobs/{job_id}/cancel", timeout=30).status_code == 202
+
+    job = _wait_for_job(tuning_stack, job_id, 120)
+    assert job["status"] == "cancelled"
+    assert job["trials"] and all(t["status"] == "stopped" for t in job["trials"]), job["trials"]
+    assert all(t["reason"] == "job cancelled" for t in job["trials"])
+    trail = httpx.get(f"{base}/api/tuning/jobs/{job_id}/events", timeout=30).json()
+    cancel_at = next(datetime.fromisoformat(e["occurred_at"]) for e in trail if e["type"] == "JobCancelRequested")
+    last_stop = max(datetime.fromisoformat(t["finished_at"]) for t in job["trials"])
+    print(f"trials stopped {(last_stop - cancel_at).total_seconds():.1f}s after the cancel request")
+
+
+def test_asha_stops_weak_trials_early_and_says_why(tuning_stack):
+    job_id = _start(
+        tuning_stack, name="asha", num_samples=6, max_concurrent_trials=2, scheduler="asha",
+        metric_name="eval_loss", metric_mode="min", seed=3,
+        fixed_params={"max_steps": 80, "eval_every": 10, "batch_size": 32},
+        search_space={"learning_rate": {"type": "loguniform", "min": 1e-6, "max": 1e-2}},
+    )
+    job = _wait_for_job(tuning_stack, job_id, 900)
+    assert job["status"] == "completed", job["error"]
+    stopped = [t for t in job["trials"] if t["status"] == "stopped"]
+    assert stopped, "ASHA stopped no trial early"
+    for trial in stopped:
+        assert trial["reason"].startswith("ASHA stopped it at iteration"), trial["reason"]
+        assert "below the cutoff" in trial["reason"] and trial["iteration"] < 9
+    finished = [t for t in job["trials"] if t["status"] == "completed"]
+    best = min(finished, key=lambda t: t["metrics"]["eval_loss"])
+    assert job["best_trial_id"] == best["trial_id"]
+
+
+def test_pbt_continues_weak_trials_from_strong_ones_checkpoints(tuning_stack):
+    base = tuning_stack["url"]
+    job_id = _start(
+        tuning_stack, name="pbt", num_samples=4, max_concurrent_trials=2, scheduler="pbt",
+        metric_name="eval_loss", metric_mode="min", seed=5,
+        fixed_params={"max_steps": 80, "eval_every": 10, "batch_size": 32},
+        search_space={"learning_rate": {"type": "loguniform", "min": 1e-5, "max": 1e-2}},
+    )
+    job = _wait_for_job(tuning_stack, job_id, 900)
+    assert job["status"] == "completed", job["error"]
+    assert len(job["trials"]) == 4 and all(t["status"] == "completed" for t in job["trials"])
+    trail = httpx.get(f"{base}/api/tuning/jobs/{job_id}/events", timeout=30).json()
+    exploits = [e["payload"] for e in trail if e["type"] == "TrialUpdated"
+                and (e["payload"]["reason"] or "").startswith("PBT: continues from trial")]
+    assert exploits, "PBT exploited no trial"
+    for exploit in exploits:
+        first = next(e["payload"] for e in trail if e["type"] == "TrialUpdated"
+                     and e["payload"]["trial_id"] == exploit["trial_id"])
+        donor = exploit["reason"].split("trial ", 1)[1].split("'", 1)[0]
+        assert donor != exploit["trial_id"] and donor in {t["trial_id"] for t in job["trials"]}
+        # The exploited trial runs under new hyperparameters, from the donor's training state.
+        assert exploit["params"]["learning_rate"] != first["params"]["learning_rate"]
+    resumed = [t for t in job["trials"] if t["trial_id"] in {x["trial_id"] for x in exploits}]
+    manifests = [json.loads((Path(t["artifact_path"]) / "manifest.json").read_text()) for t in resumed]
+    assert any(m["resumed_at_step"] > 0 for m in manifests), manifests
+    best = min(job["trials"], key=lambda t: t["metrics"]["eval_loss"])
+    assert job["best_trial_id"] == best["trial_id"]
+
+
+def test_tpe_search_completes_within_its_concurrency(tuning_stack):
+    job_id = _start(
+        tuning_stack, name="tpe", num_samples=4, max_concurrent_trials=1, search_algorithm="tpe", seed=1,
+        fixed_params={"max_steps": 30, "eval_every": 10},
+        search_space={"learning_rate": {"type": "loguniform", "min": 1e-4, "max": 1e-2},
+                      "batch_size": {"type": "choice", "values": [16, 32]}},
+    )
+    job = _wait_for_job(tuning_stack, job_id, 900)
+    assert job["status"] == "completed", job["error"]
+    assert len(job["trials"]) == 4 and all(t["status"] == "completed" for t in job["trials"])
+    spans = sorted((t["started_at"], t["finished_at"]) for t in job["trials"])
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False)), "TPE ran trials at once despite a limit of 1"
+
+
+def test_tuner_killed_mid_job_resumes_without_rerunning_finished_trials(tuning_stack):
+    """kill -9 of the tuner while trials run; a new tuner restores the experiment from
+    artifacts/tuning/{job_id}/, interrupted trials continue from their last checkpoint, and
+    the job ends with exactly num_samples trials."""
+    import signal
+
+    base = tuning_stack["url"]
+    tuner = next(p for p in tuning_stack["procs"] if p.log_path.name.startswith("consumers.tuner"))
+    job_id = _start(
+        tuning_stack, name="crash", num_samples=4, max_concurrent_trials=2,
+        fixed_params={"max_steps": 100, "eval_every": 10, "batch_size": 32},
+        search_space={"learning_rate": {"type": "loguniform", "min": 1e-3, "max": 1e-2}},
+    )
+
+    def some_done_some_halfway():
+        trials = httpx.get(f"{base}/api/tuning/jobs/{job_id}", timeout=10).json()["trials"]
+        done = [t for t in trials if t["status"] == "completed"]
+        halfway = [t for t in trials if t["status"] == "running" and 2 <= (t["iteration"] or 0) <= 6]
+        return done and halfway and (done, halfway)
+    done_before, halfway = wait_until(some_done_some_halfway, 600, "a trial done while another is halfway")
+    os.kill(tuner.proc.pid, signal.SIGKILL)
+    tuner.proc.wait(timeout=30)
+    tuner.log.close()
+    restarted = Process("consumers.tuner", tuner.env, tuner.log_path.parent)
+    tuning_stack["procs"][tuning_stack["procs"].index(tuner)] = restarted
+
+    job = _wait_for_job(tuning_stack, job_id, 900)
+    assert job["status"] == "completed", job["error"]
+    assert len(job["trials"]) == 4 and all(t["status"] == "completed" for t in job["trials"])
+    trail = httpx.get(f"{base}/api/tuning/jobs/{job_id}/events", timeout=30).json()
+    for trial in done_before:
+        # A trial finished before the crash is not run again: no TrialUpdated after its end.
+        updates = [e for e in trail if e["type"] == "TrialUpdated" and e["payload"]["trial_id"] == trial["trial_id"]]
+        statuses = [(u["payload"]["status"], u["payload"]["iteration"]) for u in updates]
+        assert [s for s, _ in statuses].count("completed") == 1, " ".join(f"{s}:{i}" for s, i in statuses)
+        assert updates[-1]["payload"]["status"] == "completed"
+    # A trial interrupted halfway continued from a checkpoint rather than from step 0.
+    interrupted = [json.loads((Path(t["artifact_path"]) / "manifest.json").read_text()) for t in halfway]
+    # (from the last checkpoint Ray's saved experiment state knows: one report back at most)
+    assert all(m["resumed_at_step"] > 0 for m in interrupted), interrupted
+    assert [e["type"] for e in trail].count("JobCompleted") == 1
+    # The killed tuner's Ray processes did not survive the new tuner's start: every Ray
+    # process of this stack still alive has a living parent.
+    from consumers.tuner.ray_processes import ray_processes_left, ray_temp_dir
+
+    for pid in ray_processes_left(str(ray_temp_dir(tuning_stack["state"]))):
+        try:
+            parent = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            continue  # ended meanwhile
+        assert parent != 1, f"orphaned Ray process {pid}"
+
+
+def test_cli_submit_watch_follows_the_job_to_its_best_trial(tuning_stack, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(example_spec(
+        name="watched", num_samples=2, max_concurrent_trials=2, fixed_params=FIXED,
+        search_space={"learning_rate": {"type": "choice", "values": [1e-3, 5e-3]}})))
+    watched = subprocess.run(
+        [sys.executable, "-m", "app.cli.main", "jobs", "--api-url", tuning_stack["url"],
+         "submit", str(spec), "--watch", "--json"],
+        capture_output=True, text=True, timeout=600, cwd=REPO,
+    )
+    assert watched.returncode == 0, watched.stderr
+    job = json.loads(watched.stdout)  # stdout: the final job only; the view went to stderr
+    assert job["status"] == "completed" and len(job["trials"]) == 2
+    assert "trials done 2/2" in watched.stderr
+    best = job["best_trial"]
+    assert f"best trial {best['trial_id']}: score=" in watched.stderr
+    assert f"run folder {best['artifact_path']}" in watched.stderr

@@ -1,0 +1,73 @@
+"""The tuner's pure parts: its view of a job folded from the log, and which TrialUpdated
+events the Ray callback sends (fake trials; the real path runs in test_tuning_e2e)."""
+
+from __future__ import annotations
+
+import uuid
+from types import SimpleNamespace
+
+from consumers.tuner.state import next_state
+from producers.job_run import JobRun
+from producers.trial_events import TrialEvents
+from schemas import events as ev
+from schemas.job_spec import JobSpec
+from tests.specs import example_spec
+
+
+def _trial_update(job_id, trial_id: str, status: str) -> ev.TrialUpdated:
+    return ev.TrialUpdated(job_id=job_id, source="test",
+                           payload=ev.TrialUpdatedPayload(trial_id=trial_id, status=status))
+
+
+def test_the_folded_job_knows_which_trials_ended():
+    job_id = uuid.uuid4()
+    spec = JobSpec.model_validate(example_spec())
+    log = [
+        ev.JobCreated(job_id=job_id, source="test", payload=ev.JobCreatedPayload(spec=spec)),
+        ev.JobStarted(job_id=job_id, source="test"),
+        _trial_update(job_id, "t1", "running"), _trial_update(job_id, "t2", "running"),
+        _trial_update(job_id, "t1", "completed"), _trial_update(job_id, "t3", "failed"),
+    ]
+    job = None
+    for event in log:
+        job = next_state(job, event)
+    assert job.should_run and job.ended_trials == {"t1", "t3"}
+    assert next_state(job, ev.JobCompleted(job_id=job_id, source="test", payload=ev.JobCompletedPayload(
+        best_trial_id="t1", metric_name="score", best_metric=1.0))).should_run is False
+
+
+def _fake_trial(trial_id: str, status: str):
+    return SimpleNamespace(trial_id=trial_id, status=status, config={"learning_rate": 0.01},
+                           last_result={"training_iteration": 2, "score": 50.0}, path=f"/jobs/j/{trial_id}")
+
+
+def test_a_resumed_experiment_sends_nothing_for_trials_whose_end_is_on_the_log():
+    job_id, sent = uuid.uuid4(), []
+    with JobRun.open(job_id, sent.append, ended_on_log=frozenset({"done-on-log"})):
+        callback = TrialEvents(job_id)
+        rerun, fresh = _fake_trial("done-on-log", "RUNNING"), _fake_trial("fresh", "RUNNING")
+        callback.on_step_begin(0, [rerun, fresh])
+        for trial in (rerun, fresh):
+            callback.on_trial_start(0, [rerun, fresh], trial)
+            callback.on_trial_result(0, [rerun, fresh], trial, trial.last_result)
+            callback.on_trial_complete(0, [rerun, fresh], trial)
+        callback.on_trial_result(0, [rerun, fresh], fresh, fresh.last_result)  # after its end
+        callback.on_experiment_end([rerun, fresh])
+    assert [(e.payload.trial_id, e.payload.status) for e in sent] == [
+        ("fresh", "running"), ("fresh", "running"), ("fresh", "completed")]
+    assert sent[-1].payload.artifact_path == "/jobs/j/runs/fresh"
+    assert JobRun.find(job_id) is None  # removed when the run ended
+
+
+def test_a_cancelled_run_stops_its_trials_with_the_reason_and_non_finite_metrics_stay_out():
+    job_id, sent = uuid.uuid4(), []
+    with JobRun.open(job_id, sent.append) as run:
+        callback = TrialEvents(job_id)
+        diverged = _fake_trial("t", "RUNNING")
+        diverged.last_result = {"training_iteration": 1, "eval_loss": float("nan"), "train_loss": 2.0}
+        callback.on_trial_start(0, [diverged], diverged)
+        run.cancel()
+        callback.on_trial_complete(0, [diverged], diverged)
+    assert [(e.payload.status, e.payload.reason) for e in sent] == [("running", None), ("stopped", "job cancelled")]
+    assert sent[-1].payload.metrics == {"train_loss": 2.0}
+    ev.parse_event(ev.serialize_event(sent[-1]))  # still a valid event on the wire

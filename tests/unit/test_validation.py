@@ -1,0 +1,143 @@
+"""Bad commands get a 422 naming the field and the rule, and publish nothing: the real app,
+in-process, over a fake publisher (tests/integration/test_refused_commands.py checks a few of
+these against the real Kafka log)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.specs import SEED_EXAMPLE, example_spec
+
+
+def _space(**params) -> dict:
+    return example_spec(search_space=params)
+
+
+def _without(field: str) -> dict:
+    spec = example_spec()
+    del spec[field]
+    return spec
+
+
+# (body, field named in the error, words the rule must contain)
+INVALID = [
+    (_space(lr={"type": "loguniform", "min": 0, "max": 1e-3}), "search_space.lr", "must be > 0"),
+    (_space(lr={"type": "loguniform", "min": -1e-5, "max": 1e-3}), "search_space.lr", "must be > 0"),
+    (_space(lr={"type": "loguniform", "min": 1e-3, "max": 1e-5}), "search_space.lr", "must be < max"),
+    (_space(lr={"type": "uniform", "min": 0.5, "max": 0.5}), "search_space.lr", "must be < max"),
+    (_space(lr={"type": "uniform", "min": 0.9, "max": 0.1}), "search_space.lr", "must be < max"),
+    (_space(lr={"type": "uniform", "min": "low", "max": 0.1}), "search_space.lr.min", "valid number"),
+    (_space(lr={"type": "uniform", "max": 0.1}), "search_space.lr.min", "required"),
+    (_space(bs={"type": "choice", "values": []}), "search_space.bs.values", "at least 1"),
+    (_space(bs={"type": "choice"}), "search_space.bs.values", "required"),
+    (_space(bs={"type": "choice", "values": "4,8"}), "search_space.bs.values", "valid list"),
+    (_space(bs={"type": "choice", "values": [4, {"a": 1}]}), "search_space.bs.values", "item 1 is dict"),
+    (_space(n={"type": "randint", "min": 1.5, "max": 8}), "search_space.n.min", "valid integer"),
+    (_space(n={"type": "randint", "min": 1, "max": 8.5}), "search_space.n.max", "valid integer"),
+    (_space(n={"type": "randint", "min": 8, "max": 8}), "search_space.n", "must be < max"),
+    (_space(n={"type": "randint", "min": "1", "max": 8}), "search_space.n.min", "valid integer"),
+    (_space(x={"type": "gaussian", "mu": 0}), "search_space.x", "does not match any of the expected tags"),
+    (_space(x={"min": 0, "max": 1}), "search_space.x", "Unable to extract tag"),
+    (_space(x={"type": "uniform", "min": 0, "max": 1, "step": 2}), "search_space.x.step", "unknown field"),
+    (_space(x=[1, 2, 3]), "search_space.x", "dict"),
+    (_space(**{"bad-name": {"type": "uniform", "min": 0, "max": 1}}), "search_space", "identifier"),
+    (example_spec(search_space={}), "search_space", "at least 1"),
+    (example_spec(metric_mode="maximize"), "metric_mode", "'min' or 'max'"),
+    (example_spec(metric_mode=None), "metric_mode", "'min' or 'max'"),
+    (example_spec(num_samples=0), "num_samples", "greater than or equal to 1"),
+    (example_spec(num_samples=1001), "num_samples", "less than or equal to 1000"),
+    (example_spec(num_samples=2.5), "num_samples", "valid integer"),
+    (example_spec(num_samples="5"), "num_samples", "valid integer"),
+    (example_spec(max_concurrent_trials=0), "max_concurrent_trials", "greater than or equal to 1"),
+    (example_spec(max_concurrent_trials=65), "max_concurrent_trials", "less than or equal to 64"),
+    (example_spec(name=""), "name", "at least 1 character"),
+    (example_spec(name="   "), "name", "at least 1 character"),
+    (example_spec(name="x" * 201), "name", "at most 200 characters"),
+    (example_spec(dataset_key=7), "dataset_key", "valid string"),
+    (example_spec(priority="high"), "priority", "unknown field"),
+    (_without("metric_name"), "metric_name", "required"),
+    (_without("base_model_id"), "base_model_id", "required"),
+    (_without("search_space"), "search_space", "required"),
+    ([example_spec()], "body", "valid dictionary"),
+    ("just a string", "body", "valid dictionary"),
+]
+# Checked against what the run pipeline can do (training.validate), still before publishing.
+INVALID += [
+    (SEED_EXAMPLE, "base_model_id", "not available offline"),
+    (example_spec(base_model_id="no/such-model"), "base_model_id", "TUNIX_MODELS_DIR"),
+    (example_spec(dataset_key="nope-v9"), "dataset_key", "available: ungar_hcd-v1"),
+    (example_spec(metric_name="accuracy"), "metric_name", "available: score"),
+    (_space(lr={"type": "uniform", "min": 0.1, "max": 0.2}), "search_space.lr", "unknown hyperparameter"),
+    (example_spec(fixed_params={"epochs": 3}), "fixed_params.epochs", "unknown hyperparameter"),
+    (example_spec(fixed_params={"batch_size": 8}), "body", "both set batch_size"),
+    (example_spec(scheduler="median"), "scheduler", "'fifo', 'asha', 'hyperband' or 'pbt'"),
+    (example_spec(search_algorithm="bayes"), "search_algorithm", "'random', 'grid' or 'tpe'"),
+    (example_spec(resources_per_trial={"cpu": 0}), "resources_per_trial.cpu", "greater than 0"),
+    (example_spec(max_failed_trials=-1), "max_failed_trials", "greater than or equal to 0"),
+    (example_spec(time_budget_s=0), "time_budget_s", "greater than 0"),
+    (_space(lr={"type": "normal", "mean": 0, "sd": 0}), "search_space.lr.sd", "greater than 0"),
+    (_space(lr={"type": "quniform", "min": 0, "max": 1}), "search_space.lr.q", "required"),
+    (_space(lr={"type": "grid", "values": []}), "search_space.lr.values", "at least 1"),
+    # PBT changes searched values mid-run; batch_size is a choice (perturbed) in the example.
+    (example_spec(scheduler="pbt"), "search_space.batch_size", "PBT cannot change 'batch_size'"),
+]
+MALFORMED = [
+    ('{"name": "x",', "valid JSON"),
+    ("{'name': 'x'}", "valid JSON"),
+    ("nul\x00l", "valid JSON"),
+    ("[1, 2", "valid JSON"),
+    ("", "a JSON body is required"),
+]
+
+
+@pytest.fixture
+def log_unchanged(gateway):
+    """Asserts that the test published nothing."""
+    yield
+    assert gateway.publisher.published == []
+
+
+def test_there_are_at_least_30_cases():
+    assert len(INVALID) + len(MALFORMED) >= 30
+
+
+@pytest.mark.parametrize(("body", "field", "rule"), INVALID, ids=[f"{i}:{c[1]}" for i, c in enumerate(INVALID)])
+async def test_invalid_body_is_422_naming_field_and_rule(api, log_unchanged, body, field, rule):
+    answer = await api.post("/api/tuning/jobs", json=body)
+    assert answer.status_code == 422, answer.text
+    error = answer.json()
+    assert error["error"] == "validation_error"
+    matching = [d for d in error["details"] if d["field"] == field]
+    assert matching, f"no error names {field}: {error['details']}"
+    assert any(rule in d["rule"] for d in matching), matching
+    assert field in error["message"]
+
+
+@pytest.mark.parametrize(("raw", "rule"), MALFORMED)
+async def test_malformed_json_is_422(api, log_unchanged, raw, rule):
+    answer = await api.post(
+        "/api/tuning/jobs", content=raw.encode(), headers={"content-type": "application/json"}
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["details"][0]["field"] == "body"
+    assert rule in answer.json()["details"][0]["rule"]
+
+
+async def test_oversized_body_is_413_before_parsing(api, log_unchanged):
+    spec = example_spec(name="x" * 100, padding="y" * 70_000)
+    answer = await api.post("/api/tuning/jobs", content=json.dumps(spec).encode(),
+                               headers={"content-type": "application/json"})
+    assert answer.status_code == 413
+    assert "at most 65536 bytes" in answer.json()["message"]
+
+
+async def test_oversized_chunked_body_is_413(api, log_unchanged):
+    async def chunks():
+        for _ in range(40):
+            yield b"x" * 4096
+
+    answer = await api.post("/api/tuning/jobs", content=chunks(),
+                               headers={"content-type": "application/json"})
+    assert answer.status_code == 413

@@ -1,0 +1,16 @@
+"""Where a run finds its inputs and keeps its compiled programs; the caller decides (the
+service's Settings, the CLI, a test), the run pipeline never reads the environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from training.jax_setup import DEFAULT_CACHE_DIR
+
+
+@dataclass(frozen=True)
+class Folders:
+    datasets: Path = Path("datasets")  # on-disk datasets, <key>/manifest.json
+    models: Path = Path("models")  # local checkpoint folders, <model id>/config.json
+    jax_cache: Path = DEFAULT_CACHE_DIR  # JAX's persistent compilation cache
