@@ -10,10 +10,12 @@ from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, Union
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationInfo, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, model_validator
+from pydantic_core import PydanticCustomError
 
 from schemas.job_spec import JobSpec
 from schemas.statuses import TrialStatus
+from schemas.values import Scalar, Text, storable_text
 
 SCHEMA_VERSION = 1
 # Limits match the read model's columns, so a valid event can always be projected.
@@ -28,7 +30,7 @@ def utc_now() -> datetime:
 
 
 class _Payload(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class JobCreatedPayload(_Payload):
@@ -46,8 +48,8 @@ class JobCancelRequestedPayload(_Payload):
 class TrialUpdatedPayload(_Payload):
     trial_id: str = Field(min_length=1, max_length=200)
     status: TrialStatus
-    params: dict[str, Any] = Field(default_factory=dict)
-    metrics: dict[str, float] = Field(default_factory=dict)
+    params: dict[Text, Scalar] = Field(default_factory=dict)
+    metrics: dict[Text, float] = Field(default_factory=dict)
     iteration: int | None = Field(default=None, ge=0, le=_INT4_MAX)
     reason: str | None = Field(default=None, max_length=10_000)
     run_id: str | None = Field(default=None, max_length=200)
@@ -58,7 +60,7 @@ class JobCompletedPayload(_Payload):
     best_trial_id: str | None = Field(max_length=200)
     metric_name: str = Field(max_length=100)
     best_metric: float | None
-    best_params: dict[str, Any] = Field(default_factory=dict)
+    best_params: dict[Text, Scalar] = Field(default_factory=dict)
     best_run_id: str | None = Field(default=None, max_length=200)
     best_checkpoint_path: str | None = Field(default=None, max_length=4096)
 
@@ -157,7 +159,27 @@ _EVENT = TypeAdapter(Event)
 
 def parse_event(raw: bytes | str) -> Event:
     """Validate one message body; raises pydantic.ValidationError naming the bad field."""
-    return _EVENT.validate_json(raw, context=_FROM_LOG)
+    event = _EVENT.validate_json(raw, context=_FROM_LOG)
+    if (b"\\u0000" if isinstance(raw, bytes) else "\\u0000") in raw:  # rare: look closer
+        _refuse_nul(event.model_dump(mode="json"))
+    return event
+
+
+def _refuse_nul(value: Any, loc: tuple = ()) -> None:
+    """A NUL anywhere in an event (a key, free-form params) would fail the read model's write."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_nul(key, loc)
+            _refuse_nul(item, (*loc, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _refuse_nul(item, (*loc, i))
+    elif isinstance(value, str):
+        try:
+            storable_text(value)
+        except ValueError as exc:
+            raise ValidationError.from_exception_data("Event", [{
+                "type": PydanticCustomError("storable_text", str(exc)), "loc": loc, "input": value}]) from None
 
 
 def serialize_event(event: Event) -> bytes:

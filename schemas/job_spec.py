@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas.search_space import Grid, ParamSpec
+from schemas.values import Scalar, Text
 
 MAX_NUM_SAMPLES = 1000
 MAX_CONCURRENT_TRIALS = 64
@@ -17,25 +18,26 @@ _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 class Resources(BaseModel):
     """What one trial reserves on the Ray cluster."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     cpu: float = Field(default=1.0, gt=0, le=256)
     gpu: float = Field(default=0.0, ge=0, le=16)
 
 
 class JobSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    # Non-finite numbers are refused here, not downstream: JSON has no NaN or Infinity.
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True, allow_inf_nan=False)
 
-    name: str = Field(min_length=1, max_length=200)
-    dataset_key: str = Field(min_length=1, max_length=200)
-    base_model_id: str = Field(min_length=1, max_length=500)
-    metric_name: str = Field(min_length=1, max_length=100)
+    name: Text = Field(min_length=1, max_length=200)
+    dataset_key: Text = Field(min_length=1, max_length=200)
+    base_model_id: Text = Field(min_length=1, max_length=500)
+    metric_name: Text = Field(min_length=1, max_length=100)
     metric_mode: Literal["min", "max"]
     num_samples: int = Field(ge=1, le=MAX_NUM_SAMPLES, strict=True)
     max_concurrent_trials: int = Field(ge=1, le=MAX_CONCURRENT_TRIALS, strict=True)
     search_space: dict[str, ParamSpec] = Field(min_length=1, max_length=50)
     # Hyperparameters every trial gets as they are (not searched).
-    fixed_params: dict[str, bool | int | float | str] = Field(default_factory=dict, max_length=50)
+    fixed_params: dict[Text, Scalar] = Field(default_factory=dict, max_length=50)
     search_algorithm: Literal["random", "grid", "tpe"] = "random"
     scheduler: Literal["fifo", "asha", "hyperband", "pbt"] = "fifo"
     resources_per_trial: Resources = Field(default_factory=Resources)

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from schemas.values import Int64, scalar_problem
 
 
 class _Param(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class _Range(_Param):
@@ -37,6 +39,8 @@ class _Values(_Param):
                     f"{cls.__name__.lower()} values must be numbers, "
                     f"strings or booleans; item {i} is {type(value).__name__}"
                 )
+            if (problem := scalar_problem(value)) is not None:
+                raise ValueError(f"item {i}: {problem}")
         return values
 
 
@@ -84,8 +88,8 @@ class RandInt(_Param):
     """Integers in [min, max): Ray Tune's convention, max excluded."""
 
     type: Literal["randint"]
-    min: StrictInt
-    max: StrictInt
+    min: Int64
+    max: Int64
 
     @model_validator(mode="after")
     def _min_below_max(self):

@@ -80,6 +80,20 @@ INVALID += [
     (_space(lr={"type": "normal", "mean": 0, "sd": 0}), "search_space.lr.sd", "greater than 0"),
     (_space(lr={"type": "quniform", "min": 0, "max": 1}), "search_space.lr.q", "required"),
     (_space(lr={"type": "grid", "values": []}), "search_space.lr.values", "at least 1"),
+    # Nothing the API accepts may be refused downstream (JSON has no NaN; PostgreSQL no NUL;
+    # JSONB goes through orjson's 64-bit integers).
+    (_space(lr={"type": "uniform", "min": 0, "max": float("inf")}), "search_space.lr.max", "finite number"),
+    (_space(lr={"type": "normal", "mean": float("nan"), "sd": 1}), "search_space.lr.mean", "finite number"),
+    (example_spec(time_budget_s=float("inf")), "time_budget_s", "finite number"),
+    (example_spec(resources_per_trial={"cpu": float("nan")}), "resources_per_trial.cpu", "finite number"),
+    (_space(bs={"type": "choice", "values": [4, float("-inf")]}), "search_space.bs.values", "item 1: numbers must be finite"),
+    (_space(bs={"type": "grid", "values": [2**64]}), "search_space.bs.values", "item 0: integers must fit in 64 bits"),
+    (_space(n={"type": "randint", "min": 0, "max": 2**64}), "search_space.n.max", "less than or equal to"),
+    (example_spec(fixed_params={"max_steps": float("nan")}), "fixed_params.max_steps", "numbers must be finite"),
+    (example_spec(fixed_params={"max_steps": [1]}), "fixed_params.max_steps", "must be a number, string or boolean"),
+    (example_spec(name="a\x00b"), "name", "NUL"),
+    (example_spec(dataset_key="\ud800"), "dataset_key", "unicode string"),
+    (_space(bs={"type": "choice", "values": ["x\x00"]}), "search_space.bs.values", "NUL"),
     # PBT changes searched values mid-run; batch_size is a choice (perturbed) in the example.
     (example_spec(scheduler="pbt"), "search_space.batch_size", "PBT cannot change 'batch_size'"),
 ]
@@ -105,7 +119,9 @@ def test_there_are_at_least_30_cases():
 
 @pytest.mark.parametrize(("body", "field", "rule"), INVALID, ids=[f"{i}:{c[1]}" for i, c in enumerate(INVALID)])
 async def test_invalid_body_is_422_naming_field_and_rule(api, log_unchanged, body, field, rule):
-    answer = await api.post("/api/tuning/jobs", json=body)
+    # NaN and Infinity as Python's json writes them (and as the API's parser reads them).
+    answer = await api.post("/api/tuning/jobs", content=json.dumps(body, allow_nan=True).encode(),
+                            headers={"content-type": "application/json"})
     assert answer.status_code == 422, answer.text
     error = answer.json()
     assert error["error"] == "validation_error"
@@ -141,3 +157,21 @@ async def test_oversized_chunked_body_is_413(api, log_unchanged):
     answer = await api.post("/api/tuning/jobs", content=chunks(),
                                headers={"content-type": "application/json"})
     assert answer.status_code == 413
+
+
+async def test_a_body_that_is_not_utf8_is_422_in_the_error_body(api, log_unchanged):
+    answer = await api.post("/api/tuning/jobs", content=b'{"name": "\xff\xfe"}',
+                            headers={"content-type": "application/json"})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"] == "validation_error"
+    assert answer.json()["details"][0]["field"] == "body"
+
+
+@pytest.mark.parametrize(("query", "field"), [
+    ("offset=191543948845534235291309127499776", "query.offset"), ("offset=-1", "query.offset"),
+    ("limit=0", "query.limit"), ("limit=201", "query.limit"), ("status=done", "query.status"),
+])
+async def test_query_parameters_out_of_bounds_are_422(api, query, field):
+    answer = await api.get(f"/api/tuning/jobs?{query}")
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["details"][0]["field"] == field
