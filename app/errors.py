@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from adapters.publisher import Unavailable
 from app.auth import Unauthorized
@@ -74,11 +75,13 @@ def install(app: FastAPI) -> None:
         return error_response(409, "conflict", str(exc))
 
     @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         if exc.status_code == 400:  # a body Starlette could not read as JSON (e.g. not UTF-8)
             return validation_error([FieldError(field="body", rule=f"body must be UTF-8 JSON ({exc.detail})")])
         answer = error_response(exc.status_code, _ERROR_NAMES.get(exc.status_code, "http_error"), str(exc.detail))
         answer.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            answer.headers["Allow"] = ", ".join(_allowed_methods(request))
         return answer
 
     @app.exception_handler(Unauthorized)
@@ -98,6 +101,16 @@ def install(app: FastAPI) -> None:
 
     for exc_type in (OSError, TimeoutError, OperationalError, InterfaceError):
         app.add_exception_handler(exc_type, _database_down)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        match, _ = route.matches({**request.scope, "method": "__none__"})
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
 
 
 _ERROR_NAMES = {404: "not_found", 405: "method_not_allowed", 406: "not_acceptable", 415: "unsupported_media_type"}

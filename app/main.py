@@ -17,7 +17,7 @@ from adapters.database import make_engine
 from adapters.logs import configure_logging
 from adapters.publisher import EventPublisher, Unavailable
 from adapters.settings import Settings
-from app import dashboard, errors
+from app import dashboard, errors, openapi
 from app.body_limit import BodyLimitMiddleware
 from app.routes import router
 from schemas.api import ErrorBody, Health, Readiness
@@ -60,6 +60,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None, queries: Quer
     errors.install(app)
     app.include_router(router)
     dashboard.install(app)
+    openapi.install(app, settings.training_folders)
 
     @app.get("/metrics", tags=["health"], summary="Prometheus metrics of this process",
              response_class=Response,

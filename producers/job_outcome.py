@@ -6,8 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from producers.job_run import JobRun
-from producers.trial_events import SOURCE
+from producers.job_run import SOURCE, JobRun
 from schemas import events as ev
 from schemas.job_spec import JobSpec
 

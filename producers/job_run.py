@@ -18,6 +18,7 @@ from schemas import events as ev
 
 Publish = Callable[[ev.Event], None]  # blocks until Kafka acknowledged the event
 CANCELLED = "job cancelled"
+SOURCE = "tunix-tune.tuner"  # the `source` of every event the tuner publishes
 
 
 @dataclass

@@ -17,13 +17,12 @@ from uuid import UUID
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
-from producers.job_run import JobRun
+from producers.job_run import SOURCE, JobRun
 from schemas import events as ev
 from schemas.artifact_layout import trial_run_folder
 from schemas.metrics import TRIAL_DURATION, TRIALS_RUNNING
 from schemas.statuses import TRIAL_TERMINAL
 
-SOURCE = "tunix-tune.tuner"
 # Keys Ray adds to every result; the rest are the trial's own metrics.
 _RAY_KEYS = {
     "time_this_iter_s", "done", "training_iteration", "trial_id", "date", "timestamp",

@@ -27,8 +27,7 @@ from consumers.records import LoggedEvent, read_record
 from consumers.tuner.ray_processes import start_ray, stop_ray
 from consumers.tuner.state import TunerJob, next_state
 from producers.job_outcome import job_failed
-from producers.job_run import JobRun
-from producers.trial_events import SOURCE
+from producers.job_run import SOURCE, JobRun
 from schemas import events as ev
 from schemas.metrics import EVENTS_CONSUMED, JOB_DURATION
 

@@ -21,6 +21,13 @@ def scrape(url: str) -> dict[tuple[str, tuple], float]:
     }
 
 
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=5).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 def value(samples: dict, name: str, **labels) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
@@ -29,6 +36,7 @@ def test_every_process_answers_health_and_readiness(processes, tuning_stack):
     projector = processes["projector"]
     tuner = next(p for p in tuning_stack["procs"] if p.probe_url and "tuner" in p.log_path.name)
     for url in (processes["url"], projector.probe_url, tuner.probe_url):
+        wait_until(lambda u=url: _answers(f"{u}/healthz"), 60, f"{url} up")  # a process binds as it starts
         assert httpx.get(f"{url}/healthz", timeout=10).json() == {"status": "ok"}
         wait_until(lambda u=url: httpx.get(f"{u}/readyz", timeout=10).status_code == 200, 60, f"{url} ready")
     checks = httpx.get(f"{projector.probe_url}/readyz", timeout=10).json()["checks"]
