@@ -20,7 +20,7 @@ $(CHROMEDRIVER):
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver \
 	  || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver)
 
-# Kafka + PostgreSQL + api + projector in the background, then the seed's example job.
+# Kafka + PostgreSQL + api + projector + tuner in the background, then the seed's example job, watched live.
 demo: $(STAMP)
 	$(BIN)/tunix-tune up
 	$(BIN)/tunix-tune demo

@@ -84,18 +84,12 @@ class Normal(_Param):
     sd: float = Field(gt=0)
 
 
-class RandInt(_Param):
+class RandInt(_Range):
     """Integers in [min, max): Ray Tune's convention, max excluded."""
 
     type: Literal["randint"]
-    min: Int64
-    max: Int64
-
-    @model_validator(mode="after")
-    def _min_below_max(self):
-        if not self.min < self.max:
-            raise ValueError(f"min ({self.min}) must be < max ({self.max})")
-        return self
+    min: Int64  # type: ignore[assignment]
+    max: Int64  # type: ignore[assignment]
 
 
 ParamSpec = Annotated[
