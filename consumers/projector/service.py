@@ -27,7 +27,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.consumer import consumer_main
 from adapters.database import make_engine
-from adapters.event_log import ensure_topics
 from adapters.migrations import migrate
 from adapters.publisher import EventPublisher
 from adapters.settings import Settings
@@ -92,8 +91,7 @@ class Projector:
         return results
 
     async def run(self) -> None:
-        await ensure_topics(self.settings.kafka_bootstrap_servers, self.settings.topics.all)
-        await self.publisher.start()
+        await self.publisher.start()  # connects and creates the missing topics
         self.consumer.subscribe([self.topic.name], listener=_FinishBeforeRevoke(self))
         await self.consumer.start()
         log.info("projector started", topic=self.topic.name, group=self.settings.projector_group_id)

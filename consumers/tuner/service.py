@@ -20,7 +20,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from adapters.consumer import consumer_main
-from adapters.event_log import end_offsets, ensure_topics, read_to_end
+from adapters.event_log import end_offsets, read_to_end
 from adapters.publisher import EventPublisher
 from adapters.settings import Settings
 from consumers.records import LoggedEvent, read_record
@@ -59,8 +59,7 @@ class Tuner:
 
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
-        await ensure_topics(self.settings.kafka_bootstrap_servers, self.settings.topics.all)
-        await self.publisher.start()
+        await self.publisher.start()  # connects and creates the missing topics
         await asyncio.to_thread(start_ray, self.settings.state_dir, self.settings.ray_address)
         self._ray_up = True
         try:

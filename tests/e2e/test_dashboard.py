@@ -99,6 +99,7 @@ def test_job_page_shows_trials_and_plots_while_the_job_runs(browser, tuning_stac
     # Cancel from the page while trials are left (6 trials, 2 at a time): the job ends
     # cancelled, and the page shows it.
     assert httpx.get(f"{base}/api/tuning/jobs/{job_id}", timeout=10).json()["status"] == "running"
-    browser.find_element("id", "cancel").click()
+    # (by script: the page redraws every 2 s, so a found element can go stale before a click)
+    browser.execute_script("document.getElementById('cancel').click()")
     wait_until(lambda: "cancelled" in _text(browser, "#job-title"), 120, "the job cancelled on the page")
     assert httpx.get(f"{base}/api/tuning/jobs/{job_id}", timeout=10).json()["status"] == "cancelled"
