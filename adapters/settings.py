@@ -45,6 +45,8 @@ _ENV = {
     "state_dir": "TUNIX_STATE_DIR",
     "jax_cache_dir": "TUNIX_JAX_CACHE_DIR",
     "kafka_heap_opts": "TUNIX_KAFKA_HEAP_OPTS",
+    "hf_hub_cache": "HF_HUB_CACHE",
+    "hf_home": "HF_HOME",
     "log_format": "TUNIX_LOG_FORMAT",
     "log_level": "TUNIX_LOG_LEVEL",
 }
@@ -82,6 +84,9 @@ class Settings:
     models_dir: Path = Path("models")
     state_dir: Path = REPO_ROOT / ".state"  # the local stack's data, logs, pids, Ray's files
     jax_cache_dir: Path = REPO_ROOT / ".state" / "jax-cache"  # JAX's persistent compilation cache
+    # The Hugging Face cache hub ids are looked up in, offline (HF's own variables and default).
+    hf_hub_cache: Path | None = None
+    hf_home: Path | None = None
     log_format: str | None = None  # "json" or "console"; unset: JSON unless stderr is a terminal
     log_level: str = "INFO"
 
@@ -129,7 +134,11 @@ class Settings:
 
     @property
     def training_folders(self) -> Folders:
-        return Folders(self.datasets_dir, self.models_dir, self.jax_cache_dir)
+        return Folders(self.datasets_dir, self.models_dir, self.jax_cache_dir, self.hf_cache)
+
+    @property
+    def hf_cache(self) -> Path:
+        return self.hf_hub_cache or (self.hf_home or Path.home() / ".cache" / "huggingface") / "hub"
 
     @property
     def tuning_dir(self) -> Path:

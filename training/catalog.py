@@ -1,10 +1,18 @@
 """What a run can be asked for, answered without importing JAX: models and metric names.
 
 The gateway calls this (through training.validate) for every job it accepts, so it stays light.
+A model id is one of:
+1. a built-in name (tiny-gemma3), trained from a seed;
+2. a Hugging Face-format folder (config.json, *.safetensors, tokenizer files): a path, absolute
+   or under the models folder (TUNIX_MODELS_DIR);
+3. a hub id (google/gemma-3-270m, Qwen/Qwen3-0.6B), found offline only, in the Hugging Face cache
+   (HF_HUB_CACHE / HF_HOME / ~/.cache/huggingface/hub). Nothing is ever downloaded.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from training.model import BUILT_IN_MODELS
@@ -13,45 +21,47 @@ from training.model import BUILT_IN_MODELS
 METRIC_NAMES = ("score", "answer_correctness", "eval_loss", "train_loss")
 # The metrics that need a decoding pass over the eval split (the losses come with training).
 EVALUATION_METRICS = ("score", "answer_correctness")
-_CHECKPOINT_CONFIG = "config.json"
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}$")
 
 
 class ModelNotAvailable(LookupError):
     pass
 
 
-def resolve_model(model_id: str, root: Path) -> tuple[str, Path | None]:
-    """("built-in", None) or ("checkpoint", folder); ModelNotAvailable otherwise.
+@dataclass(frozen=True)
+class ModelSource:
+    model_id: str
+    kind: str  # "built-in", "folder" or "hf-cache"
+    folder: Path | None = None  # the checkpoint folder (for hf-cache: the snapshot folder)
+    revision: str | None = None  # the cache snapshot's commit (hf-cache)
 
-    Nothing is downloaded: a Hub id such as google/gemma-2b-it resolves only from a local
-    checkpoint folder, the id as a path or <TUNIX_MODELS_DIR>/<id>."""
+
+def resolve_model(model_id: str, models_dir: Path, hf_cache: Path | None = None) -> ModelSource:
+    """Where the model's weights are; ModelNotAvailable (saying how to provide it) otherwise."""
     if model_id in BUILT_IN_MODELS:
-        return "built-in", None
-    for folder in (Path(model_id), root / model_id):
+        return ModelSource(model_id, "built-in")
+    for folder in (Path(model_id).expanduser(), models_dir / model_id):
         if folder.is_dir():
-            missing = _missing_checkpoint_files(folder)
-            if missing:
-                raise ModelNotAvailable(
-                    f"model {model_id!r}: {folder} is not a complete checkpoint folder "
-                    f"(missing {'; '.join(missing)})"
-                )
-            return "checkpoint", folder.resolve()
+            return ModelSource(model_id, "folder", folder.resolve())
+    if _HUB_ID.match(model_id) and hf_cache is not None:
+        snapshot = _cached_snapshot(model_id, hf_cache)
+        if snapshot is not None:
+            return ModelSource(model_id, "hf-cache", snapshot, revision=snapshot.name)
     raise ModelNotAvailable(
-        f"model {model_id!r} is not available offline: it is not built in "
-        f"({', '.join(BUILT_IN_MODELS)}) and there is no checkpoint folder at {root / model_id}. "
-        f"To use it, download it on a connected machine and put the checkpoint folder (config.json, "
-        f"*.safetensors and tokenizer files) at $TUNIX_MODELS_DIR/{model_id} (now {root}), "
-        f"or pass the folder's path as the model id."
+        f"model {model_id!r} is not available offline: it is not built in ({', '.join(BUILT_IN_MODELS)}), "
+        f"there is no checkpoint folder at {models_dir / model_id}"
+        + (f", and the Hugging Face cache {hf_cache} has no snapshot of it" if hf_cache is not None else "")
+        + ". On a machine with network, `hf download " + model_id + "` puts it in the Hugging Face cache "
+        "(copy ~/.cache/huggingface/hub here, or point HF_HUB_CACHE at it); or put the folder (config.json, "
+        f"*.safetensors, tokenizer files) at $TUNIX_MODELS_DIR/{model_id} (now {models_dir}), or pass its path."
     )
 
 
-def _missing_checkpoint_files(folder: Path) -> list[str]:
-    missing = []
-    if not (folder / _CHECKPOINT_CONFIG).is_file():
-        missing.append(_CHECKPOINT_CONFIG)
-    if not any(folder.glob("*.safetensors")):
-        missing.append("*.safetensors")
-    if not any((folder / name).is_file() for name in _TOKENIZER_FILES):
-        missing.append(" or ".join(_TOKENIZER_FILES))
-    return missing
+def _cached_snapshot(repo_id: str, cache: Path) -> Path | None:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id, cache_dir=cache, local_files_only=True))
+    except (LocalEntryNotFoundError, OSError, ValueError):
+        return None

@@ -14,3 +14,4 @@ class Folders:
     datasets: Path = Path("datasets")  # on-disk datasets, <key>/manifest.json
     models: Path = Path("models")  # local checkpoint folders, <model id>/config.json
     jax_cache: Path = DEFAULT_CACHE_DIR  # JAX's persistent compilation cache
+    hf_cache: Path | None = None  # the Hugging Face hub cache hub ids resolve from (offline); None: none

@@ -53,7 +53,7 @@ def run_pipeline(
     started = time.perf_counter()
     hp = Hyperparameters.from_mapping(hyperparameters or {})
     dataset = load_dataset(dataset_key, folders.datasets)
-    source, _ = resolve_model(model_id, folders.models)
+    source = resolve_model(model_id, folders.models, folders.hf_cache).kind
     if source != "built-in":
         raise NotImplementedError(
             f"training from a local checkpoint ({model_id}) needs a GPU host's loaders; "

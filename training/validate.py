@@ -8,6 +8,7 @@ from __future__ import annotations
 from training.catalog import METRIC_NAMES, ModelNotAvailable, resolve_model
 from training.datasets import available_datasets, dataset_exists
 from training.folders import Folders
+from training.hf_checkpoint import BrokenCheckpoint, read_checkpoint
 from training.hyperparams import CHANGEABLE_ON_RESUME, Hyperparameters
 
 
@@ -22,11 +23,12 @@ def validate_job(
         available = ", ".join(available_datasets(folders.datasets))
         problems.append(("dataset_key", f"unknown dataset {dataset_key!r}; available: {available}"))
     try:
-        source, folder = resolve_model(base_model_id, folders.models)
-        if source == "checkpoint":
-            problems.append(("base_model_id", f"{folder} is a checkpoint folder, but training from local "
+        source = resolve_model(base_model_id, folders.models, folders.hf_cache)
+        if source.folder is not None:
+            read_checkpoint(source.folder)
+            problems.append(("base_model_id", f"{source.folder} is a checkpoint folder, but training from "
                              "checkpoints is not supported by this build yet; use a built-in model"))
-    except ModelNotAvailable as exc:
+    except (ModelNotAvailable, BrokenCheckpoint) as exc:
         problems.append(("base_model_id", str(exc)))
     if metric_name not in METRIC_NAMES:
         problems.append(("metric_name", f"unknown metric {metric_name!r}; available: {', '.join(METRIC_NAMES)}"))

@@ -81,23 +81,12 @@ def test_unknown_hyperparameter_is_an_error():
 
 def test_hub_model_is_not_available_offline_and_says_how_to_provide_it(tmp_path):
     with pytest.raises(ModelNotAvailable, match="not available offline") as caught:
-        resolve_model("google/gemma-2b-it", root=tmp_path)
+        resolve_model("google/gemma-2b-it", tmp_path, hf_cache=tmp_path / "hub")
     assert str(tmp_path / "google/gemma-2b-it") in str(caught.value)
+    assert "hf download google/gemma-2b-it" in str(caught.value)
     folder = tmp_path / "google/gemma-2b-it"
     folder.mkdir(parents=True)
-    (folder / "config.json").write_text("{}")
-    (folder / "model.safetensors").write_bytes(b"")
-    (folder / "tokenizer.json").write_text("{}")
-    assert resolve_model("google/gemma-2b-it", root=tmp_path) == ("checkpoint", folder.resolve())
-
-
-def test_a_checkpoint_folder_is_refused_until_loading_it_is_supported(tmp_path):
-    folder = tmp_path / "org/model"
-    folder.mkdir(parents=True)
-    for name in ("config.json", "model.safetensors", "tokenizer.json"):
-        (folder / name).write_text("{}")
-    (problem,) = validate_job("ungar_hcd-v1", "org/model", "score", {}, Folders(models=tmp_path))
-    assert problem[0] == "base_model_id" and "not supported by this build yet" in problem[1]
+    assert resolve_model("google/gemma-2b-it", tmp_path).folder == folder.resolve()
 
 
 def test_validate_job_names_each_problem():
