@@ -1,8 +1,8 @@
 """Dataset registry: keys `{name}-{version}`, built-in generated sets and on-disk folders.
 
 Built-in datasets are generated from a fixed seed in code, so every machine has the same
-bytes. On-disk datasets are folders `<datasets_dir>/<key>/` with `manifest.json` and JSONL
-trace files, the format Tunix RT used.
+bytes. On-disk datasets are folders `<datasets_dir>/<key>/` with `manifest.json` and JSONL or
+Parquet files of traces, prompt/completion pairs or chats (training/dataset_files.py).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import random
 from collections.abc import Callable
 from pathlib import Path
 
+from training.dataset_files import SUFFIXES, read_examples
 from training.traces import Dataset, Trace
 
 RANKS = "23456789TJQKA"
@@ -24,13 +25,6 @@ class UnknownDataset(LookupError):
         super().__init__(f"unknown dataset {key!r}; available: {', '.join(available) or 'none'}")
         self.key = key
         self.available = available
-
-
-class MalformedDataset(ValueError):
-    def __init__(self, path: Path, line: int | None, problem: str):
-        where = f"{path}:{line}" if line else str(path)
-        super().__init__(f"{where}: {problem}")
-        self.path, self.line, self.problem = path, line, problem
 
 
 # ----------------------------------------------------------------------------- built-in
@@ -94,7 +88,7 @@ def load_dataset(key: str, root: Path) -> Dataset:
 
 def _load_folder(folder: Path) -> tuple[list[Trace], list[Trace]]:
     """manifest.json: {"name", "version", "splits": {"train": "train.jsonl", "eval": "eval.jsonl"}}.
-    Without "splits", every *.jsonl is read and a fixed 10% (by trace_id hash) is held out."""
+    Without "splits", every *.jsonl and *.parquet is read and a fixed 10% (by id hash) is held out."""
     manifest_path = folder / "manifest.json"
     try:
         manifest = json.loads(manifest_path.read_text())
@@ -104,37 +98,13 @@ def _load_folder(folder: Path) -> tuple[list[Trace], list[Trace]]:
         raise MalformedDataset(manifest_path, None, "must be a JSON object")
     splits = manifest.get("splits")
     if splits is None:
-        traces = [t for f in sorted(folder.glob("*.jsonl")) for t in _read_jsonl(f)]
+        files = sorted(f for f in folder.iterdir() if f.suffix in SUFFIXES)
+        traces = [t for f in files for t in read_examples(f)]
         held_out = lambda t: int(hashlib.sha256(t.trace_id.encode()).hexdigest(), 16) % 10 == 0  # noqa: E731
         return [t for t in traces if not held_out(t)], [t for t in traces if held_out(t)]
     if not isinstance(splits, dict) or not {"train", "eval"} <= set(splits):
         raise MalformedDataset(manifest_path, None, '"splits" must name a "train" and an "eval" file')
-    return _read_jsonl(folder / splits["train"]), _read_jsonl(folder / splits["eval"])
-
-
-def _read_jsonl(path: Path) -> list[Trace]:
-    if not path.is_file():
-        raise MalformedDataset(path, None, "file not found")
-    traces = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise MalformedDataset(path, number, f"not valid JSON: {exc.msg}") from None
-        if not isinstance(record, dict):
-            raise MalformedDataset(path, number, "each line must be a JSON object")
-        for name in ("trace_id", "prompt", "final_answer"):
-            if not isinstance(record.get(name), str) or not record[name]:
-                raise MalformedDataset(path, number, f'"{name}" must be a non-empty string')
-        steps = record.get("steps", [])
-        if not isinstance(steps, list) or not all(isinstance(s, str) for s in steps):
-            raise MalformedDataset(path, number, '"steps" must be a list of strings')
-        traces.append(Trace(record["trace_id"], record["prompt"], record["final_answer"], tuple(steps)))
-    if not traces:
-        raise MalformedDataset(path, None, "no traces")
-    return traces
+    return read_examples(folder / splits["train"]), read_examples(folder / splits["eval"])
 
 
 def _content_hash(train: list[Trace], eval_: list[Trace]) -> str:

@@ -11,6 +11,8 @@ class Trace:
     prompt: str
     final_answer: str
     steps: tuple[str, ...] = field(default=())
+    # A chat example's context, (role, content) turns before the answer; prompt is its last turn.
+    messages: tuple[tuple[str, str], ...] = field(default=())
 
 
 @dataclass(frozen=True)

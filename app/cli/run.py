@@ -28,7 +28,8 @@ def parse_sets(pairs: list[str]) -> dict[str, str]:
 def run_command(dataset: str, model: str, sets: list[str], as_json: bool, run_dir: Path | None,
                 settings: Settings) -> None:
     from training.catalog import ModelNotAvailable
-    from training.datasets import MalformedDataset, UnknownDataset
+    from training.dataset_files import MalformedDataset
+    from training.datasets import UnknownDataset
     from training.hyperparams import UnknownHyperparameter
     from training.run import run_pipeline
 

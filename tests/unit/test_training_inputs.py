@@ -9,7 +9,8 @@ import json
 import pytest
 
 from training.catalog import ModelNotAvailable, resolve_model
-from training.datasets import MalformedDataset, UnknownDataset, available_datasets, load_dataset
+from training.dataset_files import MalformedDataset
+from training.datasets import UnknownDataset, available_datasets, load_dataset
 from training.hyperparams import Hyperparameters, UnknownHyperparameter
 from training.folders import Folders
 from training.validate import validate_job
