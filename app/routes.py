@@ -3,6 +3,7 @@ query route to the read model's queries; app/errors.py turns refusals into HTTP 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 from uuid import UUID
 
@@ -10,11 +11,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from app.auth import require_token
-from schemas.api import Accepted, ErrorBody, EventOut, JobOut, JobPage, TrialHistory
+from schemas.api import Accepted, BaseModelOut, ErrorBody, EventOut, JobOut, JobPage, TrialHistory
 from schemas.job_spec import JobSpec
 from schemas.statuses import JOB_STATUSES, JobStatus
 from service import commands
 from service.commands import Gateway, Published
+from service.models import base_models
 from service.queries import Queries
 
 # Bounds of the list query; PostgreSQL's OFFSET is a bigint, and no deployment has this many jobs.
@@ -22,6 +24,7 @@ MAX_PAGE = 200
 MAX_OFFSET = 1_000_000_000
 
 router = APIRouter(prefix="/api/tuning/jobs", tags=["tuning jobs"], dependencies=[Depends(require_token)])
+models_router = APIRouter(prefix="/api/base-models", tags=["base models"], dependencies=[Depends(require_token)])
 _errors = {status: {"model": ErrorBody} for status in (401, 422, 503)}
 _job_errors = {**_errors, 404: {"model": ErrorBody}}
 _command_errors = {**_job_errors, 409: {"model": ErrorBody}, 202: {"model": Accepted}}
@@ -97,3 +100,9 @@ async def get_job_events(job_id: UUID, request: Request):
             summary="Every result each trial reported, in order (learning curves)")
 async def get_metric_history(job_id: UUID, request: Request):
     return await _queries(request).metric_history(job_id)
+
+
+@models_router.get("", response_model=list[BaseModelOut], responses={401: {"model": ErrorBody}},
+                   summary="Models jobs can train: built-in, folders under TUNIX_MODELS_DIR, the Hugging Face cache")
+async def list_base_models(request: Request):
+    return await asyncio.to_thread(base_models, _gateway(request).folders)  # reads folders: off the loop

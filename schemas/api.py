@@ -114,3 +114,19 @@ class Readiness(BaseModel):
 
     status: Literal["ready", "unavailable"]
     checks: dict[str, str]
+
+
+class BaseModelOut(BaseModel):
+    """A model jobs can name as base_model_id, as the gateway's machine sees it."""
+
+    model_id: str
+    source: Literal["built-in", "folder", "hf-cache"]
+    family: str | None
+    parameters: int | None
+    folder: str | None
+    revision: str | None  # the Hugging Face cache snapshot
+    lora_gib: float | None  # estimated memory of a LoRA run at the default batch and sequence length
+    full_gib: float | None  # ... of full fine-tuning
+    fits_lora: bool
+    fits_full: bool
+    problem: str | None  # why it cannot be trained (a broken checkpoint folder)

@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from training.hf_checkpoint import BrokenCheckpoint, read_checkpoint
+from training.memory import MemoryEstimate, estimate
 from training.model import BUILT_IN_MODELS
 
 # What a run reports; a job's metric_name must be one of these.
@@ -65,3 +67,54 @@ def _cached_snapshot(repo_id: str, cache: Path) -> Path | None:
         return Path(snapshot_download(repo_id, cache_dir=cache, local_files_only=True))
     except (LocalEntryNotFoundError, OSError, ValueError):
         return None
+
+
+@dataclass(frozen=True)
+class AvailableModel:
+    """A model this machine can train: where it is, what it is, whether it fits."""
+
+    source: ModelSource
+    family: str | None = None
+    parameters: int | None = None
+    memory: MemoryEstimate | None = None
+    problem: str | None = None  # why it cannot be trained (a broken folder), else None
+
+
+def available_models(models_dir: Path, hf_cache: Path | None, batch_size: int, seq_len: int) -> list[AvailableModel]:
+    """Built-in models, checkpoint folders under models_dir (<id>/ or <org>/<name>/) and the
+    hub models in the Hugging Face cache, each checked and sized (nothing is loaded)."""
+    from training.tokenizer import CharTokenizer
+
+    found = []
+    for name, built_in in BUILT_IN_MODELS.items():
+        vocab = CharTokenizer().vocab_size
+        params = built_in.parameter_count(vocab)
+        found.append(AvailableModel(ModelSource(name, "built-in"), "gemma3", params, estimate(
+            params, vocab, built_in.embed_dim, built_in.num_layers, batch_size, seq_len)))
+    if models_dir.is_dir():
+        for config in sorted([*models_dir.glob("*/config.json"), *models_dir.glob("*/*/config.json")]):
+            model_id = str(config.parent.relative_to(models_dir))
+            found.append(_checked(ModelSource(model_id, "folder", config.parent.resolve()), batch_size, seq_len))
+    for repo_id in _cached_repos(hf_cache):
+        snapshot = _cached_snapshot(repo_id, hf_cache)
+        if snapshot is not None:
+            found.append(_checked(ModelSource(repo_id, "hf-cache", snapshot, snapshot.name), batch_size, seq_len))
+    return found
+
+
+def _checked(source: ModelSource, batch_size: int, seq_len: int) -> AvailableModel:
+    try:
+        checkpoint = read_checkpoint(source.folder)
+    except BrokenCheckpoint as exc:
+        return AvailableModel(source, problem=str(exc))
+    config = checkpoint.config
+    return AvailableModel(source, checkpoint.family, checkpoint.num_parameters, estimate(
+        checkpoint.num_parameters, config["vocab_size"], config["hidden_size"], checkpoint.num_layers,
+        batch_size, seq_len))
+
+
+def _cached_repos(hf_cache: Path | None) -> list[str]:
+    """Model repos in the cache's layout: models--<org>--<name>/."""
+    if hf_cache is None or not hf_cache.is_dir():
+        return []
+    return sorted(p.name.removeprefix("models--").replace("--", "/", 1) for p in hf_cache.glob("models--*--*"))

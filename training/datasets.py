@@ -13,7 +13,7 @@ import random
 from collections.abc import Callable
 from pathlib import Path
 
-from training.dataset_files import SUFFIXES, read_examples
+from training.dataset_files import SUFFIXES, MalformedDataset, read_examples
 from training.traces import Dataset, Trace
 
 RANKS = "23456789TJQKA"

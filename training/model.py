@@ -32,6 +32,13 @@ class BuiltInModel:
     # these models see, so attention is effectively global.
     sliding_window_size: int = 512
 
+    def parameter_count(self, vocab_size: int) -> int:
+        """Embedding, per layer the attention and GeGLU maps with their norms, final norm."""
+        e, d = self.embed_dim, self.head_dim
+        attention = e * d * (2 * self.num_heads + 2 * self.num_kv_heads) + 2 * d
+        per_layer = attention + 3 * e * self.hidden_dim + 4 * e
+        return vocab_size * e + self.num_layers * per_layer + e
+
     def config(self, vocab_size: int) -> "ModelConfig":
         import jax.numpy as jnp
         from tunix.models.gemma3.model import ModelConfig

@@ -6,10 +6,14 @@ Base URL from --api-url or TUNIX_API_URL (default: the local stack's API); token
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
+import typer
 
 from app.cli.stack import processes
 
@@ -82,3 +86,31 @@ class ApiClient:
                 if exc.status != 404 or time.monotonic() > deadline:
                     raise
             time.sleep(0.5)
+
+
+JSON = typer.Option(False, "--json", help="Print JSON and nothing else")
+
+
+def connection(
+    ctx: typer.Context,
+    api_url: str = typer.Option(None, "--api-url", envvar="TUNIX_API_URL",
+                                help="API base URL (default: the local stack, http://127.0.0.1:8000)"),
+    token: str = typer.Option(None, "--token", envvar="TUNIX_API_TOKEN", help="Bearer token, when the API needs one"),
+) -> None:
+    """The options of every command group that talks to the API (a Typer callback)."""
+    ctx.obj = {"api_url": api_url, "token": token}
+
+
+@contextmanager
+def api_session(ctx: typer.Context) -> Iterator[ApiClient]:
+    """A client from the group's options; an API error is one message and exit code 1."""
+    try:
+        with ApiClient(ctx.obj["api_url"], ctx.obj["token"]) as api:
+            yield api
+    except ApiError as exc:
+        typer.secho(str(exc), err=True, fg="red")
+        raise typer.Exit(1) from None
+
+
+def print_json(value) -> None:
+    typer.echo(json.dumps(value, indent=2, default=str))

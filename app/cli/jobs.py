@@ -5,44 +5,18 @@ exit code 1, never a traceback."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from app.cli.client import ApiClient, ApiError
+from app.cli.client import JSON, api_session, connection, print_json
 from app.cli.watch import render, summary_lines, watch
 
 jobs = typer.Typer(help="Tuning jobs, through the HTTP API.", no_args_is_help=True)
-JSON = typer.Option(False, "--json", help="Print JSON and nothing else")
 console = Console()
-
-
-@jobs.callback()
-def _connection(
-    ctx: typer.Context,
-    api_url: str = typer.Option(None, "--api-url", envvar="TUNIX_API_URL",
-                                help="API base URL (default: the local stack, http://127.0.0.1:8000)"),
-    token: str = typer.Option(None, "--token", envvar="TUNIX_API_TOKEN", help="Bearer token, when the API needs one"),
-) -> None:
-    ctx.obj = {"api_url": api_url, "token": token}
-
-
-@contextmanager
-def _api(ctx: typer.Context) -> Iterator[ApiClient]:
-    try:
-        with ApiClient(ctx.obj["api_url"], ctx.obj["token"]) as api:
-            yield api
-    except ApiError as exc:
-        typer.secho(str(exc), err=True, fg="red")
-        raise typer.Exit(1) from None
-
-
-def _print_json(value) -> None:
-    typer.echo(json.dumps(value, indent=2, default=str))
+jobs.callback()(connection)
 
 
 def _load_spec(path: Path) -> dict:
@@ -64,7 +38,7 @@ def submit(
 ) -> None:
     """Create a job from a spec file (and start / watch it)."""
     body = _load_spec(spec)
-    with _api(ctx) as api:
+    with api_session(ctx) as api:
         job = api.create_job(body)
         job_id = job["job_id"]
         if not as_json:
@@ -74,7 +48,7 @@ def submit(
         if follow:
             job = watch(api, job_id, Console(stderr=True) if as_json else console)
         if as_json:
-            _print_json(job)
+            print_json(job)
         elif start and not follow:
             typer.echo(f"{job_id}  start requested")
 
@@ -88,10 +62,10 @@ def list_jobs(
     as_json: bool = JSON,
 ) -> None:
     """Jobs, newest first."""
-    with _api(ctx) as api:
+    with api_session(ctx) as api:
         page = api.get("/api/tuning/jobs", status=status, limit=limit, offset=offset)
     if as_json:
-        _print_json(page)
+        print_json(page)
         return
     table = Table("name", "status", "trials", "metric", "best", "created")
     table.add_column("job", no_wrap=True, min_width=36)
@@ -106,11 +80,11 @@ def list_jobs(
 @jobs.command()
 def show(ctx: typer.Context, job_id: str, as_json: bool = JSON) -> None:
     """A job: its trials, their metrics and the best trial."""
-    with _api(ctx) as api:
+    with api_session(ctx) as api:
         job = api.get(f"/api/tuning/jobs/{job_id}")
         history = api.get(f"/api/tuning/jobs/{job_id}/history")
     if as_json:
-        _print_json(job)
+        print_json(job)
         return
     console.print(render(job, history))
     for line in summary_lines(job)[1:]:
@@ -120,26 +94,26 @@ def show(ctx: typer.Context, job_id: str, as_json: bool = JSON) -> None:
 @jobs.command()
 def start(ctx: typer.Context, job_id: str, as_json: bool = JSON) -> None:
     """Start a created job."""
-    with _api(ctx) as api:
+    with api_session(ctx) as api:
         answer = api.post(f"/api/tuning/jobs/{job_id}/start")
-    _print_json(answer) if as_json else typer.echo(f"{job_id}  start requested")
+    print_json(answer) if as_json else typer.echo(f"{job_id}  start requested")
 
 
 @jobs.command()
 def cancel(ctx: typer.Context, job_id: str, as_json: bool = JSON) -> None:
     """Cancel a job: running trials stop, pending ones never start."""
-    with _api(ctx) as api:
+    with api_session(ctx) as api:
         answer = api.post(f"/api/tuning/jobs/{job_id}/cancel")
-    _print_json(answer) if as_json else typer.echo(f"{job_id}  cancel requested")
+    print_json(answer) if as_json else typer.echo(f"{job_id}  cancel requested")
 
 
 @jobs.command()
 def events(ctx: typer.Context, job_id: str, as_json: bool = JSON) -> None:
     """The job's audit trail: every event on the log, in order."""
-    with _api(ctx) as api:
+    with api_session(ctx) as api:
         trail = api.get(f"/api/tuning/jobs/{job_id}/events")
     if as_json:
-        _print_json(trail)
+        print_json(trail)
         return
     for event in trail:
         payload = event["payload"]
@@ -152,7 +126,7 @@ def events(ctx: typer.Context, job_id: str, as_json: bool = JSON) -> None:
 @jobs.command("watch")
 def watch_job(ctx: typer.Context, job_id: str, as_json: bool = JSON) -> None:
     """A live view of the job until it ends: trials, progress, metrics, the best trial."""
-    with _api(ctx) as api:
+    with api_session(ctx) as api:
         job = watch(api, job_id, Console(stderr=True) if as_json else console)
     if as_json:
-        _print_json(job)
+        print_json(job)

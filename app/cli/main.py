@@ -9,6 +9,7 @@ import sys
 import typer
 
 from app.cli.jobs import jobs
+from app.cli.models import models
 from app.cli.stack import kafka, postgres, processes
 from app.cli.stack.paths import settings
 
@@ -18,6 +19,7 @@ serve = typer.Typer(help="Run one service process in the foreground.", no_args_i
 cli.add_typer(services, name="services")
 cli.add_typer(serve, name="serve")
 cli.add_typer(jobs, name="jobs")
+cli.add_typer(models, name="models")
 
 
 @services.command("up")

@@ -1,0 +1,38 @@
+"""`tunix-tune models list`: the base models jobs can train, as the API's machine sees them."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from app.cli.client import JSON, api_session, connection, print_json
+
+models = typer.Typer(help="Base models jobs can train, through the HTTP API.", no_args_is_help=True)
+models.callback()(connection)
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "—"
+    return f"{n / 1e9:.2f}B" if n >= 1e8 else f"{n / 1e6:.1f}M" if n >= 1e5 else f"{n:,}"
+
+
+def _fits(fits: bool, gib: float | None) -> str:
+    return "—" if gib is None else f"{'yes' if fits else 'no'} ({gib:.1f} GiB)"
+
+
+@models.command("list")
+def list_models(ctx: typer.Context, as_json: bool = JSON) -> None:
+    """Built-in models, folders under TUNIX_MODELS_DIR and hub models in the Hugging Face cache:
+    family, size, and whether LoRA / full fine-tuning fits in memory at the default batch."""
+    with api_session(ctx) as api:
+        found = api.get("/api/base-models")
+    if as_json:
+        print_json(found)
+        return
+    table = Table("model", "source", "family", "parameters", "LoRA fits", "full fits", "problem")
+    for m in found:
+        table.add_row(m["model_id"], m["source"], m["family"] or "—", _size(m["parameters"]),
+                      _fits(m["fits_lora"], m["lora_gib"]), _fits(m["fits_full"], m["full_gib"]), m["problem"] or "")
+    Console().print(table)

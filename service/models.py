@@ -1,0 +1,25 @@
+"""The base models jobs can name: what training.catalog finds, in the API's terms."""
+
+from __future__ import annotations
+
+from schemas.api import BaseModelOut
+from training.catalog import available_models
+from training.folders import Folders
+from training.hyperparams import Hyperparameters
+
+
+def base_models(folders: Folders) -> list[BaseModelOut]:
+    """Sized at the default batch size and sequence length (training.hyperparams)."""
+    defaults = Hyperparameters()
+    found = available_models(folders.models, folders.hf_cache, defaults.batch_size, defaults.max_seq_length)
+    return [
+        BaseModelOut(
+            model_id=m.source.model_id, source=m.source.kind, family=m.family, parameters=m.parameters,
+            folder=str(m.source.folder) if m.source.folder else None, revision=m.source.revision,
+            lora_gib=round(m.memory.lora_bytes / 2**30, 2) if m.memory else None,
+            full_gib=round(m.memory.full_bytes / 2**30, 2) if m.memory else None,
+            fits_lora=bool(m.memory and m.memory.fits_lora), fits_full=bool(m.memory and m.memory.fits_full),
+            problem=m.problem,
+        )
+        for m in found
+    ]
