@@ -73,6 +73,7 @@ async function createJob(body) {
 async function showJobs(seq) {
   const page = await api("GET", "/api/tuning/jobs?limit=200");
   const example = await fetch("/ui/example-spec.json").then(r => r.json());
+  const models = await api("GET", "/api/base-models");
   if (seq !== routeSeq) return;
   const rows = page.items.map(job => el("tr", { "data-job-id": job.job_id },
     el("td", {}, el("a", { href: `#/jobs/${job.job_id}` }, job.name)),
@@ -85,6 +86,17 @@ async function showJobs(seq) {
   const errors = el("ul", { class: "errors", id: "create-errors" });
   const spec = el("textarea", { id: "spec", spellcheck: "false" });
   spec.value = JSON.stringify(example, null, 2);
+  // The models this deployment can train (GET /api/base-models): picking one sets base_model_id.
+  const size = n => (n == null ? "size unknown" : n >= 1e8 ? `${(n / 1e9).toFixed(2)}B` : `${(n / 1e6).toFixed(1)}M`);
+  const modelPick = el("select", {
+    id: "base-model",
+    onchange: () => {
+      try { spec.value = JSON.stringify({ ...JSON.parse(spec.value), base_model_id: modelPick.value }, null, 2); }
+      catch (e) { showErrors(errors, new ApiError(0, { message: `body: not valid JSON (${e.message})` })); }
+    },
+  }, models.map(m => el("option", { value: m.model_id, disabled: Boolean(m.problem), selected: m.model_id === example.base_model_id },
+    `${m.model_id} (${m.source}; ${m.family ?? "?"}, ${size(m.parameters)}; LoRA ${m.fits_lora ? "fits" : "does not fit"}, `
+    + `full ${m.fits_full ? "fits" : "does not fit"})` + (m.problem ? ` — cannot be trained: ${m.problem}` : ""))));
   const create = async start => {
     let body;
     try { body = JSON.parse(spec.value); } catch (e) { return showErrors(errors, new ApiError(0, { message: `body: not valid JSON (${e.message})` })); }
@@ -100,6 +112,7 @@ async function showJobs(seq) {
       el("thead", {}, el("tr", {}, ["name", "status", "metric", "best", "trials", "created"].map(h => el("th", {}, h)))),
       el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 6, class: "muted" }, "No jobs yet.")))),
     el("h2", {}, "New job"),
+    el("p", {}, el("label", { for: "base-model" }, "Base model "), modelPick),
     el("p", { class: "muted" }, "The job spec as JSON (the API checks it; problems show below, nothing is created)."),
     spec, errors,
     el("p", {}, el("button", { id: "create", onclick: () => create(false) }, "Create"), " ",

@@ -61,6 +61,9 @@ def test_job_page_shows_trials_and_plots_while_the_job_runs(browser, tuning_stac
     wait_until(lambda: '"search_space"' in browser.execute_script(
         "const s = document.getElementById('spec'); return s ? s.value : ''"), 30, "the example spec in the form")
 
+    # The form offers the models this deployment can train (GET /api/base-models).
+    assert "tiny-gemma3" in browser.execute_script(
+        "return [...document.querySelectorAll('#base-model option')].map(o => o.value)")
     jobs_before = httpx.get(f"{base}/api/tuning/jobs", timeout=10).json()["total"]
     _type_spec(browser, example_spec(num_samples=0))
     browser.find_element("id", "create").click()
