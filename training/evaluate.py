@@ -1,6 +1,6 @@
 """Evaluation: greedy decoding through Tunix's Sampler, scored by exact match as Tunix RT did.
 
-`model_prompt` and `answer_correctness` are pure Python; JAX and Tunix are
+`answer_correctness` is pure Python; JAX and Tunix are
 imported only by `generate`.
 """
 
@@ -16,15 +16,8 @@ if TYPE_CHECKING:
 
     from training.tokenizer import CharTokenizer
 
-# Ends every prompt the model sees, in training and at inference: the model learns that the
-# answer starts after it.
-ANSWER_SEPARATOR = "="
 # Prompts decoded together; bounds the KV cache and logits of one batch on large eval splits.
 _MAX_DECODE_BATCH = 512
-
-
-def model_prompt(prompt: str) -> str:
-    return prompt + ANSWER_SEPARATOR
 
 
 def _normalise(text: str) -> str:
@@ -92,7 +85,7 @@ def generate(
     for start in range(0, len(padded), size):
         result = sampler(
             padded[start:start + size], max_generation_steps=max_new_tokens,
-            max_prompt_length=prompt_len, echo=False,
+            max_prompt_length=prompt_len, echo=False, eos_tokens=list(tokenizer.eos_ids),
         )
         outputs.extend(result.text)
     return outputs[: len(prompts)]
@@ -103,7 +96,7 @@ def evaluate(
 ) -> tuple[dict[str, float], list[dict]]:
     """(metrics, predictions): answer_correctness in [0, 1], score = 100 × answer_correctness."""
     references = [t.final_answer for t in traces]
-    predictions = generate(model, tokenizer, [model_prompt(t.prompt) for t in traces])
+    predictions = generate(model, tokenizer, [tokenizer.render(t) for t in traces])
     correctness = answer_correctness(predictions, references)
     rows = [
         {

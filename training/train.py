@@ -30,10 +30,9 @@ from flax import nnx
 from tunix.sft import hooks, peft_trainer
 from tunix.sft.utils import build_positions_from_mask, make_causal_attn_mask
 
-from training.evaluate import model_prompt
 from training.hyperparams import Hyperparameters
 from training.model import apply_lora, merge_lora
-from training.tokenizer import PAD, CharTokenizer
+from training.tokenizer import CharTokenizer, HfTokenizer
 from training.traces import Dataset, Trace
 
 # Rows per teacher-forced eval batch: the whole eval split of small datasets in one program.
@@ -51,7 +50,10 @@ class TrainResult:
     steps_per_s: float  # after the first step
 
 
-def encode_examples(traces: Sequence[Trace], tokenizer: CharTokenizer, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+Tokenizer = CharTokenizer | HfTokenizer
+
+
+def encode_examples(traces: Sequence[Trace], tokenizer: Tokenizer, max_len: int) -> tuple[np.ndarray, np.ndarray]:
     """(tokens, loss_mask), both [len(traces), max_len]; too-long examples lose their tail.
 
     Raises ValueError when no example keeps an answer token: training would learn nothing.
@@ -60,7 +62,7 @@ def encode_examples(traces: Sequence[Trace], tokenizer: CharTokenizer, max_len: 
     loss_mask = np.zeros((len(traces), max_len), bool)
     needed = 0
     for row, trace in enumerate(traces):
-        context = [tokenizer.bos_id, *tokenizer.encode(model_prompt(trace.prompt))]
+        context = [*([tokenizer.bos_id] if tokenizer.bos_id is not None else []), *tokenizer.encode(tokenizer.render(trace))]
         ids = context + tokenizer.encode(trace.final_answer) + [tokenizer.eos_id]
         needed = max(needed, len(ids))
         ids = ids[:max_len]
@@ -150,13 +152,24 @@ def _checkpointing(checkpoint_dir: Path | None, every: int) -> dict:
     }
 
 
-def _model_inputs(x: peft_trainer.TrainingInput) -> dict:
-    """TrainingInput (tokens, loss mask) -> the keyword arguments of Tunix's default loss."""
-    not_pad = x.input_tokens != PAD
-    return {
-        "input_tokens": x.input_tokens, "input_mask": x.input_mask,
-        "positions": build_positions_from_mask(not_pad), "attention_mask": make_causal_attn_mask(not_pad),
-    }
+def _model_inputs(pad_id: int) -> Callable[[peft_trainer.TrainingInput], dict]:
+    """TrainingInput (tokens, loss mask) -> the keyword arguments of Tunix's default loss.
+
+    Examples are left-aligned and end with their answer's EOS, the last position with loss: every
+    position up to it is real, every one after it padding. The mask comes from that, not from
+    `tokens != pad`, because some tokenizers (Qwen) pad with their EOS id. A row without loss
+    (its answer truncated away) falls back to the pad id."""
+
+    def inputs(x: peft_trainer.TrainingInput) -> dict:
+        at = jnp.arange(x.input_tokens.shape[1])
+        last = jnp.max(jnp.where(x.input_mask, at, -1), axis=1, keepdims=True)
+        real = jnp.where(last >= 0, at <= last, x.input_tokens != pad_id)
+        return {
+            "input_tokens": x.input_tokens, "input_mask": x.input_mask,
+            "positions": build_positions_from_mask(real), "attention_mask": make_causal_attn_mask(real),
+        }
+
+    return inputs
 
 
 def _train_batches(tokens, mask, batch_size: int, steps: int, seed: int) -> Iterator[peft_trainer.TrainingInput]:
@@ -240,7 +253,7 @@ class _Reporter(hooks.TrainingHooks):
 
 def train(
     model: nnx.Module,
-    tokenizer: CharTokenizer,
+    tokenizer: Tokenizer,
     dataset: Dataset,
     hp: Hyperparameters,
     report: Callable[[dict], None],
@@ -266,7 +279,7 @@ def train(
     trainer = peft_trainer.PeftTrainer(
         trained, make_optimizer(hp, steps),
         peft_trainer.TrainingConfig(eval_every_n_steps=hp.eval_every, **_checkpointing(checkpoint_dir, hp.eval_every)),
-    ).with_gen_model_input_fn(_model_inputs)
+    ).with_gen_model_input_fn(_model_inputs(tokenizer.pad_id))
     resumed_at = trainer.train_steps  # restored from checkpoint_dir, else 0
     if resumed_at:
         _set_optimizer_numbers(trainer.optimizer, hp, steps)
