@@ -97,7 +97,7 @@ def test_a_hub_id_resolves_offline_from_the_cache_and_is_listed(tmp_path):
     assert (source.kind, source.folder, source.revision) == ("hf-cache", snapshot, "0123abcd")
     with pytest.raises(ModelNotAvailable, match="hf download Qwen/Qwen3-0.6B"):
         resolve_model("Qwen/Qwen3-0.6B", tmp_path / "models", cache)
-    local = write_tiny_checkpoint(tmp_path / "models" / "org" / "local", "qwen3")
+    write_tiny_checkpoint(tmp_path / "models" / "org" / "local", "qwen3")
     listed = {m.source.model_id: m for m in available_models(tmp_path / "models", cache, 64, 32)}
     assert set(listed) == {"tiny-gemma3", "org/local", "google/gemma-2b-it"}
     assert listed["org/local"].family == "qwen3" and listed["org/local"].memory.fits_lora
