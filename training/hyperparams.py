@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-
 # What a run continuing from another run's checkpoint (a PBT exploit) can take new values of:
 # the optimizer's numbers. The others shape the model, the data order or the step count.
 CHANGEABLE_ON_RESUME = ("learning_rate", "warmup_steps", "weight_decay", "max_grad_norm")
+
+
+LORA_TARGET_SETS = ("all", "attention", "mlp")
 
 
 class UnknownHyperparameter(ValueError):
@@ -28,6 +30,7 @@ class Hyperparameters:
     weight_decay: float = 0.01
     lora_rank: int = 0  # 0: full fine-tuning; > 0: LoRA adapters through qwix
     lora_alpha: float = 16.0
+    lora_targets: str = "all"  # which linear maps get adapters: "all", "attention" or "mlp"
     max_seq_length: int = 32
     seed: int = 0
     eval_every: int = 50  # steps between intermediate reports
@@ -46,6 +49,7 @@ class Hyperparameters:
             (self.max_seq_length >= 8, "max_seq_length must be >= 8"),
             (self.eval_every >= 1, "eval_every must be >= 1"),
             (self.max_grad_norm > 0, "max_grad_norm must be > 0"),
+            (self.lora_targets in LORA_TARGET_SETS, f"lora_targets must be one of {', '.join(LORA_TARGET_SETS)}"),
         ]
         for ok, rule in checks:
             if not ok:
@@ -69,6 +73,8 @@ class Hyperparameters:
             kind = types[name]
             if value is None and "None" in kind:
                 coerced[name] = None
+            elif kind == "str":
+                coerced[name] = str(value)
             elif "int" in kind:
                 if float(value) != int(float(value)):
                     raise ValueError(f"{name} must be an integer, got {value!r}")

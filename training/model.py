@@ -14,8 +14,6 @@ if TYPE_CHECKING:
     from flax import nnx
     from tunix.models.gemma3.model import ModelConfig
 
-# Every linear map of a Gemma3 block gets adapters; the (tied) embedding stays frozen.
-_LORA_MODULES = ".*qkv_einsum|.*q_einsum|.*kv_einsum|.*attn_vec_einsum|.*gate_proj|.*up_proj|.*down_proj"
 
 
 @dataclass(frozen=True)
@@ -83,12 +81,13 @@ def build_model(model_id: str, vocab_size: int, seed: int) -> tuple["nnx.Module"
     return model, config
 
 
-def apply_lora(model: "nnx.Module", rank: int, alpha: float, seed: int) -> "nnx.Module":
-    """Wrap every linear map in LoRA adapters through qwix; only the adapters are then trained."""
+def apply_lora(model: "nnx.Module", rank: int, alpha: float, seed: int, module_path: str) -> "nnx.Module":
+    """Wrap the linear maps `module_path` matches (training.base_model.lora_modules) in LoRA
+    adapters through qwix; only the adapters are then trained."""
     import qwix
     from flax import nnx
 
-    provider = qwix.LoraProvider(module_path=_LORA_MODULES, rank=rank, alpha=alpha)
+    provider = qwix.LoraProvider(module_path=module_path, rank=rank, alpha=alpha)
     return qwix.apply_lora_to_model(model, provider, rngs=nnx.Rngs(seed), **model.get_model_input())
 
 

@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from training.artifacts import RunFolder, git_commit, package_versions
+from training.base_model import load_base, lora_modules
 from training.catalog import resolve_model
 from training.datasets import load_dataset
 from training.folders import Folders
 from training.hyperparams import Hyperparameters
-from training.tokenizer import CharTokenizer
 
 Report = Callable[[dict], None]
+PRETRAINED_LORA_RANK = 8
 
 
 @dataclass(frozen=True)
@@ -51,14 +52,11 @@ def run_pipeline(
     schedulers that rank trials by them mid-run; it costs one evaluation per report.
     """
     started = time.perf_counter()
-    hp = Hyperparameters.from_mapping(hyperparameters or {})
+    source = resolve_model(model_id, folders.models, folders.hf_cache)
+    # A pretrained checkpoint is tuned with LoRA unless the run asks otherwise (lora_rank 0: full).
+    defaults = {} if source.kind == "built-in" else {"lora_rank": PRETRAINED_LORA_RANK}
+    hp = Hyperparameters.from_mapping({**defaults, **(hyperparameters or {})})
     dataset = load_dataset(dataset_key, folders.datasets)
-    source = resolve_model(model_id, folders.models, folders.hf_cache).kind
-    if source != "built-in":
-        raise NotImplementedError(
-            f"training from a local checkpoint ({model_id}) needs a GPU host's loaders; "
-            "on this CPU build use a built-in model"
-        )
     run_id = run_id or run_dir.name
     folder = RunFolder(run_dir)
 
@@ -66,12 +64,11 @@ def run_pipeline(
     from training import checkpoint
     from training.evaluate import evaluate
     from training.jax_setup import CompileTimer, configure_jax
-    from training.model import build_model
     from training.train import train
 
     configure_jax(folders.jax_cache)
-    tokenizer = CharTokenizer()
-    model, _ = build_model(model_id, tokenizer.vocab_size, hp.seed)
+    base = load_base(source, hp.seed)
+    model, tokenizer = base.model, base.tokenizer
 
     def forward(record: dict) -> None:
         folder.log_metrics(record)
@@ -81,7 +78,8 @@ def run_pipeline(
     try:
         with CompileTimer() as compile_timer:
             scorer = (lambda m: evaluate(m, tokenizer, dataset.eval)[0]) if intermediate_scores and dataset.eval else None
-            trained = train(model, tokenizer, dataset, hp, forward, folder.path, checkpoint_dir, scorer)
+            trained = train(model, tokenizer, dataset, hp, forward, folder.path, checkpoint_dir, scorer,
+                            lora_modules(base.family, hp.lora_targets))
         eval_started = time.perf_counter()
         scores, predictions = evaluate(model, tokenizer, dataset.eval)
         eval_s = time.perf_counter() - eval_started
@@ -102,7 +100,7 @@ def run_pipeline(
             "run_id": run_id,
             "dataset": {"key": dataset.key, "content_hash": dataset.content_hash,
                         "train_size": len(dataset.train), "eval_size": len(dataset.eval)},
-            "model": {"id": model_id, "source": source, "tokenizer": "char", "vocab_size": tokenizer.vocab_size},
+            "model": base.lineage,
             "hyperparameters": hp.as_dict(),
             "seed": hp.seed,
             "steps": trained.steps,

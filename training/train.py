@@ -260,6 +260,7 @@ def train(
     workdir: Path,
     checkpoint_dir: Path | None = None,
     scorer: Scorer | None = None,
+    lora_modules: str = ".*",
 ) -> TrainResult:
     """Train `model` in place (LoRA adapters, when hp.lora_rank > 0, are merged into it at the
     end); report {step, train_loss, eval_loss} (plus the scorer's metrics, before the last
@@ -272,7 +273,7 @@ def train(
     steps = train_steps(hp, len(dataset.train))
     train_tokens, train_mask = encode_examples(dataset.train, tokenizer, hp.max_seq_length)
     eval_ds = _eval_batches(*encode_examples(dataset.eval, tokenizer, hp.max_seq_length)) if dataset.eval else None
-    trained = apply_lora(model, hp.lora_rank, hp.lora_alpha, hp.seed) if hp.lora_rank > 0 else model
+    trained = apply_lora(model, hp.lora_rank, hp.lora_alpha, hp.seed, lora_modules) if hp.lora_rank > 0 else model
 
     # No max_steps: the finite batch iterator ends training, and Tunix then shows no progress
     # bar, whose per-step cost grows with the step count.

@@ -1,0 +1,77 @@
+"""The model a run starts from, with its tokenizer and the lineage of its weights.
+
+A built-in model is initialised from the run's seed with the character tokenizer; a Hugging Face
+checkpoint (a folder, or a snapshot of the offline cache) is loaded with its own tokenizer. The
+lineage says exactly which weights a trial started from: the folder or cache snapshot revision
+and a hash of every file (the cache's blob names, which are the files' SHA-256 for the weights;
+a SHA-256 computed here for a plain folder).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from training.catalog import ModelSource
+from training.hf_checkpoint import read_checkpoint
+from training.tokenizer import CharTokenizer, HfTokenizer
+
+# Every linear map of a block gets adapters by default; the embedding stays frozen.
+LORA_TARGETS = {
+    "gemma3": {"attention": ".*qkv_einsum|.*q_einsum|.*kv_einsum|.*attn_vec_einsum",
+               "mlp": ".*gate_proj|.*up_proj|.*down_proj"},
+    **{family: {"attention": ".*q_proj|.*k_proj|.*v_proj|.*o_proj", "mlp": ".*gate_proj|.*up_proj|.*down_proj"}
+       for family in ("qwen3", "llama3", "qwen2")},
+}
+
+
+def lora_modules(family: str, targets: str) -> str:
+    """The qwix module_path regex for `targets` ("all", "attention" or "mlp") of a family."""
+    parts = LORA_TARGETS[family]
+    return "|".join(parts.values()) if targets == "all" else parts[targets]
+
+
+@dataclass
+class BaseModel:
+    model: Any  # the nnx module
+    tokenizer: CharTokenizer | HfTokenizer
+    family: str
+    lineage: dict
+
+
+def load_base(source: ModelSource, seed: int) -> BaseModel:
+    from training.model import build_model
+
+    if source.kind == "built-in":
+        tokenizer = CharTokenizer()
+        model, _ = build_model(source.model_id, tokenizer.vocab_size, seed)
+        return BaseModel(model, tokenizer, "gemma3", {
+            "id": source.model_id, "source": "built-in", "tokenizer": "char", "vocab_size": tokenizer.vocab_size})
+    from training.hf_models import load_hf_model
+
+    checkpoint = read_checkpoint(source.folder)
+    tokenizer = HfTokenizer(source.folder)
+    model = load_hf_model(source.folder, checkpoint.config)
+    return BaseModel(model, tokenizer, checkpoint.family, {
+        "id": source.model_id, "source": source.kind, "folder": str(source.folder), "revision": source.revision,
+        "family": checkpoint.family, "parameters": checkpoint.num_parameters, "stored_dtypes": checkpoint.tensor_dtypes,
+        "tokenizer": "hf", "vocab_size": tokenizer.vocab_size, "files": file_hashes(source.folder),
+    })
+
+
+def file_hashes(folder: Path) -> dict[str, str]:
+    """name -> "sha256:<hex>" of every file the checkpoint holds."""
+    hashes = {}
+    for path in sorted(p for p in folder.iterdir() if p.is_file()):
+        blob = path.resolve().name  # in the HF cache, a symlink to blobs/<sha256> (weights) or <sha1> (text)
+        if path.is_symlink() and len(blob) == 64:
+            hashes[path.name] = f"sha256:{blob}"
+            continue
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        hashes[path.name] = f"sha256:{digest.hexdigest()}"
+    return hashes
