@@ -96,7 +96,10 @@ def evaluate(
 ) -> tuple[dict[str, float], list[dict]]:
     """(metrics, predictions): answer_correctness in [0, 1], score = 100 × answer_correctness."""
     references = [t.final_answer for t in traces]
-    predictions = generate(model, tokenizer, [tokenizer.render(t) for t in traces])
+    # Room for the longest reference answer and its EOS (at least 8 tokens: one compiled program
+    # for every short-answer dataset).
+    longest = max((len(tokenizer.encode(r)) for r in references), default=0)
+    predictions = generate(model, tokenizer, [tokenizer.render(t) for t in traces], max_new_tokens=max(8, longest + 2))
     correctness = answer_correctness(predictions, references)
     rows = [
         {

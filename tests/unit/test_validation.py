@@ -67,7 +67,7 @@ INVALID = [
 INVALID += [
     (SEED_EXAMPLE, "base_model_id", "not available offline"),
     (example_spec(base_model_id="no/such-model"), "base_model_id", "TUNIX_MODELS_DIR"),
-    (example_spec(dataset_key="nope-v9"), "dataset_key", "available: ungar_hcd-v1"),
+    (example_spec(dataset_key="nope-v9"), "dataset_key", "ungar_hcd-v1"),
     (example_spec(metric_name="accuracy"), "metric_name", "available: score"),
     (_space(lr={"type": "uniform", "min": 0.1, "max": 0.2}), "search_space.lr", "unknown hyperparameter"),
     (example_spec(fixed_params={"epochs": 3}), "fixed_params.epochs", "unknown hyperparameter"),
