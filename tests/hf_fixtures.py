@@ -154,7 +154,8 @@ def _random_weights(family: str, cfg: dict, rng: np.random.Generator) -> dict[st
         w = rng.normal(0.0, 0.1, dim)
         return (w if family == "gemma3" else 1.0 + w).astype(np.float32)
 
-    t = {"model.embed_tokens.weight": rng.normal(0.0, 1.0 if family != "gemma3" else d**-0.5, (v, d)).astype(np.float32)}
+    # Gemma multiplies embeddings by sqrt(hidden_size); all families decode with them when tied.
+    t = {"model.embed_tokens.weight": rng.normal(0.0, d**-0.5, (v, d)).astype(np.float32)}
     for i in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{i}."
         t[p + "self_attn.q_proj.weight"] = linear(n * h, d)

@@ -26,7 +26,7 @@ def load_tensors(folder: Path) -> dict[str, np.ndarray]:
     tensors = {}
     for path in sorted(Path(folder).glob("*.safetensors")):
         with safe_open(str(path), framework="numpy") as f:
-            for name in f.keys():
+            for name in f.keys():  # noqa: SIM118 - safe_open is not iterable
                 tensors[name] = np.asarray(f.get_tensor(name)).astype(np.float64)
     return tensors
 
@@ -56,7 +56,10 @@ def forward(tensors: dict[str, np.ndarray], config: dict, token_ids: np.ndarray)
     layer_types = _layer_types(config, family)
     for i in range(config["num_hidden_layers"]):
         p = f"model.layers.{i}."
-        w = lambda name: tensors[p + name]  # noqa: E731
+
+        def w(name, p=p):
+            return tensors[p + name]
+
         kind = layer_types[i]
         inv_freq = _inv_freq(config, family, kind, head_dim)
 

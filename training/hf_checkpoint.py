@@ -13,12 +13,11 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-# model_type in config.json -> the family name this project uses.
-FAMILIES = {"gemma3_text": "gemma3", "gemma3": "gemma3", "qwen3": "qwen3", "llama": "llama3", "qwen2": "qwen2"}
-# What HF assumes when config.json leaves tie_word_embeddings out, per family.
-_DEFAULT_TIE = {"gemma3": True, "qwen3": True, "llama3": False, "qwen2": False}
+from training.hf_models import config_value, family_of, text_config, unsupported
+
 _REQUIRED = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size")
-_LAYER = re.compile(r"^model\.layers\.(\d+)\.")
+# Decoder layers, also under a multimodal Gemma 3's language_model.* (vision tower layers are not).
+_LAYER = re.compile(r"^(?:language_model\.)?model\.layers\.(\d+)\.")
 
 
 class BrokenCheckpoint(ValueError):
@@ -41,25 +40,32 @@ class HfCheckpoint:
 
 def read_checkpoint(folder: Path) -> HfCheckpoint:
     """The checked folder; BrokenCheckpoint naming the file and the problem otherwise."""
-    config = _read_json(folder / "config.json")
-    if isinstance(config.get("text_config"), dict) and config.get("model_type") == "gemma3":
-        config = {**config["text_config"], "model_type": "gemma3_text"}  # the text tower of a multimodal Gemma 3
-    model_type = config.get("model_type")
-    if model_type not in FAMILIES:
-        raise BrokenCheckpoint(folder / "config.json", f"model_type {model_type!r} is not supported; supported: "
-                               f"{', '.join(sorted(FAMILIES))}")
-    family = FAMILIES[model_type]
+    raw = _read_json(folder / "config.json")
+    config = text_config(raw)  # a multimodal Gemma 3 holds its decoder's fields in text_config
+    try:
+        family = family_of(config)
+    except ValueError as exc:
+        raise BrokenCheckpoint(folder / "config.json", str(exc)) from None
     for field in _REQUIRED:
-        if not isinstance(config.get(field), int) or config[field] <= 0:
-            raise BrokenCheckpoint(folder / "config.json", f"{field} must be a positive integer, got {config.get(field)!r}")
+        value = config_value(config, family, field)
+        if not isinstance(value, int) or value <= 0:
+            raise BrokenCheckpoint(folder / "config.json", f"{field} must be a positive integer, got {value!r}")
+    config = {**config, **{field: config_value(config, family, field) for field in _REQUIRED}}
+    problems = unsupported(family, raw)
+    if problems:
+        raise BrokenCheckpoint(folder / "config.json", "; ".join(
+            f"{field}={value!r} is not supported: {why}" for field, value, why in problems))
     headers = _safetensors_headers(folder)
     names = {name for header in headers.values() for name in header if name != "__metadata__"}
+    if any(name.startswith("model.language_model.") for name in names):
+        raise BrokenCheckpoint(folder, "weights named model.language_model.* (written by newer transformers) cannot "
+                               "be loaded by tunix, which reads language_model.model.*")
     layers = sorted({int(m.group(1)) for name in names if (m := _LAYER.match(name))})
     if len(layers) != config["num_hidden_layers"] or layers != list(range(len(layers))):
         held = f"layers {layers[0]}-{layers[-1]}" if layers else "no layers"
         raise BrokenCheckpoint(folder / "config.json", f"num_hidden_layers is {config['num_hidden_layers']}, but the "
                                f"safetensors hold {len(layers)} ({held})")
-    tied = config.get("tie_word_embeddings", _DEFAULT_TIE[family])
+    tied = bool(config_value(config, family, "tie_word_embeddings"))
     if not tied and "lm_head.weight" not in names:
         raise BrokenCheckpoint(folder / "config.json", "tie_word_embeddings is false, but the safetensors have no "
                                "lm_head.weight; set it to true")

@@ -60,15 +60,21 @@ def family_of(config: dict) -> str:
     return FAMILIES[model_type]
 
 
-def _get(c: dict, family: str, field: str):
+def config_value(c: dict, family: str, field: str):
+    """A text config field, or what HF assumes when config.json leaves it out."""
     value = c.get(field)
     if value is not None:
         return value
     if field == "head_dim" and family in ("llama3", "qwen2"):
         return c["hidden_size"] // c["num_attention_heads"]
     if field == "num_key_value_heads":
-        return _get(c, family, "num_attention_heads")
+        return config_value(c, family, "num_attention_heads")
     return _DEFAULTS[family].get(field)
+
+
+def _window(c: dict) -> int | None:
+    """Gemma 3's sliding window: HF's default when absent, none when config.json says null."""
+    return c.get("sliding_window", _DEFAULTS["gemma3"]["sliding_window"])
 
 
 def _rope(c: dict, family: str, kind: str = "full_attention") -> tuple[dict, str, str]:
@@ -78,13 +84,14 @@ def _rope(c: dict, family: str, kind: str = "full_attention") -> tuple[dict, str
     if isinstance(params, dict):  # transformers 5.x; Gemma 3 holds one dict per layer type
         field = f"rope_parameters.{kind}" if family == "gemma3" else "rope_parameters"
         settings = (params.get(kind) or {}) if family == "gemma3" else params
-        return {"rope_type": "default", "rope_theta": default_theta, **settings}, f"{field}.rope_theta", \
-            f"{field}.rope_type"
+        settings = {"rope_type": "default", "rope_theta": default_theta, **settings}
+        return settings, f"{field}.rope_theta", f"{field}.rope_type"
     if family == "gemma3" and kind == "sliding_attention":  # 4.x: rope_scaling is for global layers only
-        return {"rope_type": "default", "rope_theta": c.get("rope_local_base_freq", default_theta)}, \
-            "rope_local_base_freq", "rope_local_base_freq"
-    scaling = dict(c.get("rope_scaling") or {})
-    settings = {"rope_type": scaling.pop("type", "default"), **scaling, "rope_theta": c.get("rope_theta", default_theta)}
+        settings = {"rope_type": "default", "rope_theta": c.get("rope_local_base_freq", default_theta)}
+        return settings, "rope_local_base_freq", "rope_local_base_freq"
+    scaling = dict(c.get("rope_scaling") or {})  # older configs say "type" for "rope_type"
+    theta = c.get("rope_theta", default_theta)
+    settings = {"rope_type": scaling.pop("type", "default"), **scaling, "rope_theta": theta}
     return settings, "rope_theta", "rope_scaling"
 
 
@@ -98,15 +105,15 @@ def unsupported(family: str, config: dict) -> list[tuple[str, object, str]]:
 
     if c.get("quantization_config"):
         refuse("quantization_config", c["quantization_config"], "tunix loads plain float weights, not quantized ones")
-    n_heads, n_kv = _get(c, family, "num_attention_heads"), _get(c, family, "num_key_value_heads")
+    n_heads, n_kv = config_value(c, family, "num_attention_heads"), config_value(c, family, "num_key_value_heads")
     if n_heads % n_kv:
         refuse("num_key_value_heads", n_kv, f"must divide num_attention_heads ({n_heads})")
     act_field = "hidden_activation" if family == "gemma3" else "hidden_act"
-    act, want = _get(c, family, act_field), "gelu_pytorch_tanh" if family == "gemma3" else "silu"
+    act, want = config_value(c, family, act_field), "gelu_pytorch_tanh" if family == "gemma3" else "silu"
     if act != want:
         refuse(act_field, act, f"tunix's {family} MLP always uses {want}")
     for field in ("attention_bias", "mlp_bias"):  # Qwen2's q/k/v biases are not this flag: tunix has them
-        if c.get(field):
+        if c.get(field) and family != "qwen2":
             refuse(field, c[field], f"tunix's {family} has no biases there; they would be dropped")
     for kind in ("full_attention", "sliding_attention") if family == "gemma3" else ("full_attention",):
         rope, theta_field, type_field = _rope(c, family, kind)
@@ -129,31 +136,31 @@ def unsupported(family: str, config: dict) -> list[tuple[str, object, str]]:
 
 def _gemma3_problems(c: dict) -> list[tuple[str, object, str]]:
     problems = []
-    eps = _get(c, "gemma3", "rms_norm_eps")
+    eps = config_value(c, "gemma3", "rms_norm_eps")
     if eps != _GEMMA3_NORM_EPS:
         problems.append(("rms_norm_eps", eps, f"tunix's Gemma3 RMSNorm always uses {_GEMMA3_NORM_EPS:g}"))
-    if not _get(c, "gemma3", "tie_word_embeddings"):
-        problems.append(("tie_word_embeddings", False, "tunix's Gemma3 always decodes with the embedding; "
-                         "lm_head.weight would be ignored"))
+    if not config_value(c, "gemma3", "tie_word_embeddings"):
+        problems.append(("tie_word_embeddings", False,
+                         "tunix's Gemma3 always decodes with the embedding; lm_head.weight would be ignored"))
     for field in ("final_logit_softcapping", "attn_logit_softcapping"):
         if c.get(field) is not None:
             problems.append((field, c[field], "tunix's Gemma3 does not soft-cap"))
     if c.get("use_bidirectional_attention"):
         problems.append(("use_bidirectional_attention", True, "tunix's Gemma3 text attention is causal"))
-    scalar, head_dim = _get(c, "gemma3", "query_pre_attn_scalar"), _get(c, "gemma3", "head_dim")
-    per_head = _get(c, "gemma3", "hidden_size") // _get(c, "gemma3", "num_attention_heads")
+    scalar, head_dim = config_value(c, "gemma3", "query_pre_attn_scalar"), config_value(c, "gemma3", "head_dim")
+    per_head = config_value(c, "gemma3", "hidden_size") // config_value(c, "gemma3", "num_attention_heads")
     if scalar not in (head_dim, per_head):
-        problems.append(("query_pre_attn_scalar", scalar, f"tunix scales queries by 1/sqrt(head_dim={head_dim}) "
-                         f"or 1/sqrt(hidden_size/num_attention_heads={per_head}) only"))
+        why = f"tunix scales queries by 1/sqrt(head_dim={head_dim}) or 1/sqrt(hidden_size/heads={per_head}) only"
+        problems.append(("query_pre_attn_scalar", scalar, why))
     pattern = c.get("sliding_window_pattern", c.get("_sliding_window_pattern", _GEMMA3_PATTERN))
     expected = ["sliding_attention" if (i + 1) % _GEMMA3_PATTERN else "full_attention"
-                for i in range(_get(c, "gemma3", "num_hidden_layers"))]
+                for i in range(config_value(c, "gemma3", "num_hidden_layers"))]
     if c.get("layer_types") and list(c["layer_types"]) != expected:
-        problems.append(("layer_types", c["layer_types"], "tunix's Gemma3 always repeats 5 sliding-window "
-                         "layers then 1 global layer"))
+        why = "tunix's Gemma3 always repeats 5 sliding-window layers then 1 global layer"
+        problems.append(("layer_types", c["layer_types"], why))
     elif not c.get("layer_types") and pattern != _GEMMA3_PATTERN:
         problems.append(("sliding_window_pattern", pattern, f"tunix's Gemma3 pattern is fixed at {_GEMMA3_PATTERN}"))
-    if not _get(c, "gemma3", "sliding_window"):
+    if not _window(c):
         problems.append(("sliding_window", c.get("sliding_window"), "tunix's Gemma3 local layers need a window"))
     return problems
 
@@ -166,7 +173,10 @@ def tunix_config(family: str, config: dict):
     if problems:
         raise UnsupportedConfig(family, problems)
     c = text_config(config)
-    g = lambda field: _get(c, family, field)  # noqa: E731
+
+    def g(field):
+        return config_value(c, family, field)
+
     shape = dict(num_layers=g("num_hidden_layers"), embed_dim=g("hidden_size"), hidden_dim=g("intermediate_size"),
                  num_heads=g("num_attention_heads"), head_dim=g("head_dim"), num_kv_heads=g("num_key_value_heads"))
     if family == "gemma3":
@@ -176,7 +186,7 @@ def tunix_config(family: str, config: dict):
         by_head_dim = g("query_pre_attn_scalar") == g("head_dim")
         norm = gemma3.QueryPreAttentionNormalisation
         return gemma3.ModelConfig(
-            **shape, num_embed=g("vocab_size"), sliding_window_size=g("sliding_window"),
+            **shape, num_embed=g("vocab_size"), sliding_window_size=_window(c),
             global_base_frequency=full["rope_theta"], local_base_frequency=local["rope_theta"],
             global_scale_factor=float(full.get("factor", 1.0)), local_scale_factor=float(local.get("factor", 1.0)),
             query_pre_attn_norm=norm.BY_ONE_OVER_SQRT_HEAD_DIM if by_head_dim
@@ -209,7 +219,7 @@ def load_hf_model(folder: Path, config: dict):
     import jax.numpy as jnp
     from flax import nnx
 
-    family = family_of(text_config(config))
+    family = family_of(config)
     model_config = tunix_config(family, config)
     headers = _headers(folder)
     # tunix's fast loader reads a whole file as the dtype of its first tensor: use the slow, per-tensor
@@ -225,9 +235,25 @@ def load_hf_model(folder: Path, config: dict):
     held = sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
     if held != sum(in_files.values()):
         raise ValueError(f"{folder}: the safetensors hold {sum(in_files.values())} weights, the tunix {family} model "
-                         f"took {held}: tensors were ignored. Check num_hidden_layers, tie_word_embeddings and the "
-                         f"tensor names (e.g. {', '.join(sorted(in_files)[:3])})")
+                         f"took {held}: tensors were ignored. Check num_hidden_layers and tie_word_embeddings; names "
+                         f"tunix cannot place: {_unplaced(loader, model_config, in_files)[:5]}")
     return model
+
+
+def _unplaced(loader, model_config, names) -> list[str]:
+    """Tensor names tunix's key mapping skips or marks unused (a message for the failure path only)."""
+    from tunix.utils.torch_utils import torch_key_to_jax_key
+
+    key_map = loader._get_key_and_transform_mapping(model_config)
+    unplaced = []
+    for name in sorted(names):
+        try:
+            target, _ = torch_key_to_jax_key(key_map, name)
+        except ValueError:
+            target = "unused."
+        if target.startswith("unused."):
+            unplaced.append(name)
+    return unplaced
 
 
 def forward_logits(model, family: str, token_ids: np.ndarray) -> np.ndarray:
