@@ -18,5 +18,20 @@ def validate_spec(spec: JobSpec, folders: Folders) -> list[Problem]:
     named = {**{f"search_space.{n}": n for n in spec.search_space},
              **{f"fixed_params.{n}": n for n in spec.fixed_params}}
     perturbed = {f"search_space.{n}": n for n in spec.perturbed_params()}
-    problems = validate_job(spec.dataset_key, spec.base_model_id, spec.metric_name, named, folders, perturbed)
+    problems = validate_job(spec.dataset_key, spec.base_model_id, spec.metric_name, named, folders, perturbed,
+                            largest_run(spec))
     return [Problem(field, rule) for field, rule in problems]
+
+
+def largest_run(spec: JobSpec) -> dict:
+    """The values of the job's most memory-hungry trial, where the spec bounds them: the lowest
+    lora_rank (0 is full fine-tuning), the largest batch_size and max_seq_length."""
+    found = {}
+    for name, pick in (("lora_rank", min), ("batch_size", max), ("max_seq_length", max)):
+        param = spec.search_space.get(name)
+        values = ([spec.fixed_params[name]] if name in spec.fixed_params
+                  else getattr(param, "values", None) or [getattr(param, "min", None), getattr(param, "max", None)])
+        numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if numbers:
+            found[name] = pick(numbers)
+    return found

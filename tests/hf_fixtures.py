@@ -140,6 +140,16 @@ def write_tiny_checkpoint(folder: Path, family: str, seed: int = 0, **overrides)
     return folder
 
 
+def write_cached_snapshot(cache: Path, repo_id: str, family: str, revision: str = "0123abcd", **overrides) -> Path:
+    """A tiny checkpoint as `hf download repo_id` leaves it in the Hugging Face cache:
+    models--<org>--<name>/refs/main naming the snapshot folder's revision."""
+    repo = Path(cache) / f"models--{repo_id.replace('/', '--')}"
+    write_tiny_checkpoint(repo / "snapshots" / revision, family, **overrides)
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(revision)
+    return repo / "snapshots" / revision
+
+
 def _random_weights(family: str, cfg: dict, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """HF tensor names and shapes ([out, in] for linear maps). Scales keep activations near unit size so
     a transposed or misplaced tensor moves the logits by O(1), far above the parity tolerance."""

@@ -14,6 +14,8 @@ CHANGEABLE_ON_RESUME = ("learning_rate", "warmup_steps", "weight_decay", "max_gr
 
 
 LORA_TARGET_SETS = ("all", "attention", "mlp")
+# A pretrained checkpoint is tuned with LoRA of this rank unless a job sets lora_rank (0: full).
+PRETRAINED_LORA_RANK = 8
 
 
 class UnknownHyperparameter(ValueError):

@@ -16,10 +16,9 @@ from training.base_model import load_base, lora_modules
 from training.catalog import resolve_model
 from training.datasets import load_dataset
 from training.folders import Folders
-from training.hyperparams import Hyperparameters
+from training.hyperparams import PRETRAINED_LORA_RANK, Hyperparameters
 
 Report = Callable[[dict], None]
-PRETRAINED_LORA_RANK = 8
 
 
 @dataclass(frozen=True)

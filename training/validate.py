@@ -9,15 +9,18 @@ from training.catalog import METRIC_NAMES, ModelNotAvailable, resolve_model
 from training.datasets import available_datasets, dataset_exists
 from training.folders import Folders
 from training.hf_checkpoint import BrokenCheckpoint, read_checkpoint
-from training.hyperparams import CHANGEABLE_ON_RESUME, Hyperparameters
+from training.hyperparams import CHANGEABLE_ON_RESUME, PRETRAINED_LORA_RANK, Hyperparameters
+from training.memory import FIT_FRACTION, estimate, gib
 
 
 def validate_job(
     dataset_key: str, base_model_id: str, metric_name: str, hyperparameters: dict[str, str],
-    folders: Folders, perturbed: dict[str, str] | None = None,
+    folders: Folders, perturbed: dict[str, str] | None = None, largest_run: dict | None = None,
 ) -> list[tuple[str, str]]:
     """`hyperparameters` maps where each name was given (e.g. "search_space.lr") to the name;
-    `perturbed` likewise the hyperparameters a PBT scheduler will change mid-run."""
+    `perturbed` likewise the hyperparameters a PBT scheduler will change mid-run; `largest_run`
+    the values of the most memory-hungry trial the job allows (lowest lora_rank, largest
+    batch_size and max_seq_length), checked against this machine's memory."""
     problems = []
     if not dataset_exists(dataset_key, folders.datasets):
         available = ", ".join(available_datasets(folders.datasets))
@@ -25,9 +28,7 @@ def validate_job(
     try:
         source = resolve_model(base_model_id, folders.models, folders.hf_cache)
         if source.folder is not None:
-            read_checkpoint(source.folder)
-            problems.append(("base_model_id", f"{source.folder} is a checkpoint folder, but training from "
-                             "checkpoints is not supported by this build yet; use a built-in model"))
+            problems += _memory_problems(read_checkpoint(source.folder), largest_run or {})
     except (ModelNotAvailable, BrokenCheckpoint) as exc:
         problems.append(("base_model_id", str(exc)))
     if metric_name not in METRIC_NAMES:
@@ -42,3 +43,22 @@ def validate_job(
                              f"trial's checkpoint); PBT searches {', '.join(CHANGEABLE_ON_RESUME)}; "
                              f"give {name} as a grid or in fixed_params"))
     return problems
+
+
+def _memory_problems(checkpoint, largest_run: dict) -> list[tuple[str, str]]:
+    """Refused up front when the largest trial clearly will not fit (training/memory.py)."""
+    defaults = Hyperparameters()
+    run = {"lora_rank": PRETRAINED_LORA_RANK, "batch_size": defaults.batch_size,
+           "max_seq_length": defaults.max_seq_length, **largest_run}
+    config = checkpoint.config
+    need = estimate(checkpoint.num_parameters, config["vocab_size"], config["hidden_size"], checkpoint.num_layers,
+                    int(run["batch_size"]), int(run["max_seq_length"]))
+    full = run["lora_rank"] <= 0
+    size = need.full_bytes if full else need.lora_bytes
+    if size <= FIT_FRACTION * need.machine_bytes:
+        return []
+    how = "full fine-tuning" if full else f"LoRA (rank {run['lora_rank']})"
+    return [("base_model_id", f"{how} of {checkpoint.folder} ({checkpoint.num_parameters:,} parameters) at batch_size "
+             f"{run['batch_size']} and max_seq_length {run['max_seq_length']} needs about {gib(size)}, more than "
+             f"{FIT_FRACTION:.0%} of this machine's {gib(need.machine_bytes)} (estimate: training/memory.py); "
+             + ("use LoRA (lora_rank > 0), " if full else "") + "lower batch_size or max_seq_length")]

@@ -47,7 +47,7 @@ class FakeReadModel:
         return event_id in self.seen
 
 
-def fake_gateway(projects: bool = True, wait_s: float = 0.2) -> Gateway:
+def fake_gateway(projects: bool = True, wait_s: float = 0.2, folders: Folders | None = None) -> Gateway:
     publisher, read_model = FakePublisher(), FakeReadModel(projects)
     publisher.read_model = read_model
-    return Gateway(publisher, read_model, Folders(), projection_wait_s=wait_s)
+    return Gateway(publisher, read_model, folders or Folders(), projection_wait_s=wait_s)

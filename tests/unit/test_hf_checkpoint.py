@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.hf_fixtures import FAMILIES, write_tiny_checkpoint
+from tests.hf_fixtures import FAMILIES, write_cached_snapshot, write_tiny_checkpoint
 from training.catalog import ModelNotAvailable, available_models, resolve_model
 from training.hf_checkpoint import BrokenCheckpoint, read_checkpoint
 
@@ -81,18 +81,9 @@ def test_an_unsupported_family_names_model_type(tmp_path):
         read_checkpoint(folder)
 
 
-def _cache(root: Path, repo_id: str, family: str, revision: str = "0123abcd") -> Path:
-    """The Hugging Face cache layout `hf download` leaves: models--org--name/{refs,snapshots}."""
-    repo = root / f"models--{repo_id.replace('/', '--')}"
-    write_tiny_checkpoint(repo / "snapshots" / revision, family)
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(revision)
-    return repo / "snapshots" / revision
-
-
 def test_a_hub_id_resolves_offline_from_the_cache_and_is_listed(tmp_path):
     cache = tmp_path / "hub"
-    snapshot = _cache(cache, "google/gemma-2b-it", "gemma3")
+    snapshot = write_cached_snapshot(cache, "google/gemma-2b-it", "gemma3")
     source = resolve_model("google/gemma-2b-it", tmp_path / "models", cache)
     assert (source.kind, source.folder, source.revision) == ("hf-cache", snapshot, "0123abcd")
     with pytest.raises(ModelNotAvailable, match="hf download Qwen/Qwen3-0.6B"):
