@@ -102,7 +102,7 @@ class Settings:
             kind = types[name]
             values[name] = (
                 int(raw) if kind == "int" else float(raw) if kind == "float"
-                else Path(raw) if kind == "Path" else raw
+                else Path(raw) if kind.startswith("Path") else raw
             )
         return cls(**values)
 

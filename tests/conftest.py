@@ -170,6 +170,7 @@ def tuning_stack(stack, tmp_path_factory):
         "TUNIX_TOPIC_PREFIX": f"tuning-{run}", "TUNIX_API_PORT": str(port),
         "TUNIX_PROJECTOR_GROUP": f"tuning-{run}", "TUNIX_ARTIFACTS_DIR": str(folder / "artifacts"),
         "TUNIX_STATE_DIR": str(folder / "state"), "TUNIX_LOG_FORMAT": "json",
+        "HF_HUB_CACHE": str(folder / "hf-cache"),  # the Hugging Face cache hub ids resolve from, offline
     }
     procs = [Process(m, env, folder) for m in ("consumers.projector", "consumers.tuner", "app.main")]
     base = f"http://127.0.0.1:{port}"
@@ -181,7 +182,8 @@ def tuning_stack(stack, tmp_path_factory):
             return False
     try:
         wait_until(ready, 90, "tuning stack ready")
-        yield {"url": base, "artifacts": folder / "artifacts", "procs": procs, "state": folder / "state"}
+        yield {"url": base, "artifacts": folder / "artifacts", "procs": procs, "state": folder / "state",
+               "hf_cache": folder / "hf-cache", "folder": folder}
     finally:
         for p in procs:
             p.stop()

@@ -18,10 +18,12 @@ from adapters.settings import Settings
 def test_settings_come_from_the_mapping_given_with_types():
     settings = Settings.from_env({"TUNIX_API_PORT": "9000", "TUNIX_CREATE_WAIT_S": "0.5",
                                   "TUNIX_TOPIC_PREFIX": "x.y", "TUNIX_DATASETS_DIR": "/data",
-                                  "DATABASE_URL": "postgres://u:p@db:5432/d"})
+                                  "DATABASE_URL": "postgres://u:p@db:5432/d", "HF_HOME": "/hf"})
     assert settings.api_port == 9000 and settings.create_wait_s == 0.5
     assert settings.topics.events.name == "x.y.events" and settings.topics.dead_letter.name == "x.y.events.dlq"
     assert settings.training_folders.datasets == Path("/data")
+    assert settings.training_folders.hf_cache == Path("/hf/hub")
+    assert Settings.from_env({"HF_HUB_CACHE": "/c", "HF_HOME": "/hf"}).training_folders.hf_cache == Path("/c")
     assert settings.database_url == "postgresql+asyncpg://u:p@db:5432/d"
     assert Settings.from_env({}).kafka_bootstrap_servers == "127.0.0.1:19092"
 
