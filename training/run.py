@@ -62,6 +62,7 @@ def run_pipeline(
     # JAX and Tunix load here, not at import: validation and the CLI's help stay fast.
     from training import checkpoint
     from training.evaluate import evaluate
+    from training.hf_export import export_lora
     from training.jax_setup import CompileTimer, configure_jax
     from training.train import train
 
@@ -74,11 +75,18 @@ def run_pipeline(
         if report is not None:
             report(record)
 
+    exports: dict = {}  # a LoRA run on a checkpoint: adapter/ and merged/ in Hugging Face form
+
+    def export(lora_model) -> None:
+        if base.lineage["source"] != "built-in":
+            exports.update(export_lora(lora_model, base.family, Path(base.lineage["folder"]), base.lineage,
+                                       hp.lora_rank, hp.lora_alpha, hp.lora_targets, folder.path))
+
     try:
         with CompileTimer() as compile_timer:
             scorer = (lambda m: evaluate(m, tokenizer, dataset.eval)[0]) if intermediate_scores and dataset.eval else None
             trained = train(model, tokenizer, dataset, hp, forward, folder.path, checkpoint_dir, scorer,
-                            lora_modules(base.family, hp.lora_targets))
+                            lora_modules(base.family, hp.lora_targets), before_merge=export)
         eval_started = time.perf_counter()
         scores, predictions = evaluate(model, tokenizer, dataset.eval)
         eval_s = time.perf_counter() - eval_started
@@ -109,6 +117,7 @@ def run_pipeline(
             "packages": package_versions(),
             "git_commit": git_commit(),
             "checkpoint": str(folder.checkpoint),
+            "exports": exports,
         })
     finally:
         folder.close()

@@ -261,11 +261,13 @@ def train(
     checkpoint_dir: Path | None = None,
     scorer: Scorer | None = None,
     lora_modules: str = ".*",
+    before_merge: Callable[[nnx.Module], None] | None = None,
 ) -> TrainResult:
     """Train `model` in place (LoRA adapters, when hp.lora_rank > 0, are merged into it at the
     end); report {step, train_loss, eval_loss} (plus the scorer's metrics, before the last
     step) every hp.eval_every steps and after the last step. Deterministic for a given
-    hp.seed. The loss of every step run here goes to workdir/step_losses.json (after a resume:
+    hp.seed. `before_merge` gets the LoRA model before its adapters are merged. The loss of every
+    step run here goes to workdir/step_losses.json (after a resume:
     the steps after resumed_at). With `checkpoint_dir`, saves a checkpoint every
     hp.eval_every steps and resumes from the one already there."""
     if not dataset.train:
@@ -296,6 +298,8 @@ def train(
         _, eval_step = trainer.jit_train_and_eval_step()
         eval_loss = float(np.mean([eval_step(batch)[0] for batch in eval_ds]))
     if trained is not model:
+        if before_merge is not None:  # the LoRA model itself, e.g. to export the adapter
+            before_merge(trained)
         merge_lora(trained, model, hp.lora_rank, hp.lora_alpha)
     if resumed_at < steps:  # resumed at the last step: that step's report went out before
         report({"step": steps, "train_loss": reporter.window_loss(), "eval_loss": eval_loss})
