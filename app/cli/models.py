@@ -19,7 +19,7 @@ def _size(n: int | None) -> str:
 
 
 def _fits(fits: bool, gib: float | None) -> str:
-    return "—" if gib is None else f"{'yes' if fits else 'no'} ({gib:.1f} GiB)"
+    return "—" if gib is None else f"{'yes' if fits else 'no'} {gib:.1f}G"
 
 
 @models.command("list")
@@ -31,7 +31,11 @@ def list_models(ctx: typer.Context, as_json: bool = JSON) -> None:
     if as_json:
         print_json(found)
         return
-    table = Table("model", "source", "family", "parameters", "LoRA fits", "full fits", "problem")
+    table = Table(caption="LoRA / full: fits in memory at the default batch, and the estimate")
+    table.add_column("model", no_wrap=True)
+    for name in ("source", "family", "parameters", "LoRA", "full"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("problem", overflow="fold")
     for m in found:
         table.add_row(m["model_id"], m["source"], m["family"] or "—", _size(m["parameters"]),
                       _fits(m["fits_lora"], m["lora_gib"]), _fits(m["fits_full"], m["full_gib"]), m["problem"] or "")

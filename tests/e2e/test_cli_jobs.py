@@ -111,3 +111,14 @@ def test_watch_view_shows_progress_best_metrics_and_the_best_trial():
     row = next(line for line in text.splitlines() if line.lstrip().startswith("t2"))
     assert "0.001" in row and "40" in row and "55" in row  # latest and best-so-far differ
     assert "best so far: trial t1  score=91" in text
+
+
+def test_models_list_shows_what_jobs_can_train(api_url):
+    listed = subprocess.run([sys.executable, "-m", "app.cli.main", "models", "--api-url", api_url, "list", "--json"],
+                            capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert listed.returncode == 0, listed.stderr
+    (tiny,) = [m for m in json.loads(listed.stdout) if m["model_id"] == "tiny-gemma3"]
+    assert (tiny["source"], tiny["family"], tiny["parameters"], tiny["fits_lora"]) == ("built-in", "gemma3", 88_832, True)
+    table = subprocess.run([sys.executable, "-m", "app.cli.main", "models", "--api-url", api_url, "list"],
+                           capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert table.returncode == 0 and "tiny-gemma3" in table.stdout and "88,832" in table.stdout
