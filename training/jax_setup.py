@@ -25,13 +25,14 @@ def configure_jax(cache_dir: Path | None = None) -> Path:
     target = Path(cache_dir) if cache_dir is not None else (_configured or DEFAULT_CACHE_DIR)
     if _configured == target:
         return target
-    # Must be set before JAX creates its backend; harmless afterwards.
-    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    # Must be set before JAX creates its backend; harmless afterwards. A run on a GPU sets
+    # JAX_PLATFORMS=cuda first (training.run: accelerator="gpu").
+    platforms = os.environ.setdefault("JAX_PLATFORMS", "cpu")
     import jax
     from jax.experimental.compilation_cache import compilation_cache
 
     target.mkdir(parents=True, exist_ok=True)
-    jax.config.update("jax_platforms", "cpu")
+    jax.config.update("jax_platforms", platforms)
     jax.config.update("jax_compilation_cache_dir", str(target))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
@@ -39,6 +40,25 @@ def configure_jax(cache_dir: Path | None = None) -> Path:
         compilation_cache.reset_cache()  # JAX opens the cache lazily, once: re-open at the new path.
     _configured = target
     return target
+
+
+def use_accelerator(gpus: float) -> None:
+    """Before JAX starts: run on the GPU(s) Ray gave this process (CUDA_VISIBLE_DEVICES) when
+    gpus > 0, taking at most that share of a device's memory when it is a fraction."""
+    if gpus <= 0:
+        return
+    os.environ["JAX_PLATFORMS"] = "cuda"
+    if gpus < 1:
+        os.environ["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{0.9 * gpus:.3f}"
+
+
+def device_peak_mb() -> float | None:
+    """Peak memory JAX used on the first accelerator device, in MB; None on CPU."""
+    import jax
+
+    device = jax.devices()[0]
+    stats = device.memory_stats() if device.platform != "cpu" else None
+    return stats["peak_bytes_in_use"] / 2**20 if stats and "peak_bytes_in_use" in stats else None
 
 
 class CompileTimer:

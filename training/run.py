@@ -40,6 +40,7 @@ def run_pipeline(
     run_id: str | None = None,
     checkpoint_dir: Path | None = None,
     intermediate_scores: bool = False,
+    gpus: float = 0,
 ) -> RunResult:
     """Train and evaluate; every intermediate report goes to `report` and metrics.jsonl.
 
@@ -49,6 +50,8 @@ def run_pipeline(
     when it already holds a checkpoint. intermediate_scores: every intermediate report also
     carries the evaluation metrics (score, answer_correctness) of the model at that step, for
     schedulers that rank trials by them mid-run; it costs one evaluation per report.
+    gpus: the GPU share this run holds (Ray sets CUDA_VISIBLE_DEVICES to its devices); 0 runs on
+    CPU. A fraction caps JAX's preallocation at that share of the device's memory.
     """
     started = time.perf_counter()
     source = resolve_model(model_id, folders.models, folders.hf_cache)
@@ -63,9 +66,10 @@ def run_pipeline(
     from training import checkpoint
     from training.evaluate import evaluate
     from training.hf_export import export_lora
-    from training.jax_setup import CompileTimer, configure_jax
+    from training.jax_setup import CompileTimer, configure_jax, device_peak_mb, use_accelerator
     from training.train import train
 
+    use_accelerator(gpus)
     configure_jax(folders.jax_cache)
     base = load_base(source, hp.seed)
     model, tokenizer = base.model, base.tokenizer
@@ -102,6 +106,7 @@ def run_pipeline(
             "total_s": time.perf_counter() - started,
             "steps_per_s": trained.steps_per_s,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_device_mb": device_peak_mb(),  # the GPU's peak use by this process; None on CPU
         }
         folder.write_manifest({
             "run_id": run_id,

@@ -37,6 +37,7 @@ def trial_inputs(spec: JobSpec, job_folder: Path, folders: Folders) -> dict:
         "job_folder": str(job_folder.resolve()), "dataset_key": spec.dataset_key, "model_id": spec.base_model_id,
         "metric_name": spec.metric_name, "scheduler": spec.scheduler,
         "folders": folders.resolved(),  # trials run in Ray's working directories
+        "gpus": spec.resources_per_trial.gpu,
     }
 
 

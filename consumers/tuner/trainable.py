@@ -30,7 +30,7 @@ def _fresh_dir(path: Path) -> Path:
 
 def train_trial(
     config: dict, job_folder: str, dataset_key: str, model_id: str, metric_name: str, scheduler: str,
-    folders: Folders,
+    folders: Folders, gpus: float = 0,
 ) -> None:
     context = tune.get_context()
     trial_id = context.get_trial_id()
@@ -62,7 +62,7 @@ def train_trial(
 
     result = run_pipeline(
         dataset_key, model_id, config, folders=folders, run_dir=run_folder, report=report, run_id=run_id,
-        checkpoint_dir=train_state,
+        checkpoint_dir=train_state, gpus=gpus,
         # A FIFO scheduler never looks at intermediate results; the others rank trials by them.
         intermediate_scores=metric_name in EVALUATION_METRICS and scheduler != "fifo",
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import json
@@ -95,3 +96,14 @@ def test_validate_job_names_each_problem():
     assert validate_job("ungar_hcd-v1", "tiny-gemma3", "score", searched, Folders()) == []
     problems = dict(validate_job("x-v1", "nope/model", "accuracy", {**searched, "fixed_params.lr": "lr"}, Folders()))
     assert set(problems) == {"dataset_key", "base_model_id", "metric_name", "fixed_params.lr"}
+
+
+def test_a_gpu_share_points_jax_at_the_gpu_and_caps_its_memory(monkeypatch):
+    from training.jax_setup import use_accelerator
+
+    monkeypatch.delenv("XLA_PYTHON_CLIENT_MEM_FRACTION", raising=False)
+    monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+    use_accelerator(0)
+    assert os.environ["JAX_PLATFORMS"] == "cpu" and "XLA_PYTHON_CLIENT_MEM_FRACTION" not in os.environ
+    use_accelerator(0.25)
+    assert os.environ["JAX_PLATFORMS"] == "cuda" and os.environ["XLA_PYTHON_CLIENT_MEM_FRACTION"] == "0.225"
