@@ -100,6 +100,9 @@ class _Envelope(BaseModel):
 
 
 class JobCreated(_Envelope):
+    """A tuning job was defined: its spec is the payload. Nothing runs until its JobStarted;
+    every other event of the job must come after it on the job's partition."""
+
     type: Literal["JobCreated"] = "JobCreated"
     payload: JobCreatedPayload
 
@@ -110,11 +113,16 @@ class JobStarted(_Envelope):
 
 
 class JobCancelRequested(_Envelope):
+    """Someone asked the job to stop: a created job is cancelled at once, a running one stops
+    its trials (the tuner then publishes JobCancelled)."""
+
     type: Literal["JobCancelRequested"] = "JobCancelRequested"
     payload: JobCancelRequestedPayload = JobCancelRequestedPayload()
 
 
 class TrialUpdated(_Envelope):
+    """A trial was added, started, reported a result, or ended (completed, failed, stopped)."""
+
     type: Literal["TrialUpdated"] = "TrialUpdated"
     payload: TrialUpdatedPayload
 
@@ -125,6 +133,9 @@ class JobCompleted(_Envelope):
 
 
 class JobFailed(_Envelope):
+    """The job cannot go on: more trials failed than max_failed_trials, none reported the
+    metric, or the experiment itself raised. Terminal, like JobCompleted and JobCancelled."""
+
     type: Literal["JobFailed"] = "JobFailed"
     payload: JobFailedPayload
 
