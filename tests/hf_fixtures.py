@@ -22,14 +22,17 @@ from pathlib import Path
 
 import numpy as np
 
-FAMILIES = ("gemma3", "qwen3", "llama3", "qwen2")
+FAMILIES = ("gemma3", "qwen3", "llama3", "qwen2", "gemma", "gemma2")
+_GEMMAS = ("gemma", "gemma2", "gemma3")
 
-_MODEL_TYPE = {"gemma3": "gemma3_text", "qwen3": "qwen3", "llama3": "llama", "qwen2": "qwen2"}
+_MODEL_TYPE = {"gemma3": "gemma3_text", "qwen3": "qwen3", "llama3": "llama", "qwen2": "qwen2", "gemma": "gemma",
+               "gemma2": "gemma2"}
 _ARCHITECTURE = {"gemma3": "Gemma3ForCausalLM", "qwen3": "Qwen3ForCausalLM", "llama3": "LlamaForCausalLM",
-                 "qwen2": "Qwen2ForCausalLM"}
+                 "qwen2": "Qwen2ForCausalLM", "gemma": "GemmaForCausalLM", "gemma2": "Gemma2ForCausalLM"}
 
-# Shapes echo the real small models of each family, scaled down: Gemma 3 1B is MQA (1 kv head) with
-# head_dim != hidden/heads; Qwen3 sets head_dim explicitly; Llama/Qwen2 use GQA with head_dim = hidden/heads.
+# Shapes echo the real small models of each family, scaled down: Gemma 3 1B and Gemma 2B are MQA (1 kv head)
+# with a head_dim of their own (Gemma 7B's 256 != hidden/heads); Gemma 2 2B is GQA; Qwen3 sets head_dim
+# explicitly; Llama/Qwen2 use GQA with head_dim = hidden/heads.
 _BASE = dict(vocab_size=320, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
              num_key_value_heads=2, max_position_embeddings=512)
 _FAMILY_CONFIG = {
@@ -40,7 +43,7 @@ _FAMILY_CONFIG = {
                    rope_theta=1_000_000.0, rope_local_base_freq=10_000.0, rope_scaling=None,
                    final_logit_softcapping=None, attn_logit_softcapping=None, attention_bias=False,
                    attention_dropout=0.0, tie_word_embeddings=True, initializer_range=0.02),
-    # tunix's Qwen3 and Llama3 always use rope_theta 1e6 (see training/hf_models.py), so the fixtures do.
+    # tunix's Qwen3 and Llama3 always use rope_theta 1e6 (see training/hf_config.py), so the fixtures do.
     "qwen3": dict(head_dim=16, hidden_act="silu", rms_norm_eps=1e-6, rope_theta=1_000_000.0, rope_scaling=None,
                   attention_bias=False, attention_dropout=0.0, use_sliding_window=False, sliding_window=None,
                   max_window_layers=2, tie_word_embeddings=True, initializer_range=0.02),
@@ -50,6 +53,18 @@ _FAMILY_CONFIG = {
     "qwen2": dict(hidden_act="silu", rms_norm_eps=1e-6, rope_theta=1_000_000.0, attention_dropout=0.0,
                   use_sliding_window=False, sliding_window=512, max_window_layers=2, tie_word_embeddings=False,
                   initializer_range=0.02),
+    # google/gemma-2b(-it)'s fields: hidden_act "gelu" (as transformers 4.38.0.dev0 wrote it), no
+    # hidden_activation; transformers 4.39+ run it as the tanh GELU (see training/hf_config.activation).
+    "gemma": dict(num_key_value_heads=1, head_dim=16, hidden_act="gelu", rms_norm_eps=1e-6, rope_theta=10_000.0,
+                  rope_scaling=None, attention_bias=False, attention_dropout=0.0, tie_word_embeddings=True,
+                  initializer_range=0.02),
+    # google/gemma-2-2b-it's fields (soft-caps 30 / 50, local layer first); a window of 4 tokens so sequences
+    # longer than 4 exercise the sliding mask.
+    "gemma2": dict(head_dim=16, hidden_act="gelu_pytorch_tanh", hidden_activation="gelu_pytorch_tanh",
+                   rms_norm_eps=1e-6, query_pre_attn_scalar=16, sliding_window=4, rope_theta=10_000.0,
+                   final_logit_softcapping=30.0, attn_logit_softcapping=50.0, attention_bias=False,
+                   attention_dropout=0.0, cache_implementation="hybrid", tie_word_embeddings=True,
+                   initializer_range=0.02),
 }
 
 _SENTENCES = [
@@ -65,16 +80,21 @@ _SENTENCES = [
 # Special tokens in id order (they come first in these tiny vocabularies; Gemma's real ids are the same).
 _SPECIALS = {
     "gemma3": ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"],
+    "gemma": ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"],
+    "gemma2": ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"],
     "qwen3": ["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
     "qwen2": ["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
     "llama3": ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"],
 }
 _CHATML = ("{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
            "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
-_CHAT_TEMPLATE = {
-    "gemma3": ("{{ bos_token }}{% for message in messages %}{% set role = 'model' if message['role'] == 'assistant'"
+_GEMMA_CHAT = ("{{ bos_token }}{% for message in messages %}{% set role = 'model' if message['role'] == 'assistant'"
                " else message['role'] %}<start_of_turn>{{ role }}\n{{ message['content'] | trim }}<end_of_turn>\n"
-               "{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"),
+               "{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}")
+_CHAT_TEMPLATE = {
+    "gemma3": _GEMMA_CHAT,
+    "gemma": _GEMMA_CHAT,
+    "gemma2": _GEMMA_CHAT,
     "qwen3": _CHATML,
     "qwen2": _CHATML,
     "llama3": ("{{ bos_token }}{% for message in messages %}<|start_header_id|>{{ message['role'] }}"
@@ -82,9 +102,11 @@ _CHAT_TEMPLATE = {
                "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"),
 }
 # bos/eos/pad as each family's chat models set them: Gemma and Llama prepend a BOS, Qwen has none;
-# Llama 3 has no pad token at all.
+# Llama 3 has no pad token at all; gemma-2b-it's generation_config stops at <eos> only.
 _TOKENS = {
     "gemma3": dict(bos="<bos>", eos="<eos>", pad="<pad>", unk="<unk>", stop=["<eos>", "<end_of_turn>"]),
+    "gemma": dict(bos="<bos>", eos="<eos>", pad="<pad>", unk="<unk>", stop=["<eos>"]),
+    "gemma2": dict(bos="<bos>", eos="<eos>", pad="<pad>", unk="<unk>", stop=["<eos>", "<end_of_turn>"]),
     "qwen3": dict(bos=None, eos="<|im_end|>", pad="<|endoftext|>", unk=None, stop=["<|im_end|>", "<|endoftext|>"]),
     "qwen2": dict(bos=None, eos="<|im_end|>", pad="<|endoftext|>", unk=None, stop=["<|im_end|>", "<|endoftext|>"]),
     "llama3": dict(bos="<|begin_of_text|>", eos="<|eot_id|>", pad=None, unk=None,
@@ -162,7 +184,7 @@ def _random_weights(family: str, cfg: dict, rng: np.random.Generator) -> dict[st
 
     def norm(dim):  # Gemma stores the offset from 1 (it scales by 1 + w); the others store the scale
         w = rng.normal(0.0, 0.1, dim)
-        return (w if family == "gemma3" else 1.0 + w).astype(np.float32)
+        return (w if family in _GEMMAS else 1.0 + w).astype(np.float32)
 
     # Gemma multiplies embeddings by sqrt(hidden_size); all families decode with them when tied.
     t = {"model.embed_tokens.weight": rng.normal(0.0, d**-0.5, (v, d)).astype(np.float32)}
@@ -183,11 +205,11 @@ def _random_weights(family: str, cfg: dict, rng: np.random.Generator) -> dict[st
         t[p + "mlp.down_proj.weight"] = linear(d, f)
         t[p + "input_layernorm.weight"] = norm(d)
         t[p + "post_attention_layernorm.weight"] = norm(d)
-        if family == "gemma3":
+        if family in ("gemma2", "gemma3"):  # Gemma 1 has no sandwich norms
             t[p + "pre_feedforward_layernorm.weight"] = norm(d)
             t[p + "post_feedforward_layernorm.weight"] = norm(d)
     t["model.norm.weight"] = norm(d)
-    if not cfg.get("tie_word_embeddings", family == "gemma3"):
+    if not cfg.get("tie_word_embeddings", family in _GEMMAS):
         t["lm_head.weight"] = linear(v, d)
     return t
 
@@ -219,6 +241,9 @@ def _to_rope_parameters(text: dict, family: str) -> dict:
                                for i in range(text["num_hidden_layers"])]
     else:
         text["rope_parameters"] = full
+        if family == "gemma2":
+            text["layer_types"] = ["sliding_attention" if (i + 1) % 2 else "full_attention"
+                                   for i in range(text["num_hidden_layers"])]
         if family in ("qwen2", "qwen3"):
             text["layer_types"] = ["full_attention"] * text["num_hidden_layers"]
             if not text.get("use_sliding_window"):

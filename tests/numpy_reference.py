@@ -1,8 +1,11 @@
 """An independent numpy forward pass of HF decoder checkpoints, from the safetensors tensors and config.json.
 
-Written from the Hugging Face modeling code (transformers 5.x: modeling_gemma3, modeling_qwen3,
-modeling_llama, modeling_qwen2), not from tunix, so it can judge tunix's weight mapping. Everything runs
-in float64: it is the exact answer that float32 implementations are compared against.
+Written from the Hugging Face modeling code (transformers 5.x: modeling_gemma3, modeling_gemma2,
+modeling_gemma, modeling_qwen3, modeling_llama, modeling_qwen2), not from tunix, so it can judge tunix's
+weight mapping. Everything runs in float64: it is the exact answer that float32 implementations are
+compared against. One deliberate exception: Gemma 1's activation follows transformers 4.39+ (PR #29402),
+where a config's legacy hidden_act "gelu" means the tanh-approximate GELU Gemma was trained with and
+hidden_activation, when given, wins; transformers 5.x's GemmaMLP applies hidden_act as written (exact GELU).
 
     logits = forward(load_tensors(folder), json.load(config.json), token_ids)   # [B, T, vocab]
 
@@ -16,7 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-_MODEL_TYPES = {"gemma3_text": "gemma3", "gemma3": "gemma3", "qwen3": "qwen3", "llama": "llama3", "qwen2": "qwen2"}
+_MODEL_TYPES = {"gemma3_text": "gemma3", "gemma3": "gemma3", "qwen3": "qwen3", "llama": "llama3", "qwen2": "qwen2",
+                "gemma": "gemma", "gemma2": "gemma2"}
+# Gemma 2's defaults (Gemma2Config) for fields whose absence is not "none"; an explicit null is none.
+_GEMMA2_DEFAULTS = {"attn_logit_softcapping": 50.0, "final_logit_softcapping": 30.0, "sliding_window": 4096,
+                    "query_pre_attn_scalar": 256}
 
 
 def load_tensors(folder: Path) -> dict[str, np.ndarray]:
@@ -38,19 +45,22 @@ def forward(tensors: dict[str, np.ndarray], config: dict, token_ids: np.ndarray)
         tensors = {k.removeprefix("language_model."): v for k, v in tensors.items()}
         config["model_type"] = "gemma3_text"
     family = _MODEL_TYPES[config["model_type"]]
-    gemma = family == "gemma3"
+    if family == "gemma2":
+        config = {**_GEMMA2_DEFAULTS, **config}
+    gemma = family in ("gemma", "gemma2", "gemma3")  # (1 + w) norms, sqrt(hidden) embedding scale, tied head
+    sandwich = family in ("gemma2", "gemma3")  # norms around each sub-block, soft-caps; Gemma 1 is laid out like Llama
     ids = np.asarray(token_ids)
     _, t_len = ids.shape
     d = config["hidden_size"]
     n_heads = config["num_attention_heads"]
     n_kv = config.get("num_key_value_heads") or n_heads
-    head_dim = config.get("head_dim") or d // n_heads
+    head_dim = config.get("head_dim") or (256 if gemma else d // n_heads)  # Gemma configs default to 256
     eps = config.get("rms_norm_eps", 1e-6)
     positions = np.arange(t_len, dtype=np.float64)
 
     embed = tensors["model.embed_tokens.weight"]
     x = embed[ids]
-    if gemma:  # Gemma3TextScaledWordEmbedding
+    if gemma:  # GemmaTextScaledWordEmbedding and its Gemma 2 / 3 versions
         x = x * math.sqrt(d)
 
     layer_types = _layer_types(config, family)
@@ -73,9 +83,9 @@ def forward(tensors: dict[str, np.ndarray], config: dict, token_ids: np.ndarray)
         q, k = _rope(q, positions, inv_freq), _rope(k, positions, inv_freq)
         k, v = np.repeat(k, n_heads // n_kv, axis=2), np.repeat(v, n_heads // n_kv, axis=2)  # repeat_kv
 
-        scaling = config.get("query_pre_attn_scalar", head_dim) ** -0.5 if gemma else head_dim**-0.5
+        scaling = config.get("query_pre_attn_scalar", head_dim) ** -0.5 if sandwich else head_dim**-0.5
         scores = np.einsum("btnh,bsnh->bnts", q, k) * scaling
-        if gemma and config.get("attn_logit_softcapping"):
+        if sandwich and config.get("attn_logit_softcapping"):
             cap = config["attn_logit_softcapping"]
             scores = np.tanh(scores / cap) * cap
         query, key = np.arange(t_len)[:, None], np.arange(t_len)[None, :]
@@ -88,7 +98,7 @@ def forward(tensors: dict[str, np.ndarray], config: dict, token_ids: np.ndarray)
         attn = np.einsum("bnts,bsnh->btnh", probs, v).reshape(*h.shape[:2], n_heads * head_dim)
         attn = _linear(attn, tensors, p + "self_attn.o_proj")
 
-        if gemma:  # sandwich norms: normalise each sub-block's output before the residual add
+        if sandwich:  # sandwich norms: normalise each sub-block's output before the residual add
             x = x + _rms_norm(attn, w("post_attention_layernorm.weight"), eps, gemma)
             h = _rms_norm(x, w("pre_feedforward_layernorm.weight"), eps, gemma)
             x = x + _rms_norm(_mlp(h, tensors, p, family, config), w("post_feedforward_layernorm.weight"), eps, gemma)
@@ -101,7 +111,7 @@ def forward(tensors: dict[str, np.ndarray], config: dict, token_ids: np.ndarray)
     tied = config.get("tie_word_embeddings", gemma)
     head = embed if tied or "lm_head.weight" not in tensors else tensors["lm_head.weight"]
     logits = x @ head.T
-    if gemma and config.get("final_logit_softcapping"):
+    if sandwich and config.get("final_logit_softcapping"):
         cap = config["final_logit_softcapping"]
         logits = np.tanh(logits / cap) * cap
     return logits
@@ -119,13 +129,20 @@ def _rms_norm(x: np.ndarray, weight: np.ndarray, eps: float, gemma: bool) -> np.
 
 
 def _mlp(h: np.ndarray, tensors: dict, p: str, family: str, config: dict) -> np.ndarray:
-    act = config.get("hidden_activation" if family == "gemma3" else "hidden_act",
-                     "gelu_pytorch_tanh" if family == "gemma3" else "silu")
+    if family in ("gemma2", "gemma3"):
+        act = config.get("hidden_activation", "gelu_pytorch_tanh")
+    elif family == "gemma":  # transformers 4.39+: hidden_activation, else tanh GELU for the legacy "gelu"
+        act = config.get("hidden_activation") or config.get("hidden_act", "gelu_pytorch_tanh")
+        act = "gelu_pytorch_tanh" if act == "gelu" and not config.get("hidden_activation") else act
+    else:
+        act = config.get("hidden_act", "silu")
     gate = _linear(h, tensors, p + "mlp.gate_proj")
     if act == "silu":  # SwiGLU
         gate = gate / (1.0 + np.exp(-gate))
     elif act == "gelu_pytorch_tanh":  # GeGLU with the tanh approximation
         gate = 0.5 * gate * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (gate + 0.044715 * gate**3)))
+    elif act == "gelu":  # exact (erf) GeGLU
+        gate = 0.5 * gate * (1.0 + np.vectorize(math.erf)(gate / math.sqrt(2.0)))
     else:
         raise NotImplementedError(f"activation {act!r}")
     return _linear(gate * _linear(h, tensors, p + "mlp.up_proj"), tensors, p + "mlp.down_proj")
@@ -133,8 +150,10 @@ def _mlp(h: np.ndarray, tensors: dict, p: str, family: str, config: dict) -> np.
 
 def _layer_types(config: dict, family: str) -> list[str]:
     n = config["num_hidden_layers"]
-    if config.get("layer_types"):
+    if config.get("layer_types") and family != "gemma":  # GemmaConfig has no layer types
         return list(config["layer_types"])
+    if family == "gemma2":  # Gemma2Config: sliding, full, sliding, ...
+        return ["sliding_attention" if (i + 1) % 2 else "full_attention" for i in range(n)]
     if family == "gemma3":
         pattern = config.get("sliding_window_pattern", config.get("_sliding_window_pattern", 6))
         return ["sliding_attention" if (i + 1) % pattern else "full_attention" for i in range(n)]

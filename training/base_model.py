@@ -19,9 +19,10 @@ from training.hf_checkpoint import read_checkpoint
 from training.tokenizer import CharTokenizer, HfTokenizer
 
 # Every linear map of a block gets adapters by default; the embedding stays frozen.
+# Gemma 1 / 2 / 3 name their attention maps alike in tunix (qkv_einsum when kv heads == heads).
 LORA_TARGETS = {
-    "gemma3": {"attention": ".*qkv_einsum|.*q_einsum|.*kv_einsum|.*attn_vec_einsum",
-               "mlp": ".*gate_proj|.*up_proj|.*down_proj"},
+    **{family: {"attention": ".*qkv_einsum|.*q_einsum|.*kv_einsum|.*attn_vec_einsum",
+                "mlp": ".*gate_proj|.*up_proj|.*down_proj"} for family in ("gemma3", "gemma", "gemma2")},
     **{family: {"attention": ".*q_proj|.*k_proj|.*v_proj|.*o_proj", "mlp": ".*gate_proj|.*up_proj|.*down_proj"}
        for family in ("qwen3", "llama3", "qwen2")},
 }

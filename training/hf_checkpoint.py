@@ -13,7 +13,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from training.hf_models import config_value, family_of, text_config, unsupported
+from training.hf_config import config_value, family_of, text_config, unsupported
 
 _REQUIRED = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size")
 # Decoder layers, also under a multimodal Gemma 3's language_model.* (vision tower layers are not).

@@ -47,7 +47,7 @@ class TrainResult:
     eval_loss: float | None  # teacher-forced loss on the eval split after the last step
     first_step_s: float  # the first train step: trace, lower, compile (or cache load), dispatch
     train_s: float  # the trainer's whole loop, compile included
-    steps_per_s: float  # after the first step
+    steps_per_s: float  # after the first step, evaluations left out
 
 
 Tokenizer = CharTokenizer | HfTokenizer
@@ -117,9 +117,17 @@ def _clipped_adamw(learning_rate, weight_decay, max_grad_norm) -> optax.Gradient
     )
 
 
+class _Trainer(peft_trainer.PeftTrainer):
+    """Tunix's trainer, minus its per-step read of the injected learning rate for its log: that
+    read waits for the step just dispatched, so the next step could not be prepared while it runs
+    (a plain optax optimizer has no such hyperparameter, and no such wait)."""
+
+    def _try_get_learning_rate(self):
+        return None
+
+
 def make_optimizer(hp: Hyperparameters, total_steps: int) -> optax.GradientTransformation:
-    # One inject_hyperparams around the whole chain: all scalars become state, and the trainer
-    # finds the current learning rate at opt_state.hyperparams["learning_rate"] to log it.
+    # One inject_hyperparams around the whole chain: all scalars become state.
     return optax.inject_hyperparams(_clipped_adamw)(
         learning_rate=WarmupCosine(hp.learning_rate, hp.warmup_steps, total_steps),
         weight_decay=hp.weight_decay,
@@ -218,6 +226,8 @@ class _Reporter(hooks.TrainingHooks):
         self.evals: dict[int, float] = {}
         self.scores: dict[int, dict[str, float]] = {}
         self.step_starts: list[float] = []
+        self.eval_s = 0.0  # evaluations run after the first step, left out of the step rate
+        self._eval_started: float | None = None
 
     def window_loss(self) -> float | None:
         """None when no step ran: the run resumed from a checkpoint at its last step."""
@@ -241,7 +251,7 @@ class _Reporter(hooks.TrainingHooks):
             self.emit({"step": train_step, "train_loss": self.window_loss(), "eval_loss": loss, **scores})
 
     def on_eval_step_start(self, train_ctx):
-        pass
+        self._eval_started = time.perf_counter() if len(self.step_starts) >= 2 else None
 
     def on_eval_step_end(self, train_ctx, eval_loss):
         # eval_loss is the sum of the per-batch mean losses.
@@ -249,6 +259,8 @@ class _Reporter(hooks.TrainingHooks):
         self.evals[step] = float(eval_loss) / self.n_eval_batches
         if self.scorer is not None and self.resumed_at < step < self.total_steps:
             self.scores[step] = self.scorer(train_ctx.model)
+        if self._eval_started is not None:
+            self.eval_s += time.perf_counter() - self._eval_started
 
 
 def train(
@@ -279,7 +291,7 @@ def train(
 
     # No max_steps: the finite batch iterator ends training, and Tunix then shows no progress
     # bar, whose per-step cost grows with the step count.
-    trainer = peft_trainer.PeftTrainer(
+    trainer = _Trainer(
         trained, make_optimizer(hp, steps),
         peft_trainer.TrainingConfig(eval_every_n_steps=hp.eval_every, **_checkpointing(checkpoint_dir, hp.eval_every)),
     ).with_gen_model_input_fn(_model_inputs(tokenizer.pad_id))
@@ -316,5 +328,6 @@ def train(
         eval_loss=eval_loss,
         first_step_s=second - first,
         train_s=train_s,
-        steps_per_s=(ran - 1) / (started + train_s - second) if ran > 1 else ran / max(second - first, 1e-9),
+        steps_per_s=((ran - 1) / (started + train_s - second - reporter.eval_s) if ran > 1
+                     else ran / max(second - first, 1e-9)),
     )

@@ -24,7 +24,7 @@ from training import hf_models
 
 TOLERANCE = 1e-5
 REPO = Path(__file__).resolve().parents[2]
-# Two rows, 12 positions: longer than the Gemma 3 fixture's sliding window (4), so local layers mask.
+# Two rows, 12 positions: longer than the Gemma 2 / 3 fixtures' sliding window (4), so local layers mask.
 TOKENS = np.random.default_rng(1).integers(0, 300, size=(2, 12))
 
 
@@ -50,7 +50,8 @@ def test_logits_match_numpy_reference(family, tmp_path):
 
 # The layouts real checkpoints come in: kv-head sharing (MQA / GQA / tunix's fused qkv when equal), tied and
 # untied heads, transformers 5.x rope_parameters, bfloat16 files, Gemma 3's multimodal wrapper, linear RoPE
-# scaling (Gemma 3 4B+) and the 27B query scaling, Qwen2's own rope_theta.
+# scaling (Gemma 3 4B+) and the 27B query scaling, Qwen2's own rope_theta; Gemma 1 as 7B (multi-head) and
+# 1.1 (hidden_activation) ship it; Gemma 2 with soft-caps that bite, none at all, and any layer pattern.
 VARIANTS = {
     "gemma3-gqa": ("gemma3", {"num_key_value_heads": 2}),
     "gemma3-fused-qkv": ("gemma3", {"num_key_value_heads": 4}),
@@ -69,6 +70,18 @@ VARIANTS = {
     "qwen2-tied": ("qwen2", {"tie_word_embeddings": True}),
     "qwen2-v5-config": ("qwen2", {"config_style": "v5"}),
     "qwen2-rope-theta-1e4": ("qwen2", {"rope_theta": 10_000.0}),
+    "gemma-7b-fused-qkv": ("gemma", {"num_key_value_heads": 4}),
+    "gemma-gqa": ("gemma", {"num_key_value_heads": 2}),
+    "gemma-1.1-activation": ("gemma", {"hidden_activation": "gelu_pytorch_tanh"}),
+    "gemma-v5-config": ("gemma", {"config_style": "v5", "hidden_act": "gelu_pytorch_tanh"}),  # GemmaConfig's default
+    "gemma-bfloat16": ("gemma", {"weights_dtype": "bfloat16"}),
+    "gemma2-strong-softcaps": ("gemma2", {"final_logit_softcapping": 2.0, "attn_logit_softcapping": 0.5}),
+    "gemma2-no-softcaps": ("gemma2", {"final_logit_softcapping": None, "attn_logit_softcapping": None}),
+    "gemma2-mqa": ("gemma2", {"num_key_value_heads": 1}),
+    "gemma2-fused-qkv": ("gemma2", {"num_key_value_heads": 4}),
+    "gemma2-3-layers": ("gemma2", {"num_hidden_layers": 3}),  # the pattern restarts
+    "gemma2-own-layer-types": ("gemma2", {"layer_types": ["full_attention", "sliding_attention"]}),
+    "gemma2-v5-config": ("gemma2", {"config_style": "v5"}),
 }
 
 
@@ -82,7 +95,9 @@ def test_variant_logits_match_numpy_reference(variant, tmp_path):
 _LLAMA3_ROPE = {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
                 "original_max_position_embeddings": 8192}
 # (family, config.json overrides, the field the refusal must name). Each was measured to move the fixture's
-# logits by 0.2 to 6 when loaded anyway (see test_tunix_ignores_rope_theta for two of them).
+# logits by 0.2 to 6 when loaded anyway (see test_tunix_ignores_rope_theta for three of them); the Gemma 1 / 2
+# norm epsilon and exact-GELU cases by 3e-5 to 1.3e-3; untied heads and a null Gemma 2 window fail the load;
+# biases, bidirectional and chunked attention tunix would drop or replace, which these fixtures cannot show.
 REFUSED = {
     "qwen3-rope-theta": ("qwen3", {"rope_theta": 5_000_000.0}, "rope_theta"),  # Qwen3-4B-2507
     "qwen3-rope-theta-v5": ("qwen3", {"rope_theta": 5_000_000.0, "config_style": "v5"}, "rope_parameters.rope_theta"),
@@ -106,6 +121,23 @@ REFUSED = {
     "gemma3-no-window": ("gemma3", {"sliding_window": None}, "sliding_window"),
     "gemma3-bidirectional": ("gemma3", {"use_bidirectional_attention": True}, "use_bidirectional_attention"),
     "gemma3-quantized": ("gemma3", {"quantization_config": {"quant_method": "bitsandbytes"}}, "quantization_config"),
+    "gemma-rope-theta": ("gemma", {"rope_theta": 500_000.0}, "rope_theta"),
+    "gemma-rope-theta-v5": ("gemma", {"rope_theta": 500_000.0, "config_style": "v5"}, "rope_parameters.rope_theta"),
+    "gemma-linear-rope": ("gemma", {"rope_scaling": {"rope_type": "linear", "factor": 2.0}}, "rope_scaling"),
+    "gemma-norm-eps": ("gemma", {"rms_norm_eps": 1e-5}, "rms_norm_eps"),
+    "gemma-untied": ("gemma", {"tie_word_embeddings": False}, "tie_word_embeddings"),
+    "gemma-bias": ("gemma", {"attention_bias": True}, "attention_bias"),
+    "gemma-exact-gelu": ("gemma", {"hidden_activation": "gelu"}, "hidden_activation"),
+    "gemma-silu": ("gemma", {"hidden_act": "silu"}, "hidden_act"),
+    "gemma-bidirectional": ("gemma", {"use_bidirectional_attention": True}, "use_bidirectional_attention"),
+    "gemma2-query-scale-27b": ("gemma2", {"query_pre_attn_scalar": 8}, "query_pre_attn_scalar"),  # hidden / heads
+    "gemma2-rope-theta": ("gemma2", {"rope_theta": 1_000_000.0}, "rope_theta"),
+    "gemma2-norm-eps": ("gemma2", {"rms_norm_eps": 1e-5}, "rms_norm_eps"),
+    "gemma2-untied": ("gemma2", {"tie_word_embeddings": False}, "tie_word_embeddings"),
+    "gemma2-exact-gelu": ("gemma2", {"hidden_activation": "gelu"}, "hidden_activation"),
+    "gemma2-no-window": ("gemma2", {"sliding_window": None}, "sliding_window"),
+    "gemma2-chunked-layer": ("gemma2", {"layer_types": ["sliding_attention", "chunked_attention"]}, "layer_types"),
+    "gemma2-bidirectional": ("gemma2", {"use_bidirectional_attention": True}, "use_bidirectional_attention"),
 }
 
 
@@ -125,9 +157,9 @@ def test_fixture_configs_are_fully_supported(family, tmp_path):
     assert hf_models.unsupported(family, config) == []
 
 
-@pytest.mark.parametrize("family", ["qwen3", "llama3"])
+@pytest.mark.parametrize("family", ["qwen3", "llama3", "gemma"])
 def test_tunix_ignores_rope_theta(family, tmp_path, monkeypatch):
-    """Why rope_theta != 1e6 is refused for these two: loaded anyway, the logits leave the reference.
+    """Why rope_theta != 1e6 (1e4 for Gemma 1 / 2) is refused: loaded anyway, the logits leave the reference.
     If this fails, tunix has started reading rope_theta and the refusal in hf_models can go."""
     folder = write_tiny_checkpoint(tmp_path, family, rope_theta=500_000.0)
     monkeypatch.setattr(hf_models, "unsupported", lambda family, config: [])
@@ -170,9 +202,11 @@ for family, folder in json.loads(sys.argv[1]).items():
 print(json.dumps(out))
 """
 _CHAT_MARKERS = {"gemma3": "<start_of_turn>model\n", "qwen3": "<|im_start|>assistant\n",
-                 "qwen2": "<|im_start|>assistant\n", "llama3": "<|start_header_id|>assistant<|end_header_id|>"}
+                 "qwen2": "<|im_start|>assistant\n", "llama3": "<|start_header_id|>assistant<|end_header_id|>",
+                 "gemma": "<start_of_turn>model\n", "gemma2": "<start_of_turn>model\n"}
 _SPECIAL = {"gemma3": ("<bos>", "<eos>", "<pad>"), "qwen3": (None, "<|im_end|>", "<|endoftext|>"),
-            "qwen2": (None, "<|im_end|>", "<|endoftext|>"), "llama3": ("<|begin_of_text|>", "<|eot_id|>", None)}
+            "qwen2": (None, "<|im_end|>", "<|endoftext|>"), "llama3": ("<|begin_of_text|>", "<|eot_id|>", None),
+            "gemma": ("<bos>", "<eos>", "<pad>"), "gemma2": ("<bos>", "<eos>", "<pad>")}
 
 
 @pytest.fixture(scope="module")

@@ -46,10 +46,11 @@ def test_a_checkpoint_folder_is_tuned_with_lora_and_its_lineage_recorded(tuning_
 
 
 def test_the_seed_example_runs_from_the_offline_hugging_face_cache(tuning_stack):
-    snapshot = write_cached_snapshot(tuning_stack["hf_cache"], "google/gemma-2b-it", "gemma3", revision="f00dfeed")
+    snapshot = write_cached_snapshot(tuning_stack["hf_cache"], "google/gemma-2b-it", "gemma", revision="f00dfeed")
     job = _run(tuning_stack, {**SEED_EXAMPLE, "num_samples": 1, "fixed_params": SHORT})
     (manifest,) = _manifests(job)
     assert manifest["model"]["source"] == "hf-cache" and manifest["model"]["revision"] == "f00dfeed"
+    assert manifest["model"]["family"] == "gemma"  # the seed's model is a Gemma 1 checkpoint
     assert manifest["model"]["folder"] == str(snapshot)
     assert job["best_metric"] is not None
 

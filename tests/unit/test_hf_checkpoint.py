@@ -83,7 +83,7 @@ def test_an_unsupported_family_names_model_type(tmp_path):
 
 def test_a_hub_id_resolves_offline_from_the_cache_and_is_listed(tmp_path):
     cache = tmp_path / "hub"
-    snapshot = write_cached_snapshot(cache, "google/gemma-2b-it", "gemma3")
+    snapshot = write_cached_snapshot(cache, "google/gemma-2b-it", "gemma")
     source = resolve_model("google/gemma-2b-it", tmp_path / "models", cache)
     assert (source.kind, source.folder, source.revision) == ("hf-cache", snapshot, "0123abcd")
     with pytest.raises(ModelNotAvailable, match="hf download Qwen/Qwen3-0.6B"):

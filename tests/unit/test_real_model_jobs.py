@@ -46,7 +46,7 @@ async def test_the_seed_example_names_the_missing_cache_entry_then_runs_once_it_
     (detail,) = [d for d in refused.json()["details"] if d["field"] == "base_model_id"]
     assert "google/gemma-2b-it" in detail["rule"] and "hf download google/gemma-2b-it" in detail["rule"]
     assert str(tmp / "hub") in detail["rule"]
-    write_cached_snapshot(tmp / "hub", "google/gemma-2b-it", "gemma3")
+    write_cached_snapshot(tmp / "hub", "google/gemma-2b-it", "gemma")
     assert (await _post(client, SEED_EXAMPLE)).status_code == 202
     assert gateway.publisher.published[-1].payload.spec.base_model_id == "google/gemma-2b-it"
 
