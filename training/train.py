@@ -4,7 +4,7 @@ Each example is BOS + prompt + separator + answer + EOS; the loss covers only th
 EOS, so the model learns to answer, not to reproduce prompts. Every optimizer number (peak
 learning rate, schedule, weight decay, clipping norm) lives in the optimizer state, so trials
 that differ only in those values run the same compiled program, read from the persistent
-compilation cache (see jax_setup).
+compilation cache (see jax_setup and optimizer.py).
 
 With a checkpoint folder, the trainer saves model and optimizer state every eval_every steps
 and, when the folder already holds a checkpoint, continues from it: the batches before it are
@@ -19,18 +19,16 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import orbax.checkpoint as ocp
 from flax import nnx
 from tunix.sft import hooks, peft_trainer
 from tunix.sft.utils import build_positions_from_mask, make_causal_attn_mask
 
 from training.hyperparams import Hyperparameters
+from training.optimizer import Trainer, make_optimizer, set_optimizer_numbers
 from training.model import apply_lora, merge_lora
 from training.tokenizer import CharTokenizer, HfTokenizer
 from training.traces import Dataset, Trace
@@ -77,74 +75,6 @@ def encode_examples(traces: Sequence[Trace], tokenizer: Tokenizer, max_len: int)
 
 def train_steps(hp: Hyperparameters, n_train: int) -> int:
     return hp.max_steps or max(1, hp.num_epochs * n_train // hp.batch_size)
-
-
-class _WarmupCosineState(NamedTuple):
-    count: jax.Array
-    peak: jax.Array
-    warmup: jax.Array
-    total: jax.Array
-
-
-@dataclass(frozen=True)
-class WarmupCosine:
-    """optax StatefulSchedule: linear warmup to `peak` over `warmup_steps`, then cosine decay
-    reaching 0 at `total_steps`. Its numbers are state, not constants traced into the program."""
-
-    peak: float
-    warmup_steps: int
-    total_steps: int
-
-    def init(self) -> _WarmupCosineState:
-        return _WarmupCosineState(
-            jnp.zeros([], jnp.int32), jnp.float32(self.peak),
-            jnp.float32(self.warmup_steps), jnp.float32(self.total_steps),
-        )
-
-    def update(self, state: _WarmupCosineState, **_) -> _WarmupCosineState:
-        return state._replace(count=state.count + 1)
-
-    def __call__(self, state: _WarmupCosineState, **_) -> jax.Array:
-        t = state.count.astype(jnp.float32)
-        warm = (t + 1) / jnp.maximum(state.warmup, 1.0)
-        progress = jnp.clip((t - state.warmup) / jnp.maximum(state.total - state.warmup, 1.0), 0.0, 1.0)
-        return state.peak * jnp.where(t < state.warmup, warm, 0.5 * (1.0 + jnp.cos(jnp.pi * progress)))
-
-
-def _clipped_adamw(learning_rate, weight_decay, max_grad_norm) -> optax.GradientTransformation:
-    return optax.chain(
-        optax.clip_by_global_norm(max_grad_norm), optax.adamw(learning_rate, weight_decay=weight_decay)
-    )
-
-
-class _Trainer(peft_trainer.PeftTrainer):
-    """Tunix's trainer, minus its per-step read of the injected learning rate for its log: that
-    read waits for the step just dispatched, so the next step could not be prepared while it runs
-    (a plain optax optimizer has no such hyperparameter, and no such wait)."""
-
-    def _try_get_learning_rate(self):
-        return None
-
-
-def make_optimizer(hp: Hyperparameters, total_steps: int) -> optax.GradientTransformation:
-    # One inject_hyperparams around the whole chain: all scalars become state.
-    return optax.inject_hyperparams(_clipped_adamw)(
-        learning_rate=WarmupCosine(hp.learning_rate, hp.warmup_steps, total_steps),
-        weight_decay=hp.weight_decay,
-        max_grad_norm=hp.max_grad_norm,
-    )
-
-
-def _set_optimizer_numbers(optimizer: nnx.Optimizer, hp: Hyperparameters, total_steps: int) -> None:
-    """Overwrite the scalars a restored optimizer state brought from the run that saved it
-    (hyperparams.CHANGEABLE_ON_RESUME)."""
-    state = optimizer.opt_state
-    schedule = state.hyperparams_states["learning_rate"]
-    schedule.peak.value = jnp.float32(hp.learning_rate)
-    schedule.warmup.value = jnp.float32(hp.warmup_steps)
-    schedule.total.value = jnp.float32(total_steps)
-    state.hyperparams["weight_decay"].value = jnp.float32(hp.weight_decay)
-    state.hyperparams["max_grad_norm"].value = jnp.float32(hp.max_grad_norm)
 
 
 def _checkpointing(checkpoint_dir: Path | None, every: int) -> dict:
@@ -291,13 +221,13 @@ def train(
 
     # No max_steps: the finite batch iterator ends training, and Tunix then shows no progress
     # bar, whose per-step cost grows with the step count.
-    trainer = _Trainer(
+    trainer = Trainer(
         trained, make_optimizer(hp, steps),
         peft_trainer.TrainingConfig(eval_every_n_steps=hp.eval_every, **_checkpointing(checkpoint_dir, hp.eval_every)),
     ).with_gen_model_input_fn(_model_inputs(tokenizer.pad_id))
     resumed_at = trainer.train_steps  # restored from checkpoint_dir, else 0
     if resumed_at:
-        _set_optimizer_numbers(trainer.optimizer, hp, steps)
+        set_optimizer_numbers(trainer.optimizer, hp, steps)
     reporter = _Reporter(steps, hp.eval_every, len(eval_ds or ()), report, scorer, resumed_at)
     trainer.with_training_hooks(reporter)
 

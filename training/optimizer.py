@@ -1,0 +1,86 @@
+"""The optimizer of a run: AdamW after gradient clipping, its learning rate a linear warmup then
+cosine decay, every number of it (peak rate, schedule, weight decay, clipping norm) optimizer
+state rather than a constant traced into the program, so trials that differ only in those
+numbers share one compiled program, and a run continuing from another's checkpoint (a PBT
+exploit) can take new values of them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+from tunix.sft import peft_trainer
+
+from training.hyperparams import Hyperparameters
+
+
+class _WarmupCosineState(NamedTuple):
+    count: jax.Array
+    peak: jax.Array
+    warmup: jax.Array
+    total: jax.Array
+
+
+@dataclass(frozen=True)
+class WarmupCosine:
+    """optax StatefulSchedule: linear warmup to `peak` over `warmup_steps`, then cosine decay
+    reaching 0 at `total_steps`. Its numbers are state, not constants traced into the program."""
+
+    peak: float
+    warmup_steps: int
+    total_steps: int
+
+    def init(self) -> _WarmupCosineState:
+        return _WarmupCosineState(
+            jnp.zeros([], jnp.int32), jnp.float32(self.peak),
+            jnp.float32(self.warmup_steps), jnp.float32(self.total_steps),
+        )
+
+    def update(self, state: _WarmupCosineState, **_) -> _WarmupCosineState:
+        return state._replace(count=state.count + 1)
+
+    def __call__(self, state: _WarmupCosineState, **_) -> jax.Array:
+        t = state.count.astype(jnp.float32)
+        warm = (t + 1) / jnp.maximum(state.warmup, 1.0)
+        progress = jnp.clip((t - state.warmup) / jnp.maximum(state.total - state.warmup, 1.0), 0.0, 1.0)
+        return state.peak * jnp.where(t < state.warmup, warm, 0.5 * (1.0 + jnp.cos(jnp.pi * progress)))
+
+
+def _clipped_adamw(learning_rate, weight_decay, max_grad_norm) -> optax.GradientTransformation:
+    return optax.chain(
+        optax.clip_by_global_norm(max_grad_norm), optax.adamw(learning_rate, weight_decay=weight_decay)
+    )
+
+
+class Trainer(peft_trainer.PeftTrainer):
+    """Tunix's trainer, minus its per-step read of the injected learning rate for its log: that
+    read waits for the step just dispatched, so the next step could not be prepared while it runs
+    (a plain optax optimizer has no such hyperparameter, and no such wait)."""
+
+    def _try_get_learning_rate(self):
+        return None
+
+
+def make_optimizer(hp: Hyperparameters, total_steps: int) -> optax.GradientTransformation:
+    # One inject_hyperparams around the whole chain: all scalars become state.
+    return optax.inject_hyperparams(_clipped_adamw)(
+        learning_rate=WarmupCosine(hp.learning_rate, hp.warmup_steps, total_steps),
+        weight_decay=hp.weight_decay,
+        max_grad_norm=hp.max_grad_norm,
+    )
+
+
+def set_optimizer_numbers(optimizer: nnx.Optimizer, hp: Hyperparameters, total_steps: int) -> None:
+    """Overwrite the scalars a restored optimizer state brought from the run that saved it
+    (hyperparams.CHANGEABLE_ON_RESUME)."""
+    state = optimizer.opt_state
+    schedule = state.hyperparams_states["learning_rate"]
+    schedule.peak.value = jnp.float32(hp.learning_rate)
+    schedule.warmup.value = jnp.float32(hp.warmup_steps)
+    schedule.total.value = jnp.float32(total_steps)
+    state.hyperparams["weight_decay"].value = jnp.float32(hp.weight_decay)
+    state.hyperparams["max_grad_norm"].value = jnp.float32(hp.max_grad_norm)
