@@ -20,7 +20,7 @@ def install(app: FastAPI, folders: Folders) -> None:
                                    routes=app.routes)
             spec = document["components"]["schemas"]["JobSpec"]["properties"]
             spec["dataset_key"]["enum"] = available_datasets(folders.datasets)
-            spec["dataset_key"]["description"] = "A dataset of this deployment (as of the api's start)."
+            spec["dataset_key"]["description"] = "A dataset of this deployment (as of the first read of this document)."
             spec["metric_name"]["enum"] = list(METRIC_NAMES)
             for field in ("search_space", "fixed_params"):
                 spec[field]["propertyNames"] = {"enum": list(Hyperparameters.names())}

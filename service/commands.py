@@ -55,7 +55,7 @@ class Published:
 
 
 async def create_job(spec: JobSpec, gw: Gateway) -> Published:
-    problems = validate_spec(spec, gw.folders)
+    problems = await asyncio.to_thread(validate_spec, spec, gw.folders)  # reads checkpoint files
     if problems:
         raise InvalidJob(problems)
     return await _publish(gw, ev.JobCreated(job_id=uuid4(), source=SOURCE, payload=ev.JobCreatedPayload(spec=spec)))

@@ -18,8 +18,10 @@ def validate_spec(spec: JobSpec, folders: Folders) -> list[Problem]:
     named = {**{f"search_space.{n}": n for n in spec.search_space},
              **{f"fixed_params.{n}": n for n in spec.fixed_params}}
     perturbed = {f"search_space.{n}": n for n in spec.perturbed_params()}
+    given = [(f"fixed_params.{n}", n, v) for n, v in spec.fixed_params.items()]
+    given += [(f"search_space.{n}.values", n, v) for n, p in spec.search_space.items() for v in getattr(p, "values", ())]
     problems = validate_job(spec.dataset_key, spec.base_model_id, spec.metric_name, named, folders, perturbed,
-                            largest_run(spec))
+                            largest_run(spec), given)
     return [Problem(field, rule) for field, rule in problems]
 
 

@@ -42,7 +42,9 @@ def resolve_model(model_id: str, models_dir: Path, hf_cache: Path | None = None)
     """Where the model's weights are; ModelNotAvailable (saying how to provide it) otherwise."""
     if model_id in BUILT_IN_MODELS:
         return ModelSource(model_id, "built-in")
-    for folder in (Path(model_id).expanduser(), models_dir / model_id):
+    # A path must be absolute: trials resolve it again from Ray's per-trial working directories.
+    given = Path(model_id).expanduser()
+    for folder in ((given,) if given.is_absolute() else ()) + (models_dir / model_id,):
         if folder.is_dir():
             return ModelSource(model_id, "folder", folder.resolve())
     if _HUB_ID.match(model_id) and hf_cache is not None:

@@ -40,6 +40,15 @@ class HfCheckpoint:
 
 def read_checkpoint(folder: Path) -> HfCheckpoint:
     """The checked folder; BrokenCheckpoint naming the file and the problem otherwise."""
+    try:
+        return _read(folder)
+    except BrokenCheckpoint:
+        raise
+    except (OSError, KeyError, TypeError, ValueError, ZeroDivisionError) as exc:  # a malformed file
+        raise BrokenCheckpoint(folder, f"cannot be read as a checkpoint ({type(exc).__name__}: {exc})") from None
+
+
+def _read(folder: Path) -> HfCheckpoint:
     raw = _read_json(folder / "config.json")
     config = text_config(raw)  # a multimodal Gemma 3 holds its decoder's fields in text_config
     try:

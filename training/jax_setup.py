@@ -26,7 +26,7 @@ def configure_jax(cache_dir: Path | None = None) -> Path:
     if _configured == target:
         return target
     # Must be set before JAX creates its backend; harmless afterwards. A run on a GPU sets
-    # JAX_PLATFORMS=cuda first (training.run: accelerator="gpu").
+    # JAX_PLATFORMS=cuda first (use_accelerator).
     platforms = os.environ.setdefault("JAX_PLATFORMS", "cpu")
     import jax
     from jax.experimental.compilation_cache import compilation_cache

@@ -1,6 +1,7 @@
 """Supervised fine-tuning of a model on a dataset's traces with Tunix's PeftTrainer.
 
-Each example is BOS + prompt + separator + answer + EOS; the loss covers only the answer and
+Each example is [BOS] + the rendered prompt (chat template, or prompt + separator) + answer + EOS
+(BOS when the tokenizer has one); the loss covers only the answer and
 EOS, so the model learns to answer, not to reproduce prompts. Every optimizer number (peak
 learning rate, schedule, weight decay, clipping norm) lives in the optimizer state, so trials
 that differ only in those values run the same compiled program, read from the persistent

@@ -16,11 +16,14 @@ from training.memory import FIT_FRACTION, estimate, gib
 def validate_job(
     dataset_key: str, base_model_id: str, metric_name: str, hyperparameters: dict[str, str],
     folders: Folders, perturbed: dict[str, str] | None = None, largest_run: dict | None = None,
+    given_values: list[tuple[str, str, object]] = (),
 ) -> list[tuple[str, str]]:
     """`hyperparameters` maps where each name was given (e.g. "search_space.lr") to the name;
     `perturbed` likewise the hyperparameters a PBT scheduler will change mid-run; `largest_run`
     the values of the most memory-hungry trial the job allows (lowest lora_rank, largest
-    batch_size and max_seq_length), checked against this machine's memory."""
+    batch_size and max_seq_length), checked against this machine's memory; `given_values`
+    (field, name, value) every value the job names outright (fixed, choice and grid values),
+    each checked against the hyperparameter's rule."""
     problems = []
     if not dataset_exists(dataset_key, folders.datasets):
         available = ", ".join(available_datasets(folders.datasets))
@@ -37,6 +40,12 @@ def validate_job(
     for field, name in hyperparameters.items():
         if name not in known:
             problems.append((field, f"unknown hyperparameter {name!r}; known: {', '.join(known)}"))
+    for field, name, value in given_values:
+        if name in known:
+            try:
+                Hyperparameters.from_mapping({name: value})
+            except ValueError as exc:
+                problems.append((field, f"{name}={value!r}: {exc}"))
     for field, name in (perturbed or {}).items():
         if name in known and name not in CHANGEABLE_ON_RESUME:
             problems.append((field, f"PBT cannot change {name!r} in a running trial (it continues from another "

@@ -81,7 +81,8 @@ class Tuner:
         ends = await end_offsets(bootstrap, self.topic.name)
         async for records in read_to_end(bootstrap, self.topic.name):
             for record in records:
-                self._fold(record, len(ends), live=False)
+                if record.offset < ends[record.partition]:  # later records come live, once
+                    self._fold(record, len(ends), live=False)
         return ends
 
     async def _follow(self, positions: dict[int, int]) -> None:
@@ -139,18 +140,24 @@ class Tuner:
         log.info("experiment starts", job_id=str(job.job_id), num_samples=job.spec.num_samples)
         started = time.monotonic()
         with JobRun.open(job.job_id, self._publish_from_thread, job.ended_trials) as run:
+            if self.jobs[job.job_id].cancel_requested:  # asked before this run could be found
+                run.cancel()
             try:
                 outcome = await asyncio.to_thread(
                     run_experiment, job.spec, run, self.settings.tuning_dir, self.settings.training_folders)
             except Exception as exc:  # the job fails, the tuner goes on
                 log.exception("experiment failed", job_id=str(job.job_id))
                 outcome = job_failed(job.job_id, f"{type(exc).__name__}: {exc}")
-        await self.publisher.publish(outcome)
-        JOB_DURATION.labels(outcome.type).observe(time.monotonic() - started)
-        log.info("experiment ended", job_id=str(job.job_id), outcome=outcome.type)
-        self.running.pop(job.job_id, None)
-        if self.waiting:
-            self._schedule(self.waiting.pop(0))
+        try:
+            await self.publisher.publish(outcome)
+            JOB_DURATION.labels(outcome.type).observe(time.monotonic() - started)
+            log.info("experiment ended", job_id=str(job.job_id), outcome=outcome.type)
+        except Exception:  # the outcome is lost to the log: the job resumes at the next tuner start
+            log.exception("could not publish the job's outcome", job_id=str(job.job_id))
+        finally:
+            self.running.pop(job.job_id, None)
+            if self.waiting:
+                self._schedule(self.waiting.pop(0))
 
     def _publish_from_thread(self, event: ev.Event) -> None:
         asyncio.run_coroutine_threadsafe(self.publisher.publish(event), self._loop).result(PUBLISH_TIMEOUT_S)

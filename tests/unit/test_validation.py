@@ -94,6 +94,10 @@ INVALID += [
     (example_spec(name="a\x00b"), "name", "NUL"),
     (example_spec(dataset_key="\ud800"), "dataset_key", "unicode string"),
     (_space(bs={"type": "choice", "values": ["x\x00"]}), "search_space.bs.values", "NUL"),
+    # Values given outright must pass their hyperparameter's rule, or the tuner would fail the job.
+    (example_spec(fixed_params={"max_steps": 0}), "fixed_params.max_steps", "max_steps must be >= 1"),
+    (example_spec(fixed_params={"lora_targets": "foo"}), "fixed_params.lora_targets", "lora_targets must be one of"),
+    (_space(batch_size={"type": "choice", "values": [8, "big"]}), "search_space.batch_size.values", "batch_size='big'"),
     # PBT changes searched values mid-run; batch_size is a choice (perturbed) in the example.
     (example_spec(scheduler="pbt"), "search_space.batch_size", "PBT cannot change 'batch_size'"),
 ]
