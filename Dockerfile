@@ -32,6 +32,7 @@ RUN pip install . \
     && rm -rf build ./*.egg-info
 COPY alembic.ini ./
 COPY migrations ./migrations
+COPY datasets ./datasets
 
 RUN useradd --system --no-create-home --uid 10001 tunix
 USER tunix
