@@ -121,10 +121,10 @@ def _safetensors_headers(folder: Path) -> dict[Path, dict]:
         shards = sorted(folder.glob("*.safetensors"))
     if not shards:
         raise BrokenCheckpoint(folder, "no *.safetensors weights")
-    return {shard: _header(shard) for shard in shards}
+    return {shard: safetensors_header(shard) for shard in shards}
 
 
-def _header(path: Path) -> dict:
+def safetensors_header(path: Path) -> dict:
     with open(path, "rb") as f:
         raw = f.read(8)
         size = struct.unpack("<Q", raw)[0] if len(raw) == 8 else -1

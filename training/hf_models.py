@@ -8,12 +8,12 @@ imported inside the functions that need them: importing this module stays cheap.
 from __future__ import annotations
 
 import importlib
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
+from training.hf_checkpoint import safetensors_header
 from training.hf_config import (
     _LOADERS, _TEXT_ONLY_PREFIXES, UnsupportedConfig, config_value, family_of, given, layer_types, rope_settings,
     text_config,
@@ -69,12 +69,10 @@ def tunix_config(family: str, config: dict):
 
 
 def _headers(folder: Path) -> dict[Path, dict]:
-    """Each top-level *.safetensors file's header (what tunix globs), without reading tensors."""
-    headers = {}
-    for path in sorted(Path(folder).glob("*.safetensors")):
-        with open(path, "rb") as f:
-            size = int.from_bytes(f.read(8), "little")
-            headers[path] = {k: v for k, v in json.loads(f.read(size)).items() if k != "__metadata__"}
+    """Each top-level *.safetensors file's header (what tunix globs), read and checked by
+    training/hf_checkpoint.py, without reading tensors."""
+    headers = {path: {k: v for k, v in safetensors_header(path).items() if k != "__metadata__"}
+               for path in sorted(Path(folder).glob("*.safetensors"))}
     if not headers:
         raise FileNotFoundError(f"{folder}: no *.safetensors weights")
     return headers
