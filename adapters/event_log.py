@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 
 from schemas.topics import Topic
 
@@ -40,10 +41,12 @@ async def partition_ids(bootstrap_servers: str, topic: str) -> list[int]:
 
 
 async def read_to_end(
-    bootstrap_servers: str, topic: str, max_records: int = 5000
+    bootstrap_servers: str, topic: str, max_records: int = 5000, partitions: list[int] | None = None,
 ) -> AsyncIterator[tuple[ConsumerRecord, ...]]:
-    """Yield batches of records, each partition in offset order, up to today's end offsets."""
-    parts = [TopicPartition(topic, p) for p in await partition_ids(bootstrap_servers, topic)]
+    """Yield batches of records, each partition in offset order, up to today's end offsets
+    (of every partition, or of those given)."""
+    ids = partitions if partitions is not None else await partition_ids(bootstrap_servers, topic)
+    parts = [TopicPartition(topic, p) for p in ids]
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False
     )
@@ -78,3 +81,23 @@ async def end_offsets(bootstrap_servers: str, topic: str) -> dict[int, int]:
         return {tp.partition: off for tp, off in (await consumer.end_offsets(parts)).items()}
     finally:
         await consumer.stop()
+
+
+async def group_members(bootstrap_servers: str, group_id: str) -> list[dict]:
+    """The live members of a consumer group: client id, host and assigned partitions (an
+    empty list while the group rebalances or when nobody is in it)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        (response,) = await admin.describe_consumer_groups([group_id])
+    finally:
+        await admin.close()
+    members = []
+    for group in response.groups:
+        for member in group[5]:  # (member_id, client_id, client_host, metadata, assignment)
+            assignment = ConsumerProtocolMemberAssignment.decode(member[4]) if member[4] else None
+            members.append({
+                "member_id": member[0], "client_id": member[1], "host": member[2],
+                "partitions": sorted(tp.partition for tp in assignment.partitions()) if assignment else [],
+            })
+    return members

@@ -35,6 +35,9 @@ _ENV = {
     "projector_group_id": "TUNIX_PROJECTOR_GROUP",
     "projector_max_batch": "TUNIX_PROJECTOR_MAX_BATCH",
     "tuner_max_jobs": "TUNIX_TUNER_MAX_JOBS",
+    "tuner_group_id": "TUNIX_TUNER_GROUP",
+    "tuner_id": "TUNIX_TUNER_ID",
+    "tuner_session_timeout_s": "TUNIX_TUNER_SESSION_TIMEOUT_S",
     "ray_address": "RAY_ADDRESS",
     "probe_host": "TUNIX_PROBE_HOST",
     "projector_probe_port": "TUNIX_PROJECTOR_PROBE_PORT",
@@ -74,6 +77,11 @@ class Settings:
     projector_max_batch: int = 5000
     # Jobs the tuner runs at once; more started jobs wait for a free slot.
     tuner_max_jobs: int = 1
+    # Tuners form one Kafka consumer group: each job runs on the tuner its partition is assigned to.
+    tuner_group_id: str = "tunix-tuner"
+    tuner_id: str | None = None  # this tuner's name in claims and in `status`; default host-pid
+    # A tuner silent for this long is considered dead and its partitions move to the others.
+    tuner_session_timeout_s: float = 10.0
     ray_address: str | None = None  # an existing Ray cluster; else Ray starts locally
     # Health, readiness and /metrics of the consumer processes (the API serves its own).
     probe_host: str = "127.0.0.1"

@@ -18,6 +18,7 @@ from schemas import events as ev
 
 Publish = Callable[[ev.Event], None]  # blocks until Kafka acknowledged the event
 CANCELLED = "job cancelled"
+BUDGET_SPENT = "time budget spent"
 SOURCE = "tunix-tune.tuner"  # the `source` of every event the tuner publishes
 
 
@@ -33,13 +34,20 @@ class JobRun:
     scheduler_stops: dict[str, str] = field(default_factory=dict)
     # trial_id -> what the scheduler changed in it (a PBT exploit), for its next event.
     scheduler_notes: dict[str, str] = field(default_factory=dict)
+    # When the job's time budget runs out (time.monotonic()); None without a budget.
+    deadline: float | None = None
+    # Set when the job moves to another tuner: the experiment stops where it is, resumable.
+    handing_over: bool = False
+    # Trials whose latest TrialUpdated says running: preempted if the job is handed over.
+    running_trials: set[str] = field(default_factory=set)
 
     _running: ClassVar[dict[UUID, "JobRun"]] = {}
 
     @classmethod
     @contextmanager
-    def open(cls, job_id: UUID, publish: Publish, ended_on_log: frozenset[str] = frozenset()) -> Iterator["JobRun"]:
-        run = cls(job_id, publish, ended_on_log)
+    def open(cls, job_id: UUID, publish: Publish, ended_on_log: frozenset[str] = frozenset(),
+             deadline: float | None = None) -> Iterator["JobRun"]:
+        run = cls(job_id, publish, ended_on_log, deadline=deadline)
         cls._running[job_id] = run
         try:
             yield run
@@ -57,6 +65,16 @@ class JobRun:
     def cancel(self) -> None:
         """Stop the job's trials at their next report, and every pending one."""
         self.stop_reason = CANCELLED
+
+    def hand_over(self) -> None:
+        """Stop the experiment at its next step without ending any trial: the job's next
+        owner restores it from its folder (see consumers/tuner/experiment.py)."""
+        self.handing_over = True
+
+    def out_of_budget(self, now: float) -> bool:
+        if self.deadline is not None and now >= self.deadline and self.stop_reason is None:
+            self.stop_reason = BUDGET_SPENT
+        return self.stop_reason == BUDGET_SPENT
 
     @property
     def cancelled(self) -> bool:

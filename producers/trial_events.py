@@ -68,6 +68,10 @@ class TrialEvents(Callback):
             **fields,
         )
         self.run.publish(ev.TrialUpdated(job_id=self.job_id, source=SOURCE, payload=payload))
+        if status == "running":
+            self.run.running_trials.add(trial.trial_id)
+        else:
+            self.run.running_trials.discard(trial.trial_id)
         if status == "running" and trial.trial_id not in self._started:
             self._started[trial.trial_id] = time.monotonic()
             TRIALS_RUNNING.inc()
@@ -110,6 +114,12 @@ class TrialEvents(Callback):
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info) -> None:
         self._send(trial, "failed", reason=_error_text(trial))
+
+    def on_trial_recover(self, iteration: int, trials: list[Trial], trial: Trial, **info) -> None:
+        """Its worker or node died (or it raised) and Ray runs it again from its last checkpoint."""
+        failures = trial.run_metadata.num_failures
+        self._send(trial, "stale", reason=f"{_error_text(trial)}; retry {failures} of {trial.max_failures} "
+                                          "from its last checkpoint")
 
 
 def _error_text(trial: Trial) -> str:

@@ -41,6 +41,9 @@ class JobSummary(BaseModel):
     best_trial_id: str | None
     best_metric: float | None
     error: str | None
+    # The tuner running the job (its latest JobClaimed), and that claim's generation.
+    owner: str | None = None
+    claim: int | None = None
 
 
 class JobOut(JobSummary):
@@ -80,6 +83,7 @@ class EventOut(BaseModel):
     source: str
     correlation_id: UUID | None
     causation_id: UUID | None
+    claim: int | None
     payload: dict[str, Any]
     kafka_partition: int
     kafka_offset: int

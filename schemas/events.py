@@ -56,6 +56,14 @@ class TrialUpdatedPayload(_Payload):
     artifact_path: str | None = Field(default=None, max_length=4096)
 
 
+class JobClaimedPayload(_Payload):
+    tuner_id: str = Field(min_length=1, max_length=200)
+    # Counts up by one with every claim of the job: the fence against an earlier owner.
+    generation: int = Field(ge=1, le=_INT4_MAX)
+    # Seconds of the time budget spent under earlier claims, as this owner counted them.
+    budget_spent_s: float = Field(default=0.0, ge=0)
+
+
 class JobCompletedPayload(_Payload):
     best_trial_id: str | None = Field(max_length=200)
     metric_name: str = Field(max_length=100)
@@ -83,6 +91,9 @@ class _Envelope(BaseModel):
     source: str = Field(min_length=1, max_length=200)
     correlation_id: UUID | None = None
     causation_id: UUID | None = None
+    # The generation of the JobClaimed under which a tuner published this event. The projector
+    # ignores an event whose claim is no longer the job's latest one: its tuner was replaced.
+    claim: int | None = Field(default=None, ge=1, le=_INT4_MAX)
 
     @model_validator(mode="before")
     @classmethod
@@ -120,8 +131,18 @@ class JobCancelRequested(_Envelope):
     payload: JobCancelRequestedPayload = JobCancelRequestedPayload()
 
 
+class JobClaimed(_Envelope):
+    """A tuner took ownership of a started job (its partition was assigned to it). Every
+    event a tuner publishes for the job carries the generation it claimed; a later claim
+    supersedes it, and the earlier owner's events after that are ignored (fencing)."""
+
+    type: Literal["JobClaimed"] = "JobClaimed"
+    payload: JobClaimedPayload
+
+
 class TrialUpdated(_Envelope):
-    """A trial was added, started, reported a result, or ended (completed, failed, stopped)."""
+    """A trial was added, started, reported a result, lost its worker or owner (stale),
+    was handed to another tuner (preempted), or ended (completed, failed, stopped)."""
 
     type: Literal["TrialUpdated"] = "TrialUpdated"
     payload: TrialUpdatedPayload
@@ -150,6 +171,7 @@ Event = Annotated[
         JobCreated,
         JobStarted,
         JobCancelRequested,
+        JobClaimed,
         TrialUpdated,
         JobCompleted,
         JobFailed,
@@ -157,15 +179,30 @@ Event = Annotated[
     ],
     Field(discriminator="type"),
 ]
-EVENT_CLASSES = (JobCreated, JobStarted, JobCancelRequested, TrialUpdated, JobCompleted, JobFailed, JobCancelled)
+EVENT_CLASSES = (
+    JobCreated, JobStarted, JobCancelRequested, JobClaimed, TrialUpdated, JobCompleted, JobFailed, JobCancelled,
+)
 EVENT_TYPES = tuple(cls.__name__ for cls in EVENT_CLASSES)
 # Who puts each event on the log in this project (other systems may publish any of them).
 PUBLISHED_BY = {
     "JobCreated": "the gateway", "JobStarted": "the gateway", "JobCancelRequested": "the gateway",
-    "TrialUpdated": "the tuner's Ray callback", "JobCompleted": "the tuner", "JobFailed": "the tuner",
+    "JobClaimed": "the tuner", "TrialUpdated": "the tuner's Ray callback", "JobCompleted": "the tuner",
+    "JobFailed": "the tuner",
     "JobCancelled": "the tuner",
 }
 _EVENT = TypeAdapter(Event)
+
+
+def superseded(event: Event, latest_claim: int | None) -> bool:
+    """The fencing rule, shared by every reader of the log: an event published under a claim
+    other than the job's latest one (`latest_claim`, from the JobClaimed events before it)
+    came from a tuner that was replaced. A JobClaimed supersedes only a lower generation.
+    Events without a claim (the gateway's, other systems') are never superseded."""
+    if event.claim is None:
+        return False
+    if isinstance(event, JobClaimed):
+        return latest_claim is not None and event.payload.generation <= latest_claim
+    return event.claim != latest_claim
 
 
 def parse_event(raw: bytes | str) -> Event:

@@ -43,6 +43,10 @@ class JobSpec(BaseModel):
     resources_per_trial: Resources = Field(default_factory=Resources)
     # A failing trial is recorded and the job goes on, until more than this many have failed.
     max_failed_trials: int = Field(default=0, ge=0, le=MAX_NUM_SAMPLES, strict=True)
+    # A trial that fails (its worker or node died, or it raised) runs again from its last
+    # checkpoint this many times before it counts as failed.
+    max_trial_retries: int = Field(default=1, ge=0, le=10, strict=True)
+    # Wall time the job may spend running, summed over every tuner that ran it.
     time_budget_s: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1, strict=True)
 

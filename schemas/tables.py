@@ -45,6 +45,9 @@ jobs = Table(
     Column("best_run_id", String(200)),
     Column("best_checkpoint_path", Text),
     Column("error", Text),
+    # The tuner that owns the job now, and the generation of its claim (JobClaimed).
+    Column("owner", String(200)),
+    Column("claim", Integer),
     Index("ix_tunix_tuning_jobs_status_created", "status", "created_at"),
 )
 
@@ -78,6 +81,7 @@ events = Table(
     Column("source", String(200), nullable=False),
     Column("correlation_id", UUID(as_uuid=True)),
     Column("causation_id", UUID(as_uuid=True)),
+    Column("claim", Integer),
     Column("payload", JSONB, nullable=False),
     Column("kafka_partition", Integer, nullable=False),
     Column("kafka_offset", BigInteger, nullable=False),

@@ -39,5 +39,15 @@ class Topics:
         return Topic(f"{self.prefix}.events.dlq", partitions=1, config={"retention.ms": "-1"})
 
     @property
-    def all(self) -> tuple[Topic, Topic]:
-        return self.events, self.dead_letter
+    def tuner_state(self) -> Topic:
+        """The tuners' compact per-job state (consumers/tuner/snapshots.py): keyed by job_id
+        like the events, one partition per events partition, compacted to the latest record
+        per job; a finished job's tombstone is removed a day after compaction."""
+        return Topic(f"{self.prefix}.tuner-state", partitions=EVENTS_PARTITIONS, config={
+            "cleanup.policy": "compact", "segment.ms": "3600000", "min.cleanable.dirty.ratio": "0.1",
+            "delete.retention.ms": "86400000",
+        })
+
+    @property
+    def all(self) -> tuple[Topic, ...]:
+        return self.events, self.dead_letter, self.tuner_state

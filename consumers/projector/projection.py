@@ -14,11 +14,19 @@ from schemas.statuses import TERMINAL_JOB_STATUSES, TRIAL_TERMINAL
 
 Row = dict[str, Any]
 
-TRIAL_STATUS_RANK = {"pending": 0, "running": 1, "completed": 2, "failed": 2, "stopped": 2}
+# A stale or preempted trial runs again when it resumes: those three share a rank.
+TRIAL_STATUS_RANK = {
+    "pending": 0, "running": 1, "stale": 1, "preempted": 1, "completed": 2, "failed": 2, "stopped": 2,
+}
 
 
 def is_terminal_job(status: str) -> bool:
     return status in TERMINAL_JOB_STATUSES
+
+
+def fenced(job: Row | None, event: ev.Event) -> bool:
+    """An event from a replaced owner (schemas.events.superseded): on the log, ignored here."""
+    return job is not None and ev.superseded(event, job["claim"])
 
 
 def project_job(job: Row | None, event: ev.Event) -> Row | None:
@@ -31,6 +39,8 @@ def project_job(job: Row | None, event: ev.Event) -> Row | None:
         return job
     at = event.occurred_at
     match event:
+        case ev.JobClaimed(payload=claim):
+            return {**job, "owner": claim.tuner_id, "claim": claim.generation, "updated_at": at}
         case ev.JobStarted() if job["status"] == "created":
             return {**job, "status": "running", "started_at": at, "updated_at": at}
         case ev.JobCancelRequested():
@@ -79,6 +89,8 @@ def _new_job(event: ev.JobCreated) -> Row:
         "best_run_id": None,
         "best_checkpoint_path": None,
         "error": None,
+        "owner": None,
+        "claim": None,
     }
 
 

@@ -13,10 +13,11 @@ from typing import Any
 from asyncpg import Connection
 
 from consumers.projector.bulk import copy_rows, insert_rows
-from consumers.projector.projection import Row, metric_point, project_job, project_trial
+from consumers.projector.projection import Row, fenced, metric_point, project_job, project_trial
 from consumers.records import LoggedEvent
 from schemas import events as ev
 from schemas import tables as t
+from schemas.metrics import FENCED_EVENTS
 
 @dataclass(frozen=True)
 class Unprojectable:
@@ -43,6 +44,9 @@ async def apply_batch(conn: Connection, batch: list[LoggedEvent]) -> list[Unproj
         job = jobs.get(event.job_id)
         if job is None and event.type != "JobCreated":
             refused.append(Unprojectable(logged, f"unknown job_id {event.job_id}"))
+            continue
+        if fenced(job, event):  # from a replaced owner: on the log, not in the read model
+            FENCED_EVENTS.labels(event.type).inc()
             continue
         accepted.append(logged)
         if event.type == "TrialUpdated":
@@ -117,6 +121,7 @@ def _event_row(le: LoggedEvent) -> Row:
         "source": e.source,
         "correlation_id": e.correlation_id,
         "causation_id": e.causation_id,
+        "claim": e.claim,
         "payload": e.payload.model_dump_json(),  # JSON text, serialised once by pydantic
         "kafka_partition": le.partition,
         "kafka_offset": le.offset,

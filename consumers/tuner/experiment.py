@@ -88,7 +88,24 @@ def reports_per_trial(spec: JobSpec) -> int:
     return reports_per_run(spec.fixed_params)
 
 
-class _SavesStateOnTrialChanges:
+class HandedOver(Exception):
+    """Raised inside Ray's loop to stop a job's experiment where it is: its state is saved,
+    its running trials resume from their last checkpoints under the job's next owner."""
+
+
+class _ActsForAJob:
+    """A scheduler of one job's experiment: knows the job, to write into its JobRun."""
+
+    def __init__(self, job_id, **kwargs):
+        super().__init__(**kwargs)
+        self.job_id = job_id
+
+    @property
+    def run(self) -> JobRun:
+        return JobRun.of(self.job_id)
+
+
+class _SavesStateOnTrialChanges(_ActsForAJob):
     """Saves Ray's experiment state (which trials exist and which ended) as soon as a trial is
     added or ends, on top of Ray's own periodic saves (TUNE_GLOBAL_CHECKPOINT_S "auto", at
     most ~5% of the driver's time). A tuner killed with -9 then restores a list that knows
@@ -117,23 +134,14 @@ class _SavesStateOnTrialChanges:
         self._changed = True
 
     def choose_trial_to_run(self, tune_controller):
-        if self._changed:
+        # Ray 2.60 hands schedulers a wrapper that hides checkpoint(); the controller is behind it.
+        controller = getattr(tune_controller, "_tune_controller", tune_controller)
+        if self._changed or self.run.handing_over:
             self._changed = False
-            # Ray 2.60 hands schedulers a wrapper that hides checkpoint(); the controller is behind it.
-            getattr(tune_controller, "_tune_controller", tune_controller).checkpoint(force=True)
+            controller.checkpoint(force=True)
+        if self.run.handing_over:
+            raise HandedOver(str(self.job_id))
         return super().choose_trial_to_run(tune_controller)
-
-
-class _ActsForAJob:
-    """A scheduler of one job's experiment: knows the job, to write into its JobRun."""
-
-    def __init__(self, job_id, **kwargs):
-        super().__init__(**kwargs)
-        self.job_id = job_id
-
-    @property
-    def run(self) -> JobRun:
-        return JobRun.of(self.job_id)
 
 
 class _RecordsEarlyStops(_ActsForAJob):
@@ -173,7 +181,7 @@ class HyperBand(_SavesStateOnTrialChanges, _RecordsEarlyStops, HyperBandSchedule
     pass
 
 
-class PBT(_SavesStateOnTrialChanges, _ActsForAJob, PopulationBasedTraining):
+class PBT(_SavesStateOnTrialChanges, PopulationBasedTraining):
     """Population Based Training that writes down each exploit (which trial's checkpoint this
     one continues from, and its new hyperparameters) for the trial's next TrialUpdated."""
 
@@ -217,7 +225,7 @@ def scheduler(spec: JobSpec, job_id) -> TrialScheduler:
                 perturbation_interval=pbt_interval(spec),
                 hyperparam_mutations={name: ray_domain(spec.search_space[name]) for name in spec.perturbed_params()},
             )
-    return FIFO()
+    return FIFO(job_id)
 
 
 def tune_config(spec: JobSpec, job_id) -> tune.TuneConfig:
@@ -228,6 +236,8 @@ def tune_config(spec: JobSpec, job_id) -> tune.TuneConfig:
         scheduler=scheduler(spec, job_id),
         num_samples=spec.num_samples,
         max_concurrent_trials=spec.max_concurrent_trials,
-        time_budget_s=spec.time_budget_s,
+        # The tuner enforces time_budget_s itself (runner.py), counted over every owner of the
+        # job from the log: Ray's own budget would start again at each restore.
+        time_budget_s=None,
         reuse_actors=True,
     )

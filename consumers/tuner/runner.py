@@ -7,12 +7,13 @@ killed), it is restored instead of started again.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from uuid import UUID
 
 from ray import tune
 
-from consumers.tuner.experiment import checkpoint_config, param_space, trial_inputs, tune_config
+from consumers.tuner.experiment import HandedOver, checkpoint_config, param_space, trial_inputs, tune_config
 from consumers.tuner.trainable import train_trial
 from producers.job_outcome import job_outcome
 from producers.job_run import JobRun
@@ -23,7 +24,8 @@ from training.folders import Folders
 
 
 class _StopWhenCancelled(tune.Stopper):
-    """Stops every trial of the job once it is cancelled (looked up by id: Ray pickles this)."""
+    """Stops every trial of the job once it is cancelled or its time budget is spent (looked
+    up by id: Ray pickles this)."""
 
     def __init__(self, job_id: UUID):
         self.job_id = job_id
@@ -32,10 +34,20 @@ class _StopWhenCancelled(tune.Stopper):
         return self.stop_all()
 
     def stop_all(self) -> bool:
-        return JobRun.of(self.job_id).stop_reason is not None
+        run = JobRun.of(self.job_id)
+        run.out_of_budget(time.monotonic())
+        return run.stop_reason is not None
 
 
-def run_experiment(spec: JobSpec, run: JobRun, storage_root: Path, folders: Folders) -> ev.Event:
+def run_experiment(spec: JobSpec, run: JobRun, storage_root: Path, folders: Folders) -> ev.Event | None:
+    """The job's terminal event, or None when the job was handed over to another tuner."""
+    try:
+        return _run(spec, run, storage_root, folders)
+    except HandedOver:
+        return None
+
+
+def _run(spec: JobSpec, run: JobRun, storage_root: Path, folders: Folders) -> ev.Event:
     job_id = run.job_id
     path = storage_root / str(job_id)
     trainable = tune.with_resources(
@@ -55,7 +67,9 @@ def run_experiment(spec: JobSpec, run: JobRun, storage_root: Path, folders: Fold
                 callbacks=[TrialEvents(job_id)],
                 stop=_StopWhenCancelled(job_id),
                 checkpoint_config=checkpoint_config(spec),
-                failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+                # A trial whose worker or node died (or that raised) runs again from its last
+                # checkpoint, up to max_trial_retries times; each retry is a `stale` TrialUpdated.
+                failure_config=tune.FailureConfig(max_failures=spec.max_trial_retries, fail_fast=False),
                 verbose=0,
             ),
         )

@@ -1,127 +1,227 @@
-"""The tuner: runs a Ray Tune experiment for every started job and publishes how it went.
+"""The tuner: runs a Ray Tune experiment for every started job on its partitions.
 
-At start-up it reads the whole log to learn every job's state (state.py): a job that was
-started and never finished is resumed, from its experiment folder when one exists. Then it
-follows the log. Experiments run on worker threads, so consuming goes on while a job trains
-for hours; each running job has one JobRun (producers/job_run.py) that the Ray callback and
-schedulers act through; the job's terminal event is published here.
+Any number of tuners run at once as one Kafka consumer group on the events topic. A job's
+events share a partition (keyed by job_id), so the partition's owner is the job's owner:
 
-Run it with `tunix-tune serve tuner` (or `python -m consumers.tuner`); health, readiness
-and /metrics on TUNIX_TUNER_PROBE_PORT (8002).
+- Assigned a partition, a tuner loads the partition's compact state (snapshots.py) and folds
+  the log from the group's committed offset to the end; then it claims every started,
+  unfinished job there (a JobClaimed with the next generation) and runs it, resuming its
+  experiment from artifacts/tuning/{job_id}/ when one exists. Every event it publishes for the
+  job carries that generation; after a later claim the projector ignores them (fencing).
+- Losing a partition (a rebalance: a tuner joined, left or died), it stops the partition's
+  experiments where they are, marks their running trials preempted, saves state and offsets,
+  and only then lets the rebalance go on: a job never has two live owners.
+
+Experiments run on worker threads, so consuming goes on while a job trains for hours; each
+running job has one JobRun (producers/job_run.py) that the Ray callback and schedulers act
+through. Run it with `tunix-tune serve tuner`; health, readiness and /metrics on
+TUNIX_TUNER_PROBE_PORT (8002).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import time
+from functools import partial
 from uuid import UUID
 
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
 
 from adapters.consumer import consumer_main
-from adapters.event_log import end_offsets, read_to_end
 from adapters.publisher import EventPublisher
 from adapters.settings import Settings
 from consumers.records import LoggedEvent, read_record
 from consumers.tuner.ray_processes import start_ray, stop_ray
-from consumers.tuner.state import TunerJob, next_state
+from consumers.tuner.snapshots import Snapshots
+from consumers.tuner.state import TunerJob, claim_event, next_state
 from producers.job_outcome import job_failed
 from producers.job_run import SOURCE, JobRun
 from schemas import events as ev
-from schemas.metrics import EVENTS_CONSUMED, JOB_DURATION
+from schemas.metrics import EVENTS_CONSUMED, JOB_DURATION, JOBS_OWNED, TAKEOVER_SECONDS
 
 log = structlog.get_logger("tuner")
 PUBLISH_TIMEOUT_S = 30
+SAVE_EVERY_S = 5.0  # state snapshot + offset commit; a takeover refolds at most this much log
+HANDOVER_TIMEOUT_S = 120.0  # how long a revoked partition's experiments get to stop
 
 
 class Tuner:
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.topic = settings.topics.events
-        self.publisher = EventPublisher(settings.kafka_bootstrap_servers, settings.topics, PUBLISH_TIMEOUT_S)
-        self.jobs: dict[UUID, TunerJob] = {}
+        self.tuner_id = settings.tuner_id or f"{socket.gethostname()}-{os.getpid()}"
+        self.topic = settings.topics.events.name
+        bootstrap = settings.kafka_bootstrap_servers
+        self.publisher = EventPublisher(bootstrap, settings.topics, PUBLISH_TIMEOUT_S)
+        self.snapshots = Snapshots(bootstrap, settings.topics.tuner_state.name)
+        session_ms = int(settings.tuner_session_timeout_s * 1000)
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=settings.tuner_group_id, client_id=self.tuner_id,
+            enable_auto_commit=False, auto_offset_reset="earliest",
+            session_timeout_ms=session_ms, heartbeat_interval_ms=max(100, session_ms // 3),
+            # Members get this long to stop their experiments before a rebalance goes on without them.
+            rebalance_timeout_ms=int(HANDOVER_TIMEOUT_S * 1000) + 30_000,
+        )
+        self.jobs: dict[UUID, TunerJob] = {}  # unfinished jobs on this tuner's partitions
+        self.partition_of: dict[UUID, int] = {}
+        self.dirty: set[UUID] = set()  # jobs whose state changed since the last snapshot
+        self.folded: dict[int, int] = {}  # partition -> next offset to fold
+        self.catching_up: dict[int, tuple[int, float]] = {}  # partition -> (end offset to reach, since)
         self.running: dict[UUID, asyncio.Task] = {}
         self.waiting: list[UUID] = []
+        self._lock = asyncio.Lock()  # folding and saving vs. the rebalance listener
         self._stop = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._ray_up = self._following = False
+        self._ray_up = self._joined = False
 
     def stop(self) -> None:
         self._stop.set()
 
     async def checks(self) -> dict[str, str]:
-        """Readiness: Ray is up and the tuner follows the log live."""
-        return {
-            "ray": "ok" if self._ray_up else "starting",
-            "kafka": "ok" if self._following else "reading the log up to its end",
-        }
+        """Readiness: Ray is up, the tuner is in its group, its partitions are caught up."""
+        if not self._joined:
+            kafka = "joining the tuner group"
+        elif self.catching_up:
+            kafka = f"reading partitions {sorted(self.catching_up)} up to their end"
+        else:
+            kafka = "ok"
+        return {"ray": "ok" if self._ray_up else "starting", "kafka": kafka}
 
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
         await self.publisher.start()  # connects and creates the missing topics
+        await self.snapshots.start()
         await asyncio.to_thread(start_ray, self.settings.state_dir, self.settings.ray_address)
         self._ray_up = True
+        self.consumer.subscribe([self.topic], listener=_HandOverBeforeRevoke(self))
+        await self.consumer.start()
+        log.info("tuner joined its group", tuner_id=self.tuner_id, group=self.settings.tuner_group_id)
+        saved = time.monotonic()
         try:
-            positions = await self._catch_up()
-            for job in self.jobs.values():
-                if job.should_run:
-                    log.info("resuming unfinished job", job_id=str(job.job_id))
-                    self._schedule(job.job_id)
-            await self._follow(positions)
+            while not self._stop.is_set():
+                batches = await self.consumer.getmany(timeout_ms=500)
+                async with self._lock:
+                    for tp in sorted(batches, key=lambda tp: tp.partition):
+                        for record in batches[tp]:
+                            self._fold(record)
+                    self._go_live()
+                    if time.monotonic() - saved >= SAVE_EVERY_S:
+                        await self._save({tp.partition for tp in self.consumer.assignment()})
+                        saved = time.monotonic()
         finally:
-            for task in self.running.values():
-                task.cancel()
+            await self.release(set(self.folded))
+            await self.consumer.stop()  # leaves the group: the others rebalance at once
+            await self.snapshots.close()
             await self.publisher.close()
             await asyncio.to_thread(stop_ray, self.settings.state_dir)
 
-    async def _catch_up(self) -> dict[int, int]:
-        """Fold the log up to today's end; return where live consumption starts."""
-        bootstrap = self.settings.kafka_bootstrap_servers
-        ends = await end_offsets(bootstrap, self.topic.name)
-        async for records in read_to_end(bootstrap, self.topic.name):
-            for record in records:
-                if record.offset < ends[record.partition]:  # later records come live, once
-                    self._fold(record, len(ends), live=False)
-        return ends
+    # -- partitions coming and going -------------------------------------------------------
 
-    async def _follow(self, positions: dict[int, int]) -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap_servers, group_id=None)
-        await consumer.start()
+    async def take(self, partitions: set[int]) -> None:
+        """Load the state of newly assigned partitions; fold from the committed offsets."""
+        async with self._lock:
+            tps = [TopicPartition(self.topic, p) for p in partitions]
+            ends = await self.consumer.end_offsets(tps) if tps else {}
+            for tp in tps:
+                loaded = await self.snapshots.load(tp.partition)
+                for job_id, job in loaded.items():
+                    self.jobs[job_id], self.partition_of[job_id] = job, tp.partition
+                self.folded[tp.partition] = await self.consumer.committed(tp) or 0
+                self.catching_up[tp.partition] = (ends[tp], time.monotonic())
+                log.info("partition assigned", partition=tp.partition, jobs=len(loaded),
+                         fold_from=self.folded[tp.partition], end=ends[tp])
+            self._joined = True
+            self._go_live()
+
+    async def release(self, partitions: set[int]) -> None:
+        """Stop the experiments of jobs on `partitions` where they are (resumable), then save
+        the partitions' state and offsets and forget them."""
+        async with self._lock:
+            self.waiting = [j for j in self.waiting if self.partition_of.get(j) not in partitions]
+            leaving = {job_id: task for job_id, task in self.running.items() if self.partition_of.get(job_id) in partitions}
+            for job_id in leaving:
+                if (run := JobRun.find(job_id)) is not None:
+                    run.hand_over()
+                    log.info("handing the job over", job_id=str(job_id))
+            if leaving:
+                await asyncio.wait(leaving.values(), timeout=HANDOVER_TIMEOUT_S)
+            await self._save(partitions)
+            for job_id in [j for j, p in self.partition_of.items() if p in partitions]:
+                self.jobs.pop(job_id, None)
+                self.partition_of.pop(job_id, None)
+                self.dirty.discard(job_id)
+            for p in partitions:
+                self.folded.pop(p, None)
+                self.catching_up.pop(p, None)
+            JOBS_OWNED.set(sum(job.should_run for job in self.jobs.values()))
+
+    async def _save(self, partitions: set[int]) -> None:
+        """Snapshot the changed jobs of `partitions`, then commit how far the log was folded."""
+        changed = {j: (self.partition_of[j], self.jobs.get(j)) for j in self.dirty if self.partition_of.get(j) in partitions}
         try:
-            parts = [TopicPartition(self.topic.name, p) for p in positions]
-            consumer.assign(parts)
-            for tp in parts:
-                consumer.seek(tp, positions[tp.partition])
-            self._following = True
-            while not self._stop.is_set():
-                batches = await consumer.getmany(timeout_ms=500)
-                for records in batches.values():
-                    for record in records:
-                        self._fold(record, len(positions), live=True)
-        finally:
-            await consumer.stop()
+            await self.snapshots.save(changed)
+            self.dirty -= changed.keys()
+            for job_id, (_, job) in changed.items():
+                if job is None:  # finished: its tombstone is written
+                    self.partition_of.pop(job_id, None)
+            offsets = {TopicPartition(self.topic, p): self.folded[p] for p in partitions if p in self.folded}
+            if offsets:
+                await self.consumer.commit(offsets)
+        except (CommitFailedError, KafkaError) as exc:  # the next save (or the next owner) catches up
+            log.warning("state or offsets not saved", error=str(exc))
 
-    def _fold(self, record: ConsumerRecord, partitions: int, live: bool) -> None:
-        read = read_record(record, partitions)
+    def _go_live(self) -> None:
+        """Partitions folded up to their end start acting: their unfinished jobs are claimed."""
+        for p, (end, since) in list(self.catching_up.items()):
+            if self.folded.get(p, 0) >= end:
+                del self.catching_up[p]
+                for job in [j for j in self.jobs.values() if self.partition_of[j.job_id] == p and j.should_run]:
+                    log.info("taking the job over", job_id=str(job.job_id), previous_owner=job.owner)
+                    self._schedule(job.job_id)
+                TAKEOVER_SECONDS.observe(time.monotonic() - since)
+        JOBS_OWNED.set(sum(job.should_run for job in self.jobs.values()))
+
+    # -- the log ---------------------------------------------------------------------------
+
+    def _fold(self, record: ConsumerRecord) -> None:
+        self.folded[record.partition] = record.offset + 1
+        read = read_record(record, len(self.consumer.partitions_for_topic(self.topic) or ()) or 1)
         if not isinstance(read, LoggedEvent):
             return  # the projector dead-letters it; the tuner acts on the same events it projects
         event = read.event
         EVENTS_CONSUMED.labels(event.type).inc()
-        self.jobs[event.job_id] = job = next_state(self.jobs.get(event.job_id), event)
-        if not live or job is None:
+        before = self.jobs.get(event.job_id)
+        job = next_state(before, event)
+        if job is None or job is before:
             return
+        self.dirty.add(event.job_id)
+        self.partition_of[event.job_id] = record.partition
+        if job.finished:
+            self.jobs.pop(event.job_id, None)
+        else:
+            self.jobs[event.job_id] = job
+        if record.partition in self.catching_up:
+            return  # acted on once the partition is caught up
         with structlog.contextvars.bound_contextvars(job_id=str(event.job_id), event_id=str(event.event_id)):
             if isinstance(event, ev.JobStarted) and job.should_run:
                 self._schedule(job.job_id)
             elif isinstance(event, ev.JobCancelRequested):
                 self._cancel(job.job_id)
+            elif isinstance(event, ev.JobClaimed) and event.payload.tuner_id != self.tuner_id:
+                if (run := JobRun.find(job.job_id)) is not None:  # another tuner claimed it: stop
+                    log.warning("job claimed by another tuner", job_id=str(job.job_id), by=event.payload.tuner_id)
+                    run.hand_over()
+
+    # -- running jobs ----------------------------------------------------------------------
 
     def _schedule(self, job_id: UUID) -> None:
         if job_id in self.running or job_id in self.waiting:
             return  # a JobStarted for a job already running is ignored
         if len(self.running) < self.settings.tuner_max_jobs:
-            self.running[job_id] = asyncio.create_task(self._run_job(self.jobs[job_id]))
+            self.running[job_id] = asyncio.create_task(self._run_job(job_id))
         else:
             log.info("job waits for a free slot", job_id=str(job_id), running=len(self.running))
             self.waiting.append(job_id)
@@ -134,33 +234,77 @@ class Tuner:
             run.cancel()
             log.info("cancelling job", job_id=str(job_id))
 
-    async def _run_job(self, job: TunerJob) -> None:
+    async def _claim(self, job: TunerJob) -> TunerJob:
+        """Publish the job's next claim, and mark stale the trials its last owner left running."""
+        claim = claim_event(job, self.tuner_id, SOURCE)
+        await self.publisher.publish(claim)
+        for trial_id in sorted(job.live_trials):
+            await self.publisher.publish(ev.TrialUpdated(
+                job_id=job.job_id, source=SOURCE, claim=claim.claim, payload=ev.TrialUpdatedPayload(
+                    trial_id=trial_id, status="stale",
+                    reason=f"lease lapsed: its tuner {job.owner or 'unknown'} stopped without handing it over; "
+                           "resumes from its last checkpoint")))
+        job = next_state(job, claim)
+        self.jobs[job.job_id] = job
+        self.dirty.add(job.job_id)
+        return job
+
+    async def _run_job(self, job_id: UUID) -> None:
         from consumers.tuner.runner import run_experiment
 
-        log.info("experiment starts", job_id=str(job.job_id), num_samples=job.spec.num_samples)
-        started = time.monotonic()
-        with JobRun.open(job.job_id, self._publish_from_thread, job.ended_trials) as run:
-            if self.jobs[job.job_id].cancel_requested:  # asked before this run could be found
-                run.cancel()
-            try:
-                outcome = await asyncio.to_thread(
-                    run_experiment, job.spec, run, self.settings.tuning_dir, self.settings.training_folders)
-            except Exception as exc:  # the job fails, the tuner goes on
-                log.exception("experiment failed", job_id=str(job.job_id))
-                outcome = job_failed(job.job_id, f"{type(exc).__name__}: {exc}")
+        outcome, run = None, None
         try:
-            await self.publisher.publish(outcome)
+            job = await self._claim(self.jobs[job_id])
+            budget = job.spec.time_budget_s
+            deadline = time.monotonic() + max(0.0, budget - job.spent_s()) if budget else None
+            log.info("experiment starts", job_id=str(job_id), claim=job.claim, num_samples=job.spec.num_samples)
+            started = time.monotonic()
+            with JobRun.open(job_id, partial(self._publish_from_thread, job.claim), job.ended_trials, deadline) as run:
+                if job.cancel_requested:  # asked before this run could be found
+                    run.cancel()
+                try:
+                    outcome = await asyncio.to_thread(
+                        run_experiment, job.spec, run, self.settings.tuning_dir, self.settings.training_folders)
+                except Exception as exc:  # the job fails, the tuner goes on
+                    log.exception("experiment failed", job_id=str(job_id))
+                    outcome = job_failed(job_id, f"{type(exc).__name__}: {exc}")
+            if outcome is None:  # handed over: the next owner resumes its running trials
+                for trial_id in sorted(run.running_trials):
+                    await self._publish(job.claim, ev.TrialUpdated(
+                        job_id=job_id, source=SOURCE, payload=ev.TrialUpdatedPayload(
+                            trial_id=trial_id, status="preempted",
+                            reason=f"tuner {self.tuner_id} handed the job over; resumes from its last checkpoint")))
+                log.info("experiment handed over", job_id=str(job_id))
+                return
+            await self._publish(job.claim, outcome)
             JOB_DURATION.labels(outcome.type).observe(time.monotonic() - started)
-            log.info("experiment ended", job_id=str(job.job_id), outcome=outcome.type)
-        except Exception:  # the outcome is lost to the log: the job resumes at the next tuner start
-            log.exception("could not publish the job's outcome", job_id=str(job.job_id))
+            log.info("experiment ended", job_id=str(job_id), outcome=outcome.type)
+        except Exception:  # the outcome is lost to the log: the job resumes under its next owner
+            log.exception("could not claim the job or publish its outcome", job_id=str(job_id))
         finally:
-            self.running.pop(job.job_id, None)
+            self.running.pop(job_id, None)
             if self.waiting:
                 self._schedule(self.waiting.pop(0))
 
-    def _publish_from_thread(self, event: ev.Event) -> None:
-        asyncio.run_coroutine_threadsafe(self.publisher.publish(event), self._loop).result(PUBLISH_TIMEOUT_S)
+    async def _publish(self, claim: int | None, event: ev.Event) -> None:
+        await self.publisher.publish(event.model_copy(update={"claim": claim}))
+
+    def _publish_from_thread(self, claim: int | None, event: ev.Event) -> None:
+        asyncio.run_coroutine_threadsafe(self._publish(claim, event), self._loop).result(PUBLISH_TIMEOUT_S)
+
+
+class _HandOverBeforeRevoke(ConsumerRebalanceListener):
+    """Kafka waits for every member's revoke before it assigns partitions again, so stopping
+    the experiments here means the next owner never starts a job that still runs here."""
+
+    def __init__(self, tuner: Tuner):
+        self.tuner = tuner
+
+    async def on_partitions_revoked(self, revoked) -> None:
+        await self.tuner.release({tp.partition for tp in revoked})
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        await self.tuner.take({tp.partition for tp in assigned})
 
 
 def main() -> None:

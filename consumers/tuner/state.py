@@ -1,21 +1,26 @@
-"""What the tuner knows about jobs, folded from the event log alone (pure, no I/O).
+"""What the tuner knows about the jobs on its partitions, folded from the event log (pure).
 
-The tuner rebuilds this at start-up by reading the log from offset 0, so after a crash it
-knows which jobs were started and never finished: those it resumes.
+A tuner keeps only unfinished jobs; a finished one is dropped (its tombstone goes to the state
+topic, see snapshots.py). The fold is monotone: folding an event twice, or folding events a
+snapshot already holds, changes nothing, so a tuner may load a snapshot that is a little
+ahead of its committed offsets and fold from those offsets on.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from datetime import datetime
 from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict
 
 from schemas import events as ev
 from schemas.job_spec import JobSpec
 from schemas.statuses import TRIAL_TERMINAL
 
 
-@dataclass(frozen=True)
-class TunerJob:
+class TunerJob(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
     job_id: UUID
     spec: JobSpec
     started: bool = False
@@ -23,24 +28,63 @@ class TunerJob:
     finished: bool = False
     # Trials whose terminal TrialUpdated is on the log: a resumed experiment sends them no more.
     ended_trials: frozenset[str] = frozenset()
+    # Trials whose latest status is running: if their owner vanished without handing the job
+    # over (no preempted), the next owner marks them stale before resuming them.
+    live_trials: frozenset[str] = frozenset()
+    # The latest JobClaimed: who owns the job, its generation, and when it was claimed.
+    owner: str | None = None
+    claim: int | None = None
+    claimed_at: datetime | None = None
+    # The time budget spent under earlier claims, and the latest event under the current one.
+    budget_spent_s: float = 0.0
+    last_seen_at: datetime | None = None
 
     @property
     def should_run(self) -> bool:
         return self.started and not self.finished
 
+    def spent_s(self) -> float:
+        """Seconds of the time budget spent: earlier claims, plus the current claim up to its
+        latest event on the log (an owner that died spent what its last event shows)."""
+        if self.claimed_at is None or self.last_seen_at is None:
+            return self.budget_spent_s
+        return self.budget_spent_s + max(0.0, (self.last_seen_at - self.claimed_at).total_seconds())
+
 
 def next_state(job: TunerJob | None, event: ev.Event) -> TunerJob | None:
     """The tuner's view of one job after `event` (the same object when nothing changes)."""
+    if job is None:
+        return TunerJob(job_id=event.job_id, spec=event.payload.spec) if isinstance(event, ev.JobCreated) else None
+    if job.finished or ev.superseded(event, job.claim):
+        return job
+    if event.claim is not None and event.claim == job.claim:
+        job = job.model_copy(update={"last_seen_at": max(job.last_seen_at or event.occurred_at, event.occurred_at)})
     match event:
-        case ev.JobCreated() if job is None:
-            return TunerJob(event.job_id, event.payload.spec)
-        case ev.JobStarted() if job is not None and not job.finished:
-            return replace(job, started=True)
-        case ev.JobCancelRequested() if job is not None and not job.finished:
+        case ev.JobStarted():
+            return job.model_copy(update={"started": True})
+        case ev.JobCancelRequested():
             # A job never started is cancelled by the projector's rules; nothing to stop here.
-            return replace(job, cancel_requested=True, finished=not job.started)
-        case ev.JobCompleted() | ev.JobFailed() | ev.JobCancelled() if job is not None:
-            return replace(job, finished=True)
-        case ev.TrialUpdated(payload=trial) if job is not None and trial.status in TRIAL_TERMINAL:
-            return replace(job, ended_trials=job.ended_trials | {trial.trial_id})
+            return job.model_copy(update={"cancel_requested": True, "finished": not job.started})
+        case ev.JobClaimed(payload=claim):
+            return job.model_copy(update={
+                "owner": claim.tuner_id, "claim": claim.generation, "claimed_at": event.occurred_at,
+                "last_seen_at": event.occurred_at, "budget_spent_s": claim.budget_spent_s,
+            })
+        case ev.JobCompleted() | ev.JobFailed() | ev.JobCancelled():
+            return job.model_copy(update={"finished": True})
+        case ev.TrialUpdated(payload=trial) if trial.status in TRIAL_TERMINAL:
+            return job.model_copy(update={"ended_trials": job.ended_trials | {trial.trial_id},
+                                          "live_trials": job.live_trials - {trial.trial_id}})
+        case ev.TrialUpdated(payload=trial) if trial.status == "running" and trial.trial_id not in job.ended_trials:
+            return job.model_copy(update={"live_trials": job.live_trials | {trial.trial_id}})
+        case ev.TrialUpdated(payload=trial):  # stale or preempted: no longer running anywhere
+            return job.model_copy(update={"live_trials": job.live_trials - {trial.trial_id}})
     return job
+
+
+def claim_event(job: TunerJob, tuner_id: str, source: str) -> ev.JobClaimed:
+    """The JobClaimed by which `tuner_id` takes `job` over: the next generation, and the
+    budget spent so far as the log shows it."""
+    generation = (job.claim or 0) + 1
+    return ev.JobClaimed(job_id=job.job_id, source=source, claim=generation, payload=ev.JobClaimedPayload(
+        tuner_id=tuner_id, generation=generation, budget_spent_s=round(job.spent_s(), 3)))
