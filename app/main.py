@@ -19,7 +19,7 @@ from adapters.publisher import EventPublisher, Unavailable
 from adapters.settings import Settings
 from app import dashboard, errors, openapi
 from app.body_limit import BodyLimitMiddleware
-from app.routes import models_router, router
+from app.routes import models_router, router, tuners_router
 from schemas.api import ErrorBody, Health, Readiness
 from schemas.metrics import CONTENT_TYPE, exposition
 from service.commands import Gateway
@@ -60,6 +60,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None, queries: Quer
     errors.install(app)
     app.include_router(router)
     app.include_router(models_router)
+    app.include_router(tuners_router)
     dashboard.install(app)
     openapi.install(app, settings.training_folders)
 

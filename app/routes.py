@@ -11,19 +11,21 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from app.auth import require_token
-from schemas.api import Accepted, BaseModelOut, ErrorBody, EventOut, JobOut, JobPage, TrialHistory
+from schemas.api import Accepted, BaseModelOut, ErrorBody, EventOut, JobOut, JobPage, TrialHistory, TunerOut
 from schemas.job_spec import JobSpec
 from schemas.statuses import JOB_STATUSES, JobStatus
 from service import commands
 from service.commands import Gateway, Published
 from service.models import base_models
 from service.queries import Queries
+from service.tuners import list_tuners
 
 # Bounds of the list query; PostgreSQL's OFFSET is a bigint, and no deployment has this many jobs.
 MAX_PAGE = 200
 MAX_OFFSET = 1_000_000_000
 
 router = APIRouter(prefix="/api/tuning/jobs", tags=["tuning jobs"], dependencies=[Depends(require_token)])
+tuners_router = APIRouter(prefix="/api/tuners", tags=["tuners"], dependencies=[Depends(require_token)])
 models_router = APIRouter(prefix="/api/base-models", tags=["base models"], dependencies=[Depends(require_token)])
 _errors = {status: {"model": ErrorBody} for status in (401, 422, 503)}
 _job_errors = {**_errors, 404: {"model": ErrorBody}}
@@ -106,3 +108,10 @@ async def get_metric_history(job_id: UUID, request: Request):
                    summary="Models jobs can train: built-in, folders under TUNIX_MODELS_DIR, the Hugging Face cache")
 async def list_base_models(request: Request):
     return await asyncio.to_thread(base_models, _gateway(request).folders)  # reads folders: off the loop
+
+
+@tuners_router.get("", response_model=list[TunerOut], responses=_errors,
+                   summary="Live tuners: their partitions and the jobs each one runs")
+async def get_tuners(request: Request):
+    settings = request.app.state.settings
+    return await list_tuners(settings.kafka_bootstrap_servers, settings.tuner_group_id, _queries(request))

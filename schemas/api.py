@@ -54,6 +54,15 @@ class JobOut(JobSummary):
     best_trial: TrialOut | None
 
 
+class TunerOut(BaseModel):
+    """A live member of the tuner group: the partitions Kafka assigned it and the jobs it runs."""
+
+    tuner_id: str
+    host: str
+    partitions: list[int]
+    jobs: list[UUID]
+
+
 class MetricPoint(BaseModel):
     iteration: int | None
     occurred_at: datetime

@@ -77,6 +77,18 @@ class Queries:
                 points.setdefault(trial_id, []).append(MetricPoint(iteration=step, occurred_at=recorded_at, metrics=metrics))
         return [TrialHistory(trial_id=trial_id, points=p) for trial_id, p in points.items()]
 
+    async def jobs_by_owner(self) -> dict[str, list[UUID]]:
+        """Running (or cancelling) jobs, by the tuner whose claim they run under."""
+        j = t.jobs.c
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(j.owner, j.job_id).where(j.status.in_(("running", "cancelling")), j.owner.is_not(None))
+                .order_by(j.owner, j.created_at))
+            owned: dict[str, list[UUID]] = {}
+            for owner, job_id in rows:
+                owned.setdefault(owner, []).append(job_id)
+        return owned
+
     async def _exists(self, job_id: UUID) -> None:
         if await self.job_status(job_id) is None:
             raise JobNotFound(job_id)

@@ -169,9 +169,29 @@ def down(services_too: bool = typer.Option(True, "--services/--keep-services")) 
 
 
 @cli.command()
-def status(as_json: bool = typer.Option(False, "--json", help="One JSON object")) -> None:
-    """Each component with its pid and health."""
-    _print_status(_service_status() + _process_status(), as_json)
+def status(
+    as_json: bool = typer.Option(False, "--json", help="One JSON object"),
+    api_url: str = typer.Option(None, "--api-url", envvar="TUNIX_API_URL", help="API base URL (default: the local stack)"),
+    token: str = typer.Option(None, "--token", envvar="TUNIX_API_TOKEN", help="Bearer token, when the API needs one"),
+) -> None:
+    """Each local component with its pid and health, then every live tuner (of any host) with
+    its partitions and the jobs it runs."""
+    from app.cli.client import ApiClient, ApiError
+
+    components = _service_status() + _process_status()
+    try:
+        with ApiClient(api_url, token) as api:
+            tuners, problem = api.get("/api/tuners"), None
+    except ApiError as exc:
+        tuners, problem = [], str(exc)
+    if as_json:
+        typer.echo(json.dumps({"components": components, "tuners": tuners, "tuners_error": problem}))
+        return
+    _print_status(components, False)
+    typer.echo(f"tuners: {problem}" if problem else f"tuners: {len(tuners)} in the group")
+    for t in tuners:
+        jobs = ", ".join(t["jobs"]) or "no job"
+        typer.echo(f"  {t['tuner_id']:<24} {t['host']:<16} partitions={t['partitions']}  runs: {jobs}")
 
 
 if __name__ == "__main__":
