@@ -107,7 +107,10 @@ class TrialEvents(Callback):
 
     def on_experiment_end(self, trials: list[Trial], **info) -> None:
         """Trials that got no terminal event (stopped with the whole experiment, or never
-        started) end as stopped, so none stays pending or running in the read model."""
+        started) end as stopped, so none stays pending or running in the read model. Not when
+        the job is handed over: Ray ends the experiment then too, and its trials go on elsewhere."""
+        if self.run.handing_over:
+            return
         for trial in trials:
             if trial.trial_id not in self._ended:
                 self._send(trial, "stopped", reason=self.run.stop_reason or "experiment ended")

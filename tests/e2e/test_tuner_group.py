@@ -151,7 +151,10 @@ def test_jobs_spread_over_tuners_and_survive_their_owner_killed(group):
     finished = wait_until(all_finished, 900, "every job to finish", interval=1)
     for job in finished:
         assert job["status"] == "completed", (job["error"], group.logs())
-        assert len(job["trials"]) == 3 and all(t["status"] == "completed" for t in job["trials"]), job["trials"]
+        summary = [(e["type"], e["claim"], e["payload"].get("trial_id"), e["payload"].get("status"),
+                    e["payload"].get("tuner_id"), e["payload"].get("reason")) for e in group.trail(str(job["job_id"]))]
+        assert len(job["trials"]) == 3 and all(t["status"] == "completed" for t in job["trials"]), "\n".join(
+            map(str, summary))
         _owner_checks(group.trail(str(job["job_id"])))
     taken_over = group.trail(str(victim["job_id"]))
     claims = [e["payload"]["tuner_id"] for e in taken_over if e["type"] == "JobClaimed"]
