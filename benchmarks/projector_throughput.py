@@ -122,7 +122,7 @@ def read_model_rows(events: list[ev.Event]) -> dict[str, list[tuple]]:
             jobs[e.job_id] = (e.job_id, spec.name, "created", spec.dataset_key, spec.base_model_id,
                               spec.metric_name, spec.metric_mode, spec.num_samples,
                               spec.max_concurrent_trials, spec.model_dump_json(), e.occurred_at,
-                              None, None, e.occurred_at, None, None, None, None, None)
+                              None, None, e.occurred_at, None, None, None, None, None, None, None)
         else:
             p = e.payload
             trials[(e.job_id, p.trial_id)] = (e.job_id, p.trial_id, p.status, orjson.dumps(p.params).decode(),
@@ -133,7 +133,7 @@ def read_model_rows(events: list[ev.Event]) -> dict[str, list[tuple]]:
                            e.occurred_at))
     return {
         "tunix_tuning_events": [(e.event_id, e.job_id, e.type, e.occurred_at, e.schema_version, e.source,
-                                 e.correlation_id, e.causation_id, e.payload.model_dump_json(), 0, i)
+                                 e.correlation_id, e.causation_id, None, e.payload.model_dump_json(), 0, i)
                                 for i, e in enumerate(events)],
         "tunix_tuning_jobs": list(jobs.values()),
         "tunix_tuning_trials": list(trials.values()),

@@ -118,30 +118,44 @@ def _owner_checks(trail: list[dict]) -> None:
     assert ends and set(ends.values()) == {1}, ends
 
 
-def test_jobs_spread_over_tuners_and_survive_their_owner_killed(group):
-    group.add_tuner("tuner-a")
-    group.add_tuner("tuner-b")
+def _most_running_at_once(trail: list[dict]) -> int:
+    """From the log: the most trials that were running at the same time."""
+    running, most = set(), 0
+    for e in trail:
+        if e["type"] == "TrialUpdated":
+            (running.add if e["payload"]["status"] == "running" else running.discard)(e["payload"]["trial_id"])
+            most = max(most, len(running))
+    return most
+
+
+def test_jobs_spread_over_tuners_and_survive_their_owner_killed_three_times(group):
+    group.add_tuner("tuner-1")
+    group.add_tuner("tuner-2")
     wait_until(lambda: all(_ready(t) for t in group.tuners.values()), 120, "both tuners ready")
-    jobs = [group.start(name=f"group {i}", num_samples=3, max_concurrent_trials=1, fixed_params=SHORT,
-                        search_space=SPACE, seed=i) for i in range(3)]
+    victim = group.start(name="killed thrice", num_samples=4, max_concurrent_trials=1, fixed_params=SHORT,
+                         search_space=SPACE, seed=1)
+    others = [group.start(name=f"bystander {i}", num_samples=2, max_concurrent_trials=1, fixed_params=SHORT,
+                          search_space=SPACE, seed=i) for i in (2, 3)]
+    jobs = [victim, *others]
 
-    def running_with_progress():
-        for job_id in jobs:
-            job = group.job(job_id)
-            done = [t for t in job["trials"] if t["status"] == "completed"]
-            if job["owner"] and done and any(t["status"] == "running" for t in job["trials"]):
-                return job
-        return None
-    victim = wait_until(running_with_progress, 600, "a job with a trial done and one running")
-    owners = {group.job(j)["owner"] for j in jobs} - {None}
-    status = _status(group)
-    seen = {t["tuner_id"]: t for t in status["tuners"]}
-    assert set(seen) == {"tuner-a", "tuner-b"}, status
-    assert str(victim["job_id"]) in seen[victim["owner"]]["jobs"], status
-    print(f"owners before the kill: {owners}")
+    killed, claims = [], 0  # claims of the victim seen when its last owner was killed
+    for kill in range(3):
 
-    group.kill(victim["owner"])
-    group.add_tuner("tuner-c")  # two alive again
+        def owner_training():
+            trail = group.trail(victim)
+            owned = [e for e in trail if e["type"] == "JobClaimed"]
+            progress = [e for e in trail if e["claim"] == len(owned) and e["type"] == "TrialUpdated"
+                        and e["payload"]["status"] == "running" and e["payload"]["iteration"]]
+            job = group.job(victim)
+            return len(owned) > claims and progress and job["status"] == "running" and job["owner"]
+        owner = wait_until(owner_training, 600, f"the victim training under a new owner (kill {kill + 1})")
+        if kill == 0:  # `status` shows both tuners and which one runs the job
+            seen = {t["tuner_id"]: t for t in _status(group)["tuners"]}
+            assert set(seen) == {"tuner-1", "tuner-2"} and victim in seen[owner]["jobs"], seen
+        claims = len([e for e in group.trail(victim) if e["type"] == "JobClaimed"])
+        group.kill(owner)
+        killed.append(owner)
+        group.add_tuner(f"tuner-{kill + 3}")  # two alive again
 
     def all_finished():
         for proc in [*group.services, *group.tuners.values()]:
@@ -150,12 +164,14 @@ def test_jobs_spread_over_tuners_and_survive_their_owner_killed(group):
         return all(j["status"] in ("completed", "failed", "cancelled") for j in found) and found
     finished = wait_until(all_finished, 900, "every job to finish", interval=1)
     for job in finished:
-        assert job["status"] == "completed", (job["error"], group.logs())
-        summary = [(e["type"], e["claim"], e["payload"].get("trial_id"), e["payload"].get("status"),
-                    e["payload"].get("tuner_id"), e["payload"].get("reason")) for e in group.trail(str(job["job_id"]))]
-        assert len(job["trials"]) == 3 and all(t["status"] == "completed" for t in job["trials"]), "\n".join(
-            map(str, summary))
-        _owner_checks(group.trail(str(job["job_id"])))
-    taken_over = group.trail(str(victim["job_id"]))
-    claims = [e["payload"]["tuner_id"] for e in taken_over if e["type"] == "JobClaimed"]
-    assert claims[0] == victim["owner"] and claims[-1] != victim["owner"], claims
+        trail = group.trail(str(job["job_id"]))
+        summary = "\n".join(str((e["type"], e["claim"], e["payload"].get("trial_id"), e["payload"].get("status"),
+                                 e["payload"].get("tuner_id"), e["payload"].get("reason"))) for e in trail)
+        assert job["status"] == "completed", (job["error"], summary)
+        assert len(job["trials"]) == job["num_samples"], summary
+        assert all(t["status"] == "completed" for t in job["trials"]), summary
+        _owner_checks(trail)
+        assert _most_running_at_once(trail) <= job["max_concurrent_trials"], summary
+    claimed_by = [e["payload"]["tuner_id"] for e in group.trail(victim) if e["type"] == "JobClaimed"]
+    assert set(killed) <= set(claimed_by) and claimed_by[-1] not in killed, (killed, claimed_by)
+    print(f"victim claimed by {claimed_by}; killed {killed}")
