@@ -12,6 +12,7 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
+from datetime import datetime, timezone
 
 import httpx
 import pytest
@@ -138,7 +139,7 @@ def test_jobs_spread_over_tuners_and_survive_their_owner_killed_three_times(grou
                           search_space=SPACE, seed=i) for i in (2, 3)]
     jobs = [victim, *others]
 
-    killed, claims = [], 0  # claims of the victim seen when its last owner was killed
+    killed, kill_times, claims = [], [], 0  # claims of the victim seen when its last owner was killed
     for kill in range(3):
 
         def owner_training():
@@ -155,6 +156,7 @@ def test_jobs_spread_over_tuners_and_survive_their_owner_killed_three_times(grou
         claims = len([e for e in group.trail(victim) if e["type"] == "JobClaimed"])
         group.kill(owner)
         killed.append(owner)
+        kill_times.append(datetime.now(timezone.utc))
         group.add_tuner(f"tuner-{kill + 3}")  # two alive again
 
     def all_finished():
@@ -172,6 +174,10 @@ def test_jobs_spread_over_tuners_and_survive_their_owner_killed_three_times(grou
         assert all(t["status"] == "completed" for t in job["trials"]), summary
         _owner_checks(trail)
         assert _most_running_at_once(trail) <= job["max_concurrent_trials"], summary
-    claimed_by = [e["payload"]["tuner_id"] for e in group.trail(victim) if e["type"] == "JobClaimed"]
+    claimed = [e for e in group.trail(victim) if e["type"] == "JobClaimed"]
+    claimed_by = [e["payload"]["tuner_id"] for e in claimed]
     assert set(killed) <= set(claimed_by) and claimed_by[-1] not in killed, (killed, claimed_by)
-    print(f"victim claimed by {claimed_by}; killed {killed}")
+    takeovers = [min((datetime.fromisoformat(e["occurred_at"]) - at).total_seconds()
+                     for e in claimed if datetime.fromisoformat(e["occurred_at"]) > at) for at in kill_times]
+    print(f"victim claimed by {claimed_by}; killed {killed}; kill -> next claim: "
+          + ", ".join(f"{s:.1f}s" for s in takeovers) + f" (session timeout {group.env['TUNIX_TUNER_SESSION_TIMEOUT_S']}s)")

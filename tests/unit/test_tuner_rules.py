@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from types import SimpleNamespace
 
-from consumers.tuner.state import next_state
+from consumers.tuner.state import TunerJob, next_state
 from producers.job_run import JobRun
 from producers.trial_events import TrialEvents
 from schemas import events as ev
@@ -71,3 +71,75 @@ def test_a_cancelled_run_stops_its_trials_with_the_reason_and_non_finite_metrics
     assert [(e.payload.status, e.payload.reason) for e in sent] == [("running", None), ("stopped", "job cancelled")]
     assert sent[-1].payload.metrics == {"train_loss": 2.0}
     ev.parse_event(ev.serialize_event(sent[-1]))  # still a valid event on the wire
+
+
+def _claimed(job_id, tuner: str, generation: int, at, spent: float = 0.0) -> ev.JobClaimed:
+    return ev.JobClaimed(job_id=job_id, source="test", claim=generation, occurred_at=at,
+                         payload=ev.JobClaimedPayload(tuner_id=tuner, generation=generation, budget_spent_s=spent))
+
+
+def test_a_claim_fences_the_previous_owner_and_counts_its_budget_from_the_log():
+    from datetime import datetime, timedelta, timezone
+
+    from consumers.tuner.state import claim_event
+
+    job_id, t0 = uuid.uuid4(), datetime(2026, 1, 1, tzinfo=timezone.utc)
+    spec = JobSpec.model_validate(example_spec(time_budget_s=600))
+    job = None
+    for event in [
+        ev.JobCreated(job_id=job_id, source="test", payload=ev.JobCreatedPayload(spec=spec)),
+        ev.JobStarted(job_id=job_id, source="test"),
+        _claimed(job_id, "a", 1, t0),
+        ev.TrialUpdated(job_id=job_id, source="test", claim=1, occurred_at=t0 + timedelta(seconds=40),
+                        payload=ev.TrialUpdatedPayload(trial_id="t1", status="running")),
+    ]:
+        job = next_state(job, event)
+    assert job.owner == "a" and job.live_trials == {"t1"} and job.spent_s() == 40.0
+
+    takeover = claim_event(job, "b", "test")  # a died: b claims with what the log says a spent
+    assert takeover.claim == takeover.payload.generation == 2 and takeover.payload.budget_spent_s == 40.0
+    job = next_state(job, takeover)
+    late = ev.TrialUpdated(job_id=job_id, source="test", claim=1, occurred_at=t0 + timedelta(seconds=500),
+                           payload=ev.TrialUpdatedPayload(trial_id="t1", status="completed"))
+    assert next_state(job, late) is job  # a's late event is fenced: nothing changes
+    assert next_state(job, _claimed(job_id, "a", 2, t0)) is job  # a stale claim too
+    resumed = ev.TrialUpdated(job_id=job_id, source="test", claim=2,
+                              occurred_at=takeover.occurred_at + timedelta(seconds=30),
+                              payload=ev.TrialUpdatedPayload(trial_id="t1", status="completed"))
+    job = next_state(job, resumed)
+    assert job.ended_trials == {"t1"} and not job.live_trials
+    assert abs(job.spent_s() - 70.0) < 1e-6  # 40 s under a, 30 s under b
+
+
+def test_the_fold_is_idempotent_so_a_snapshot_ahead_of_the_offsets_is_harmless():
+    job_id = uuid.uuid4()
+    spec = JobSpec.model_validate(example_spec())
+    log = [
+        ev.JobCreated(job_id=job_id, source="test", payload=ev.JobCreatedPayload(spec=spec)),
+        ev.JobStarted(job_id=job_id, source="test"),
+        _claimed(job_id, "a", 1, ev.utc_now()),
+        _trial_update(job_id, "t1", "running"), _trial_update(job_id, "t1", "completed"),
+    ]
+    once = None
+    for event in log:
+        once = next_state(once, event)
+    twice = TunerJob.model_validate_json(once.model_dump_json())  # the snapshot, read back
+    for event in log[2:]:  # folded again from an older committed offset
+        twice = next_state(twice, event)
+    assert twice == once
+
+
+def test_the_projector_ignores_events_of_a_replaced_owner():
+    from consumers.projector.projection import fenced, project_job
+
+    job_id = uuid.uuid4()
+    spec = JobSpec.model_validate(example_spec())
+    row = project_job(None, ev.JobCreated(job_id=job_id, source="test", payload=ev.JobCreatedPayload(spec=spec)))
+    row = project_job(row, ev.JobStarted(job_id=job_id, source="test"))
+    row = project_job(row, _claimed(job_id, "b", 2, ev.utc_now()))
+    assert (row["owner"], row["claim"]) == ("b", 2)
+    old = ev.JobCompleted(job_id=job_id, source="test", claim=1, payload=ev.JobCompletedPayload(
+        best_trial_id="t1", metric_name="score", best_metric=1.0))
+    assert fenced(row, old) and fenced(row, _claimed(job_id, "a", 2, ev.utc_now()))
+    assert not fenced(row, old.model_copy(update={"claim": 2}))
+    assert not fenced(row, ev.JobCancelRequested(job_id=job_id, source="gateway"))  # no claim: never fenced
