@@ -13,6 +13,7 @@ from schemas.values import Scalar, Text
 MAX_NUM_SAMPLES = 1000
 MAX_CONCURRENT_TRIALS = 64
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_RESOURCE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:/-]{0,99}$")
 
 
 class Resources(BaseModel):
@@ -21,7 +22,24 @@ class Resources(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     cpu: float = Field(default=1.0, gt=0, le=256)
-    gpu: float = Field(default=0.0, ge=0, le=16)
+    gpu: float = Field(default=0.0, ge=0, le=16)  # fractions share a GPU between trials
+    # Ray custom resources a trial needs, e.g. {"a100": 1} or {"node:zone-b": 0.01}.
+    custom: dict[str, float] = Field(default_factory=dict, max_length=20)
+
+    @field_validator("custom")
+    @classmethod
+    def _custom_resources(cls, custom: dict[str, float]) -> dict[str, float]:
+        for name, amount in custom.items():
+            if not _RESOURCE_NAME.match(name) or name.upper() in ("CPU", "GPU", "MEMORY", "OBJECT_STORE_MEMORY"):
+                raise ValueError(f"custom resource {name!r} must be a Ray resource name (letters, digits, "
+                                 "._:-/; not CPU, GPU or memory, which have their own fields)")
+            if not (0 < amount <= 10_000) or amount != amount:
+                raise ValueError(f"custom resource {name!r} must ask for more than 0 and at most 10000")
+        return custom
+
+    def ray_request(self) -> dict[str, float]:
+        """What Ray reserves for one trial."""
+        return {"CPU": self.cpu, "GPU": self.gpu, **self.custom}
 
 
 class JobSpec(BaseModel):

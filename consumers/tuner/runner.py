@@ -11,11 +11,12 @@ import time
 from pathlib import Path
 from uuid import UUID
 
+import ray
 from ray import tune
 
 from consumers.tuner.experiment import HandedOver, checkpoint_config, param_space, trial_inputs, tune_config
 from consumers.tuner.trainable import train_trial
-from producers.job_outcome import job_outcome
+from producers.job_outcome import job_failed, job_outcome
 from producers.job_run import JobRun
 from producers.trial_events import TrialEvents
 from schemas import events as ev
@@ -39,6 +40,16 @@ class _StopWhenCancelled(tune.Stopper):
         return run.stop_reason is not None
 
 
+def unmet_request(request: dict[str, float], cluster: dict[str, float]) -> str | None:
+    """Why one trial's request can never be met by the cluster's total resources (None if it can)."""
+    short = {name: amount for name, amount in request.items() if amount > 0 and cluster.get(name, 0) < amount}
+    if not short:
+        return None
+    asks = ", ".join(f"{name}={amount:g}" for name, amount in short.items())
+    has = ", ".join(f"{name}={cluster.get(name, 0):g}" for name in short)
+    return f"a trial asks for {asks} but the whole Ray cluster has {has}"
+
+
 def run_experiment(spec: JobSpec, run: JobRun, storage_root: Path, folders: Folders) -> ev.Event | None:
     """The job's terminal event, or None when the job was handed over to another tuner."""
     try:
@@ -50,9 +61,12 @@ def run_experiment(spec: JobSpec, run: JobRun, storage_root: Path, folders: Fold
 def _run(spec: JobSpec, run: JobRun, storage_root: Path, folders: Folders) -> ev.Event:
     job_id = run.job_id
     path = storage_root / str(job_id)
+    resources = spec.resources_per_trial
+    if (missing := unmet_request(resources.ray_request(), ray.cluster_resources())) is not None:
+        return job_failed(job_id, f"resources_per_trial: {missing}; a trial would never be scheduled")
     trainable = tune.with_resources(
         tune.with_parameters(train_trial, **trial_inputs(spec, path, folders)),
-        {"cpu": spec.resources_per_trial.cpu, "gpu": spec.resources_per_trial.gpu},
+        {"cpu": resources.cpu, "gpu": resources.gpu, **({"resources": resources.custom} if resources.custom else {})},
     )
     if tune.Tuner.can_restore(str(path)):
         tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=False)

@@ -257,3 +257,13 @@ def test_cli_submit_watch_follows_the_job_to_its_best_trial(tuning_stack, tmp_pa
     best = job["best_trial"]
     assert f"best trial {best['trial_id']}: score=" in watched.stderr
     assert f"run folder {best['artifact_path']}" in watched.stderr
+
+
+def test_a_job_asking_for_resources_the_cluster_lacks_fails_with_the_reason(tuning_stack):
+    """A GPU (or custom resource) no Ray node has would leave trials pending forever: the job
+    fails at once, naming what was asked and what the cluster has."""
+    job_id = _start(tuning_stack, name="needs a gpu", num_samples=1, fixed_params=FIXED,
+                    resources_per_trial={"cpu": 1, "gpu": 0.5, "custom": {"a100": 1}})
+    job = _wait_for_job(tuning_stack, job_id, 120)
+    assert job["status"] == "failed" and job["trials"] == []
+    assert "a trial asks for GPU=0.5, a100=1 but the whole Ray cluster has GPU=0, a100=0" in job["error"], job["error"]

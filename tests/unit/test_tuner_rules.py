@@ -143,3 +143,13 @@ def test_the_projector_ignores_events_of_a_replaced_owner():
     assert fenced(row, old) and fenced(row, _claimed(job_id, "a", 2, ev.utc_now()))
     assert not fenced(row, old.model_copy(update={"claim": 2}))
     assert not fenced(row, ev.JobCancelRequested(job_id=job_id, source="gateway"))  # no claim: never fenced
+
+
+def test_a_request_no_node_can_meet_is_named_with_what_the_cluster_has():
+    from consumers.tuner.runner import unmet_request
+
+    cluster = {"CPU": 8.0, "GPU": 1.0, "site_b": 2.0}
+    assert unmet_request({"CPU": 2, "GPU": 0.5, "site_b": 1}, cluster) is None
+    assert unmet_request({"CPU": 1, "GPU": 2}, cluster) == "a trial asks for GPU=2 but the whole Ray cluster has GPU=1"
+    assert unmet_request({"CPU": 1, "GPU": 0, "tpu": 1}, cluster) == (
+        "a trial asks for tpu=1 but the whole Ray cluster has tpu=0")
