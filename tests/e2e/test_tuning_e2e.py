@@ -263,6 +263,7 @@ def test_a_job_asking_for_resources_the_cluster_lacks_fails_with_the_reason(tuni
     """A GPU (or custom resource) no Ray node has would leave trials pending forever: the job
     fails at once, naming what was asked and what the cluster has."""
     job_id = _start(tuning_stack, name="needs a gpu", num_samples=1, fixed_params=FIXED,
+                    search_space={"learning_rate": {"type": "loguniform", "min": 1e-3, "max": 1e-2}},
                     resources_per_trial={"cpu": 1, "gpu": 0.5, "custom": {"a100": 1}})
     job = _wait_for_job(tuning_stack, job_id, 120)
     assert job["status"] == "failed" and job["trials"] == []
