@@ -154,7 +154,8 @@ async function showJob(jobId, seq) {
   document.getElementById("job-actions").replaceChildren(
     el("button", { id: "start", class: "primary", disabled: job.status !== "created", onclick: () => act("start") }, "Start"), " ",
     el("button", { id: "cancel", disabled: TERMINAL.includes(job.status) || job.status === "cancelling", onclick: () => act("cancel") }, "Cancel"),
-    el("span", { class: "muted" }, `  job ${job.job_id} · dataset ${job.dataset_key} · model ${job.base_model_id}`),
+    el("span", { class: "muted" }, `  job ${job.job_id} · dataset ${job.dataset_key} · model ${job.base_model_id}`
+      + (job.owner ? ` · tuner ${job.owner} (claim ${job.claim})` : "")),
   );
   renderTrials(job, searched);
   renderPlots(job, history, searched);
