@@ -15,8 +15,8 @@ from schemas import tables
 from schemas.topics import DLQ_ORIGIN_HEADER, DLQ_REASON_HEADER
 from tests.session import TOPICS
 from schemas.job_spec import JobSpec
-from adapters.database import make_engine
 from tests.kafka_log import read_all
+from tests.replay_check import assert_replay_equals_live
 from tests.specs import example_spec
 from tests.waiting import eventually
 
@@ -189,57 +189,9 @@ async def test_replay_rebuilds_the_same_read_model(db, database_url, service_env
     await _send(producer, _created(other), _trial(other, "a", "running", 1, iteration=1, score=3.0),
                 _trial(other, "a", "completed", 2, iteration=2, score=4.0))
     await eventually(lambda: _trial_row(db, other, "a"), 20, "trial projected")
-    await _wait_projector_caught_up(service_env)
+    schema = await assert_replay_equals_live(service_env, db)
 
-    schema = f"replay_{uuid.uuid4().hex[:8]}"
-    replay = [sys.executable, "-m", "app.cli.main", "replay", "--schema", schema]  # tunix-tune replay
-    done = subprocess.run(replay,
-                          env=service_env, capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, done.stderr[-3000:]
-
-    replayed = make_engine(database_url, schema=schema)
-    try:
-        for table in (tables.jobs, tables.trials, tables.events, tables.trial_metrics):
-            live_rows = await _all_rows(db, table)
-            assert live_rows, f"{table.name} is empty: the comparison would prove nothing"
-            assert await _all_rows(replayed, table) == live_rows, table.name
-    finally:
-        await replayed.dispose()
-
+    replay = [sys.executable, "-m", "app.cli.main", "replay", "--schema", schema]  # into it again
     again = subprocess.run(replay,
                            env=service_env, capture_output=True, text=True, timeout=180)
     assert again.returncode != 0 and "already has events" in again.stderr
-
-
-async def _all_rows(engine, table):
-    async with engine.connect() as conn:
-        rows = await conn.execute(select(table).order_by(*table.primary_key.columns))
-        return [tuple(r) for r in rows]
-
-
-async def _wait_projector_caught_up(env):
-    """The live projector's committed offsets reach the topic's end offsets."""
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    from adapters.event_log import end_offsets
-
-    end = await end_offsets(env["KAFKA_BOOTSTRAP_SERVERS"], TOPICS.events.name)
-    admin = AIOKafkaAdminClient(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"])
-    await admin.start()
-    try:
-        async def caught_up():
-            committed = await admin.list_consumer_group_offsets(env["TUNIX_PROJECTOR_GROUP"])
-            return all(
-                (committed.get(_tp(p)).offset if committed.get(_tp(p)) else 0) >= off
-                for p, off in end.items()
-            )
-        await eventually(caught_up, 30, "projector caught up")
-    finally:
-        await admin.close()
-
-
-def _tp(partition):
-    from aiokafka import TopicPartition
-
-    return TopicPartition(TOPICS.events.name, partition)
-
