@@ -14,13 +14,18 @@ from schemas.topics import Topic
 
 
 async def ensure_topics(bootstrap_servers: str, topics: tuple[Topic, ...]) -> None:
-    """Create the topics that are missing, with their partition counts and retention."""
+    """Create the topics that are missing, with their partition counts and retention: 3
+    replicas and min.insync.replicas=2 on a cluster of 3 brokers or more (with the producers'
+    acks=all, an acknowledged event is on two brokers), else one replica per broker."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
+        replicas = min(3, len((await admin.describe_cluster())["brokers"]))
+        durability = {"min.insync.replicas": "2"} if replicas >= 3 else {}
         missing = [
-            NewTopic(t.name, num_partitions=t.partitions, replication_factor=1, topic_configs=t.config)
+            NewTopic(t.name, num_partitions=t.partitions, replication_factor=replicas,
+                     topic_configs={**t.config, **durability})
             for t in topics
             if t.name not in existing
         ]

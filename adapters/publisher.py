@@ -34,7 +34,8 @@ class EventPublisher:
         self.topics = topics
         self.timeout_s = timeout_s
         self.broker = KafkaBroker(
-            bootstrap_servers,
+            # A list: FastStream would hand a comma-separated string to aiokafka as one host.
+            [server.strip() for server in bootstrap_servers.split(",")],
             request_timeout_ms=int(timeout_s * 1000),
             acks="all",
             enable_idempotence=True,

@@ -22,6 +22,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # field -> environment variable; a field not listed here is derived or has no variable.
 _ENV = {
     "kafka_port": "TUNIX_KAFKA_PORT",
+    "kafka_brokers": "TUNIX_KAFKA_BROKERS",
     "pg_port": "TUNIX_PG_PORT",
     "external_kafka": "KAFKA_BOOTSTRAP_SERVERS",
     "external_database_url": "DATABASE_URL",
@@ -59,6 +60,7 @@ _ENV = {
 class Settings:
     # The local stack's ports (tunix-tune services up); unused when the servers are external.
     kafka_port: int = 19092
+    kafka_brokers: int = 1  # the local Kafka's nodes; node i on kafka_port + 2(i-1)
     kafka_heap_opts: str = "-Xmx512m -Xms256m"
     pg_port: int = 15432
     external_kafka: str | None = None  # comma-separated host:port list
@@ -116,8 +118,8 @@ class Settings:
 
     @property
     def local_kafka(self) -> str:
-        """The broker `tunix-tune services up` runs."""
-        return f"127.0.0.1:{self.kafka_port}"
+        """The brokers `tunix-tune services up` runs."""
+        return ",".join(f"127.0.0.1:{self.kafka_port + 2 * i}" for i in range(self.kafka_brokers))
 
     @property
     def local_database_url(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -23,8 +24,14 @@ cli.add_typer(models, name="models")
 
 
 @services.command("up")
-def services_up() -> None:
+def services_up(
+    kafka_brokers: int = typer.Option(None, "--kafka-brokers", min=1, max=9, envvar="TUNIX_KAFKA_BROKERS",
+                                      help="Kafka nodes (3: replication factor 3, min.insync.replicas 2)"),
+) -> None:
     """Install (first time) and start Kafka and PostgreSQL."""
+    if kafka_brokers is not None and kafka_brokers != settings().kafka_brokers:
+        os.environ["TUNIX_KAFKA_BROKERS"] = str(kafka_brokers)  # this command's settings, read again
+        settings.cache_clear()
     # KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL point at servers we must not provision.
     if not settings().external_kafka:
         kafka.start()
@@ -117,7 +124,7 @@ def replay(
 @cli.command()
 def up() -> None:
     """Services plus the api, projector and tuner in the background (logs in .state/logs)."""
-    services_up()
+    services_up(kafka_brokers=None)
     if subprocess.call([sys.executable, "-m", "adapters.migrations"]) != 0:
         raise typer.Exit(1)
     for name in processes.COMPONENTS:

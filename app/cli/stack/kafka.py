@@ -1,16 +1,20 @@
-"""A real single-node Apache Kafka 4 broker (KRaft, no ZooKeeper) for local dev.
+"""Real Apache Kafka 4 brokers (KRaft, no ZooKeeper) for local dev: one by default, or a
+cluster of TUNIX_KAFKA_BROKERS (`tunix-tune services up --kafka-brokers 3`).
 
 Why not Docker/testcontainers: the dev machines have no Docker, but they do
 have Java 17 + Maven, so the broker's jars come straight from Maven Central
-(see ``kafka-pom.xml``) and run as a plain detached JVM.
+(see ``kafka-pom.xml``) and run as plain detached JVMs. Every node is a broker
+and a KRaft controller; node i listens on TUNIX_KAFKA_PORT + 2(i-1) (clients)
+and the port after it (controllers).
 
 Layout under ``state_dir()``::
 
     kafka/lib/            resolved jars (+ .complete marker)
-    kafka/server.properties
-    kafka/data/           KRaft metadata + topic logs (kept across restarts)
-    kafka.pid
-    logs/kafka.log        broker stdout/stderr (log4j2 -> stdout)
+    kafka/cluster         the cluster id and node count, fixed at the first format
+    kafka/server.properties, server-2.properties, ...
+    kafka/data/, data-2/, ...   KRaft metadata + topic logs (kept across restarts)
+    kafka.pid, kafka-2.pid, ...
+    logs/kafka.log, kafka-2.log, ...   broker stdout/stderr (log4j2 -> stdout)
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import struct
 import subprocess
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import processes
@@ -33,10 +38,6 @@ _MARKER = b"kafka.Kafka"  # in the broker's command line
 _HERE = Path(__file__).resolve().parent
 _POM = _HERE / "kafka-pom.xml"
 _LOG4J = _HERE / "kafka-log4j2.properties"
-
-
-def _port() -> int:
-    return settings().kafka_port
 
 
 def bootstrap_servers() -> str:
@@ -51,12 +52,42 @@ def _lib() -> Path:
     return _home() / "lib"
 
 
-def _data() -> Path:
-    return _home() / "data"
+@dataclass(frozen=True)
+class Node:
+    """One broker-and-controller process of the local cluster."""
+
+    id: int
+
+    @property
+    def port(self) -> int:
+        return settings().kafka_port + 2 * (self.id - 1)
+
+    @property
+    def controller_port(self) -> int:
+        return self.port + 1
+
+    def _named(self, stem: str, suffix: str = "") -> str:
+        return f"{stem}{suffix}" if self.id == 1 else f"{stem}-{self.id}{suffix}"  # node 1 keeps the old names
+
+    @property
+    def data(self) -> Path:
+        return _home() / self._named("data")
+
+    @property
+    def config(self) -> Path:
+        return _home() / self._named("server", ".properties")
+
+    @property
+    def pid_file(self) -> Path:
+        return state_dir() / self._named("kafka", ".pid")
+
+    @property
+    def log(self) -> Path:
+        return logs_dir() / self._named("kafka", ".log")
 
 
-def _pid_file() -> Path:
-    return state_dir() / "kafka.pid"
+def nodes() -> list[Node]:
+    return [Node(i) for i in range(1, settings().kafka_brokers + 1)]
 
 
 # --------------------------------------------------------------------- install
@@ -94,13 +125,18 @@ def _alive(pid: int) -> bool:
     return processes.alive(pid, _MARKER)
 
 
-def pid() -> int | None:
-    """Pid of the running broker started by this module, else None."""
+def node_pid(node: Node) -> int | None:
+    """Pid of the running node started by this module, else None."""
     try:
-        value = int(_pid_file().read_text().strip())
+        value = int(node.pid_file.read_text().strip())
     except (FileNotFoundError, ValueError):
         return None
     return value if _alive(value) else None
+
+
+def pid() -> int | None:
+    """Pid of the first running node."""
+    return next((p for p in map(node_pid, nodes()) if p is not None), None)
 
 
 def _port_open(port: int) -> bool:
@@ -141,46 +177,58 @@ def _recv(sock: socket.socket, n: int) -> bytes:
 
 
 def _ready() -> bool:
+    """Every node is registered and unfenced (each one's metadata lists them all)."""
+    want = settings().kafka_brokers
     try:
-        return _broker_count(_port()) > 0
+        return all(_broker_count(node.port) >= want for node in nodes())
     except (OSError, struct.error):
         return False
 
 
 def is_running() -> bool:
-    return pid() is not None and _port_open(_port())
+    return all(node_pid(n) is not None and _port_open(n.port) for n in nodes())
 
 
 # ---------------------------------------------------------------- start/stop
 
-def _write_config() -> Path:
-    """(Re)write server.properties each start so port env changes apply."""
+def _replication(count: int) -> dict[str, str]:
+    """Internal topics and defaults: 3 replicas with 2 in sync from 3 nodes up."""
+    factor = min(3, count)
+    isr = "2" if factor >= 3 else "1"
+    return {
+        "offsets.topic.replication.factor": str(factor),
+        "transaction.state.log.replication.factor": str(factor),
+        "transaction.state.log.min.isr": isr,
+        "share.coordinator.state.topic.replication.factor": str(factor),
+        "share.coordinator.state.topic.min.isr": isr,
+        "default.replication.factor": str(factor),
+        "min.insync.replicas": isr,
+    }
+
+
+def _write_config(node: Node) -> Path:
+    """(Re)write the node's properties each start so port env changes apply."""
+    voters = ",".join(f"{n.id}@127.0.0.1:{n.controller_port}" for n in nodes())
     props = {
         "process.roles": "broker,controller",
-        "node.id": "1",
+        "node.id": str(node.id),
         # Static voter set: no endpoint is baked into the formatted metadata
         # log, so changing TUNIX_KAFKA_PORT later doesn't strand the data dir.
-        "controller.quorum.voters": f"1@127.0.0.1:{_port() + 1}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{_port()},CONTROLLER://127.0.0.1:{_port() + 1}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{_port()}",
+        "controller.quorum.voters": voters,
+        "listeners": f"PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.port}",
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
         "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-        "log.dirs": str(_data()),
+        "log.dirs": str(node.data),
         "num.partitions": "3",
         "auto.create.topics.enable": "false",
-        # Single node: internal topics must not ask for 3 replicas.
-        "offsets.topic.replication.factor": "1",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
+        **_replication(len(nodes())),
         # Consumers join immediately instead of waiting 3s for more members.
         "group.initial.rebalance.delay.ms": "0",
     }
-    path = _home() / "server.properties"
-    path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
-    return path
+    node.config.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+    return node.config
 
 
 def _java(main: str, *args: str) -> list[str]:
@@ -191,61 +239,95 @@ def _java(main: str, *args: str) -> list[str]:
     ]
 
 
-def _format_storage(config: Path) -> None:
-    """Format the KRaft log dir once (fresh cluster id). Skipped when
-    meta.properties exists: re-formatting an existing dir is refused by Kafka,
-    and the data must survive restarts anyway."""
-    if (_data() / "meta.properties").exists():
-        return
+def _cluster_id() -> str:
+    """The cluster's id, chosen once with its node count: nodes formatted for one voter set
+    must not be started with another."""
+    marker = _home() / "cluster"
+    count = settings().kafka_brokers
+    if marker.is_file():
+        cluster_id, formatted = marker.read_text().split()
+        if int(formatted) != count:
+            raise RuntimeError(
+                f"Kafka under {_home()} was set up with {formatted} broker(s), not {count}: run "
+                f"`tunix-tune services down` and remove {_home()}/data* (the event log with it) to change that")
+        return cluster_id
+    legacy = _home() / "data" / "meta.properties"  # a single node formatted before this file existed
+    if legacy.is_file() and count != 1:
+        raise RuntimeError(
+            f"Kafka under {_home()} was set up with 1 broker, not {count}: run `tunix-tune services down` "
+            f"and remove {_home()}/data* (the event log with it) to change that")
+    if legacy.is_file():
+        return next(line.split("=", 1)[1].strip() for line in legacy.read_text().splitlines()
+                    if line.startswith("cluster.id="))
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    _home().mkdir(parents=True, exist_ok=True)
+    marker.write_text(f"{cluster_id} {count}\n")
+    return cluster_id
+
+
+def _format_storage(node: Node, config: Path) -> None:
+    """Format the node's KRaft log dir once. Skipped when meta.properties exists:
+    re-formatting an existing dir is refused by Kafka, and the data must survive restarts."""
+    cluster_id = _cluster_id()
+    if (node.data / "meta.properties").exists():
+        return
     subprocess.run(
         _java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)),
         check=True, stdout=subprocess.DEVNULL,
     )
 
 
-def _log_tail(lines: int = 30) -> str:
+def _log_tail(node: Node, lines: int = 30) -> str:
     try:
-        return "\n".join((logs_dir() / "kafka.log").read_text(errors="replace").splitlines()[-lines:])
+        return "\n".join(node.log.read_text(errors="replace").splitlines()[-lines:])
     except FileNotFoundError:
         return ""
 
 
+def _start_node(node: Node) -> int:
+    current = node_pid(node)
+    if current is not None:
+        return current
+    if _port_open(node.port):
+        raise RuntimeError(f"port {node.port} is taken by a process not started from {state_dir()}")
+    config = _write_config(node)
+    _format_storage(node, config)
+    with open(node.log, "ab") as log:
+        proc = subprocess.Popen(
+            _java("kafka.Kafka", str(config)),
+            cwd=_home(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,  # survive the CLI exiting / Ctrl-C
+        )
+    node.pid_file.write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
 def start(timeout: float = 90) -> None:
-    """Install if needed, then start the broker and wait until it serves metadata.
+    """Install if needed, then start every node that is not running and wait until each one
+    serves metadata listing them all.
 
-    Idempotent: a running broker (ours, port open) is left alone; one still
-    booting is just waited for.
+    Idempotent: running nodes (ours, port open) are left alone; ones still booting are just
+    waited for; a node that died (kill -9) is started again with its data.
     """
-    current = pid()
-    if current is None:
-        if _port_open(_port()):
-            raise RuntimeError(f"port {_port()} is taken by a process not started from {state_dir()}")
-        install()
-        config = _write_config()
-        _format_storage(config)
-        with open(logs_dir() / "kafka.log", "ab") as log:
-            proc = subprocess.Popen(
-                _java("kafka.Kafka", str(config)),
-                cwd=_home(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,  # survive the CLI exiting / Ctrl-C
-            )
-        _pid_file().write_text(f"{proc.pid}\n")
-        current = proc.pid
-
+    install()
+    started = {node: _start_node(node) for node in nodes()}
     deadline = time.monotonic() + timeout
     while not _ready():
-        if not _alive(current):
-            _pid_file().unlink(missing_ok=True)
-            raise RuntimeError(f"Kafka exited during startup; see {logs_dir() / 'kafka.log'}:\n{_log_tail()}")
+        for node, node_process in started.items():
+            if not _alive(node_process):
+                node.pid_file.unlink(missing_ok=True)
+                raise RuntimeError(f"Kafka node {node.id} exited during startup; see {node.log}:\n{_log_tail(node)}")
         if time.monotonic() > deadline:
-            raise TimeoutError(f"Kafka not ready on {bootstrap_servers()} after {timeout}s:\n{_log_tail()}")
+            raise TimeoutError(f"Kafka not ready on {bootstrap_servers()} after {timeout}s:\n{_log_tail(nodes()[0])}")
         time.sleep(0.25)
 
 
 def stop(timeout: float = 30) -> None:
-    """SIGTERM (controlled shutdown, flushes logs), SIGKILL after ``timeout``."""
-    current = pid()
-    if current is not None:
-        processes.terminate(current, _MARKER, timeout)
-    _pid_file().unlink(missing_ok=True)
+    """SIGTERM (controlled shutdown, flushes logs), SIGKILL after ``timeout``; every node
+    with a pid file, whatever the node count is now."""
+    for pid_file in sorted(state_dir().glob("kafka*.pid")):
+        node_id = 1 if pid_file.stem == "kafka" else int(pid_file.stem.rsplit("-", 1)[1])
+        current = node_pid(Node(node_id))
+        if current is not None:
+            processes.terminate(current, _MARKER, timeout)
+        pid_file.unlink(missing_ok=True)
