@@ -38,6 +38,7 @@ from adapters.migrations import migrate  # noqa: E402
 from adapters.settings import Settings  # noqa: E402
 from consumers.projector.projection import metric_point  # noqa: E402
 from schemas import events as ev  # noqa: E402
+from schemas import tables  # noqa: E402
 from schemas.job_spec import JobSpec  # noqa: E402
 from schemas.topics import Topics  # noqa: E402
 
@@ -127,7 +128,7 @@ def read_model_rows(events: list[ev.Event]) -> dict[str, list[tuple]]:
             p = e.payload
             trials[(e.job_id, p.trial_id)] = (e.job_id, p.trial_id, p.status, orjson.dumps(p.params).decode(),
                                               orjson.dumps(p.metrics).decode(), p.iteration, None, None,
-                                              None, T0, T0, None, e.occurred_at)
+                                              None, None, T0, T0, None, e.occurred_at)
             point = metric_point(e)
             points.append((e.job_id, p.trial_id, point["step"], orjson.dumps(point["metrics"]).decode(),
                            e.occurred_at))
@@ -152,11 +153,13 @@ async def measure_raw(url: str, rows: dict[str, list[tuple]], how: str) -> float
         started = time.perf_counter()
         async with conn.transaction():
             for table, records in rows.items():
+                # The rows follow schemas.tables' column order; migrations append new columns.
+                columns = [c.name for c in tables.metadata.tables[table].columns]
                 if how == "copy":
-                    await conn.copy_records_to_table(table, records=records)
+                    await conn.copy_records_to_table(table, records=records, columns=columns)
                 else:
                     marks = ", ".join(f"${i + 1}" for i in range(len(records[0])))
-                    await conn.executemany(f"INSERT INTO {table} VALUES ({marks})", records)
+                    await conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", records)
         return len(rows["tunix_tuning_events"]) / (time.perf_counter() - started)
     finally:
         await conn.close()

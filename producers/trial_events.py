@@ -27,7 +27,7 @@ from schemas.statuses import TRIAL_TERMINAL
 _RAY_KEYS = {
     "time_this_iter_s", "done", "training_iteration", "trial_id", "date", "timestamp",
     "time_total_s", "pid", "hostname", "node_ip", "time_since_restore",
-    "iterations_since_restore", "checkpoint_dir_name", "config", "experiment_tag",
+    "iterations_since_restore", "checkpoint_dir_name", "config", "experiment_tag", "node_id",
 }
 
 
@@ -65,6 +65,7 @@ class TrialEvents(Callback):
             run_id=result.get("run_id") or f"{self.job_id}-{trial.trial_id}",
             # The run folder; trial.path is Ray's folder of the trial, in the same job folder.
             artifact_path=str(trial_run_folder(Path(trial.path).parent, trial.trial_id)),
+            node=result.get("node_id"),
             **fields,
         )
         self.run.publish(ev.TrialUpdated(job_id=self.job_id, source=SOURCE, payload=payload))

@@ -20,6 +20,7 @@ class TrialOut(BaseModel):
     reason: str | None
     run_id: str | None
     artifact_path: str | None
+    node: str | None = None  # the Ray node of its latest report
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

@@ -54,6 +54,7 @@ class TrialUpdatedPayload(_Payload):
     reason: str | None = Field(default=None, max_length=10_000)
     run_id: str | None = Field(default=None, max_length=200)
     artifact_path: str | None = Field(default=None, max_length=4096)
+    node: str | None = Field(default=None, max_length=200)  # the Ray node it ran on
 
 
 class JobClaimedPayload(_Payload):

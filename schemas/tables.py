@@ -63,6 +63,7 @@ trials = Table(
     Column("reason", Text),
     Column("run_id", String(200)),
     Column("artifact_path", Text),
+    Column("node", String(200)),  # the Ray node of its latest report
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("started_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),

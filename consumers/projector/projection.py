@@ -112,6 +112,7 @@ def project_trial(trial: Row | None, event: ev.TrialUpdated) -> Row | None:
             "reason": None,
             "run_id": None,
             "artifact_path": None,
+            "node": None,
             "created_at": at,
             "started_at": None,
             "finished_at": None,
@@ -129,7 +130,7 @@ def project_trial(trial: Row | None, event: ev.TrialUpdated) -> Row | None:
     ):
         new["metrics"] = {**trial["metrics"], **p.metrics}
         new["iteration"] = p.iteration if p.iteration is not None else trial["iteration"]
-    for field in ("reason", "run_id", "artifact_path"):
+    for field in ("reason", "run_id", "artifact_path", "node"):
         if getattr(p, field) is not None:
             new[field] = getattr(p, field)
     if p.status != "pending" and new["started_at"] is None:

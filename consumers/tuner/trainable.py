@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import ray
 from ray import tune
 
 from schemas.artifact_layout import trial_run_folder, trial_train_state
@@ -34,13 +35,14 @@ def train_trial(
 ) -> None:
     context = tune.get_context()
     trial_id = context.get_trial_id()
+    node = ray.get_runtime_context().get_node_id()  # which Ray node ran each report
     run_id = f"{context.get_experiment_name()}-{trial_id}"
     run_folder = trial_run_folder(job_folder, trial_id)
     if (run_folder / "manifest.json").exists():
         # Finished before the tuner was killed, after Ray last saved the experiment: the run
         # folder has the result; report it rather than train again.
         manifest = read_manifest(run_folder)
-        _report_final(manifest["metrics"], manifest["run_id"], run_folder, manifest["timings"]["compile_s"])
+        _report_final(manifest["metrics"], manifest["run_id"], run_folder, manifest["timings"]["compile_s"], node)
         return
     # The trainer's own checkpoints (one step folder at a time); filled from Ray's checkpoint
     # when the trial restarts (restored experiment, PBT exploit), else empty.
@@ -51,7 +53,7 @@ def train_trial(
     staging = train_state.with_name(f"{trial_id}.staging")
 
     def report(record: dict) -> None:
-        metrics = {k: v for k, v in record.items() if v is not None}
+        metrics = {**{k: v for k, v in record.items() if v is not None}, "node_id": node}
         step_dir = train_state / str(record["step"])
         if not step_dir.is_dir():
             tune.report(metrics)
@@ -69,9 +71,9 @@ def train_trial(
     # Training is over: Ray keeps the checkpoints it needs, the run folder holds the model.
     shutil.rmtree(train_state, ignore_errors=True)
     shutil.rmtree(staging, ignore_errors=True)
-    _report_final(result.metrics, result.run_id, result.run_dir, result.timings["compile_s"])
+    _report_final(result.metrics, result.run_id, result.run_dir, result.timings["compile_s"], node)
 
 
-def _report_final(metrics: dict, run_id: str, run_dir: Path, compile_s: float) -> None:
+def _report_final(metrics: dict, run_id: str, run_dir: Path, compile_s: float, node: str) -> None:
     """The trial's last result: its evaluation and the run's lineage."""
-    tune.report({**metrics, "run_id": run_id, "run_dir": str(run_dir), "compile_s": compile_s})
+    tune.report({**metrics, "run_id": run_id, "run_dir": str(run_dir), "compile_s": compile_s, "node_id": node})

@@ -1,4 +1,5 @@
-"""Job ownership: which tuner claimed a job (JobClaimed) and the claim each event came under.
+"""Job ownership: which tuner claimed a job (JobClaimed) and the claim each event came under;
+the Ray node each trial ran on.
 
 Revision ID: 0002
 Revises: 0001
@@ -18,9 +19,11 @@ def upgrade() -> None:
     op.add_column("tunix_tuning_jobs", sa.Column("owner", sa.String(200)))
     op.add_column("tunix_tuning_jobs", sa.Column("claim", sa.Integer))
     op.add_column("tunix_tuning_events", sa.Column("claim", sa.Integer))
+    op.add_column("tunix_tuning_trials", sa.Column("node", sa.String(200)))
 
 
 def downgrade() -> None:
+    op.drop_column("tunix_tuning_trials", "node")
     op.drop_column("tunix_tuning_events", "claim")
     op.drop_column("tunix_tuning_jobs", "claim")
     op.drop_column("tunix_tuning_jobs", "owner")
