@@ -66,7 +66,7 @@ def _run(spec: JobSpec, run: JobRun, storage_root: Path, folders: Folders) -> ev
         return job_failed(job_id, f"resources_per_trial: {missing}; a trial would never be scheduled")
     trainable = tune.with_resources(
         tune.with_parameters(train_trial, **trial_inputs(spec, path, folders)),
-        {"cpu": resources.cpu, "gpu": resources.gpu, **({"resources": resources.custom} if resources.custom else {})},
+        {"cpu": resources.cpu, "gpu": resources.gpu, **resources.custom},
     )
     if tune.Tuner.can_restore(str(path)):
         tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=False)
