@@ -40,6 +40,8 @@ class JobRun:
     handing_over: bool = False
     # Trials whose latest TrialUpdated says running: preempted if the job is handed over.
     running_trials: set[str] = field(default_factory=set)
+    # trial_id -> when it last started or reported (time.monotonic()): its lease.
+    renewed: dict[str, float] = field(default_factory=dict)
 
     _running: ClassVar[dict[UUID, "JobRun"]] = {}
 

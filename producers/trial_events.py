@@ -96,10 +96,12 @@ class TrialEvents(Callback):
                 self._send(trial, "pending")
 
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info) -> None:
+        self.run.renewed[trial.trial_id] = time.monotonic()
         self._announced.add(trial.trial_id)
         self._send(trial, "running", reason=self.run.scheduler_notes.pop(trial.trial_id, None))
 
     def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: dict, **info) -> None:
+        self.run.renewed[trial.trial_id] = time.monotonic()
         self._send(trial, "running", reason=self.run.scheduler_notes.pop(trial.trial_id, None))
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info) -> None:

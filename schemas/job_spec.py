@@ -64,6 +64,9 @@ class JobSpec(BaseModel):
     # A trial that fails (its worker or node died, or it raised) runs again from its last
     # checkpoint this many times before it counts as failed.
     max_trial_retries: int = Field(default=1, ge=0, le=10, strict=True)
+    # A running trial renews its lease with every report; one silent for this long is presumed
+    # hung: it is stopped and retried (stale) or failed by max_trial_retries.
+    trial_lease_s: float = Field(default=1800, gt=0, le=7 * 24 * 3600)
     # Wall time the job may spend running, summed over every tuner that ran it.
     time_budget_s: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1, strict=True)

@@ -14,7 +14,8 @@ from uuid import UUID
 import ray
 from ray import tune
 
-from consumers.tuner.experiment import HandedOver, checkpoint_config, param_space, trial_inputs, tune_config
+from consumers.tuner.experiment import checkpoint_config, param_space, trial_inputs, tune_config
+from consumers.tuner.schedulers import HandedOver
 from consumers.tuner.trainable import train_trial
 from producers.job_outcome import job_failed, job_outcome
 from producers.job_run import JobRun

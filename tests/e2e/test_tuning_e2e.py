@@ -268,3 +268,27 @@ def test_a_job_asking_for_resources_the_cluster_lacks_fails_with_the_reason(tuni
     job = _wait_for_job(tuning_stack, job_id, 120)
     assert job["status"] == "failed" and job["trials"] == []
     assert "a trial asks for GPU=0.5, a100=1 but the whole Ray cluster has GPU=0, a100=0" in job["error"], job["error"]
+
+
+def test_a_silent_trial_loses_its_lease_and_is_retried_then_failed(tuning_stack):
+    """A lease shorter than the time to a trial's first report (model load and compile): the
+    trial is presumed hung, stopped and retried from scratch (stale), then failed."""
+    job_id = _start(tuning_stack, name="lease", num_samples=1, fixed_params=FIXED, trial_lease_s=0.5,
+                    max_trial_retries=1, search_space={"learning_rate": {"type": "loguniform", "min": 1e-3, "max": 1e-2}})
+    job = _wait_for_job(tuning_stack, job_id, 300)
+    assert job["status"] == "failed" and "1 of 1 trials failed" in job["error"], job["error"]
+    trail = httpx.get(f"{tuning_stack['url']}/api/tuning/jobs/{job_id}/events", timeout=30).json()
+    statuses = [(e["payload"]["status"], e["payload"]["reason"]) for e in trail if e["type"] == "TrialUpdated"]
+    stale = [r for s, r in statuses if s == "stale"]
+    assert len(stale) == 1 and "lease lapsed" in stale[0] and "retry 1 of 1" in stale[0], statuses
+    assert statuses[-1][0] == "failed" and "lease lapsed" in statuses[-1][1], statuses
+
+
+def test_the_time_budget_stops_the_job(tuning_stack):
+    job_id = _start(tuning_stack, name="budget", num_samples=3, max_concurrent_trials=1, time_budget_s=8,
+                    fixed_params={"max_steps": 5000, "eval_every": 10, "batch_size": 32},
+                    search_space={"learning_rate": {"type": "loguniform", "min": 1e-3, "max": 1e-2}})
+    job = _wait_for_job(tuning_stack, job_id, 300)
+    assert job["trials"] and all(t["status"] == "stopped" and t["reason"] == "time budget spent"
+                                 for t in job["trials"]), job["trials"]
+    assert job["status"] == "failed" and "no trial reported a finite score" in job["error"]

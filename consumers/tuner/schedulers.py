@@ -1,0 +1,156 @@
+"""The schedulers of a job's experiment: Ray's FIFO, ASHA, HyperBand and PBT, each acting for
+one job. On top of Ray's own behaviour they save Ray's experiment state when trials change,
+fail trials whose lease lapsed, stop the experiment (resumable) when the job is handed over,
+and write why they stopped or changed a trial into the job's JobRun (found by job id: Ray
+pickles schedulers with the experiment)."""
+
+from __future__ import annotations
+
+import time
+
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import (
+    ASHAScheduler,
+    FIFOScheduler,
+    HyperBandScheduler,
+    PopulationBasedTraining,
+    TrialScheduler,
+)
+
+from producers.job_run import JobRun
+
+TIME_ATTR = "training_iteration"  # one iteration = one report = eval_every training steps
+
+
+class HandedOver(Exception):
+    """Raised inside Ray's loop to stop a job's experiment where it is: its state is saved,
+    its running trials resume from their last checkpoints under the job's next owner."""
+
+
+class _ActsForAJob:
+    """A scheduler of one job's experiment: knows the job, to write into its JobRun."""
+
+    def __init__(self, job_id, **kwargs):
+        super().__init__(**kwargs)
+        self.job_id = job_id
+
+    @property
+    def run(self) -> JobRun:
+        return JobRun.of(self.job_id)
+
+
+class LeaseLapsedError(Exception):
+    """A running trial reported nothing for longer than its job's trial_lease_s."""
+
+
+class _EnforcesTrialLeases(_ActsForAJob):
+    """Fails a running trial whose lease lapsed (no report for trial_lease_s): Ray stops it and
+    runs it again from its last checkpoint while max_trial_retries allows (a `stale` update),
+    else it ends `failed`. Checked at every step of Ray's loop."""
+
+    def __init__(self, job_id, lease_s: float, **kwargs):
+        super().__init__(job_id, **kwargs)
+        self.lease_s = lease_s
+
+    def choose_trial_to_run(self, tune_controller):
+        controller = getattr(tune_controller, "_tune_controller", tune_controller)
+        now = time.monotonic()
+        if getattr(self, "lease_s", None) is None:  # pickled by a tuner that had no leases
+            return super().choose_trial_to_run(tune_controller)
+        for trial in controller.get_live_trials():
+            renewed = self.run.renewed.get(trial.trial_id)
+            if trial.status == Trial.RUNNING and renewed is not None and now - renewed > self.lease_s:
+                self.run.renewed.pop(trial.trial_id)
+                controller._process_trial_failure(trial, LeaseLapsedError(
+                    f"lease lapsed: no report for {now - renewed:.0f}s (trial_lease_s={self.lease_s:g}); "
+                    "presumed hung, its worker is stopped"))
+        return super().choose_trial_to_run(tune_controller)
+
+
+class _SavesStateOnTrialChanges(_ActsForAJob):
+    """Saves Ray's experiment state (which trials exist and which ended) as soon as a trial is
+    added or ends, on top of Ray's own periodic saves (TUNE_GLOBAL_CHECKPOINT_S "auto", at
+    most ~5% of the driver's time). A tuner killed with -9 then restores a list that knows
+    every trial whose creation or end is on the log: none is run twice, none is lost. Saving
+    at every loop step instead (period 0) cost the driver ~9% of a core on two cores.
+
+    The save happens in choose_trial_to_run, which Ray calls at the start of every step,
+    after the previous step's status changes."""
+
+    _changed = False
+
+    def on_trial_add(self, tune_controller, trial) -> None:
+        super().on_trial_add(tune_controller, trial)
+        self._changed = True
+
+    def on_trial_complete(self, tune_controller, trial, result) -> None:
+        super().on_trial_complete(tune_controller, trial, result)
+        self._changed = True
+
+    def on_trial_error(self, tune_controller, trial) -> None:
+        super().on_trial_error(tune_controller, trial)
+        self._changed = True
+
+    def on_trial_remove(self, tune_controller, trial) -> None:
+        super().on_trial_remove(tune_controller, trial)
+        self._changed = True
+
+    def choose_trial_to_run(self, tune_controller):
+        # Ray 2.60 hands schedulers a wrapper that hides checkpoint(); the controller is behind it.
+        controller = getattr(tune_controller, "_tune_controller", tune_controller)
+        if self._changed or self.run.handing_over:
+            self._changed = False
+            controller.checkpoint(force=True)
+        if self.run.handing_over:
+            raise HandedOver(str(self.job_id))
+        return super().choose_trial_to_run(tune_controller)
+
+
+class _RecordsEarlyStops(_ActsForAJob):
+    """Writes down why the scheduler stopped a trial before its end, for its TrialUpdated."""
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        decision = super().on_trial_result(tune_controller, trial, result)
+        at = result.get(TIME_ATTR, 0)
+        max_t = getattr(self, "_max_t", None) or self._max_t_attr  # ASHA / HyperBand
+        if decision == TrialScheduler.STOP and at < max_t:
+            self.run.scheduler_stops[trial.trial_id] = self.stop_reason(trial, at, result)
+        return decision
+
+    def stop_reason(self, trial, at: int, result: dict) -> str:
+        value = result.get(self._metric)
+        reason = f"{type(self).__name__} stopped it at iteration {at}: {self._metric}={value}"
+        bracket = getattr(self, "_trial_info", {}).get(trial.trial_id)
+        for milestone, recorded in getattr(bracket, "_rungs", ()):
+            if trial.trial_id in recorded and at >= milestone:
+                others = {k: v for k, v in recorded.items() if k != trial.trial_id}
+                cutoff = bracket.cutoff(others)
+                if cutoff is not None:
+                    reason += f", below the cutoff {self._metric_op * cutoff:.4g} of rung {milestone}"
+                break
+        return reason
+
+
+class FIFO(_EnforcesTrialLeases, _SavesStateOnTrialChanges, FIFOScheduler):
+    pass
+
+
+class ASHA(_EnforcesTrialLeases, _SavesStateOnTrialChanges, _RecordsEarlyStops, ASHAScheduler):
+    pass
+
+
+class HyperBand(_EnforcesTrialLeases, _SavesStateOnTrialChanges, _RecordsEarlyStops, HyperBandScheduler):
+    pass
+
+
+class PBT(_EnforcesTrialLeases, _SavesStateOnTrialChanges, PopulationBasedTraining):
+    """Population Based Training that writes down each exploit (which trial's checkpoint this
+    one continues from, and its new hyperparameters) for the trial's next TrialUpdated."""
+
+    def _exploit(self, tune_controller, trial, trial_to_clone):
+        super()._exploit(tune_controller, trial, trial_to_clone)
+        searched = {k: trial.config[k] for k in self._hyperparam_mutations if k in trial.config}
+        self.run.scheduler_notes[trial.trial_id] = (
+            f"PBT: continues from trial {trial_to_clone.trial_id}'s checkpoint at iteration "
+            f"{self._trial_state[trial_to_clone].last_train_time} with {searched}"
+        )
