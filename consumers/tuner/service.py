@@ -1,21 +1,13 @@
 """The tuner: runs a Ray Tune experiment for every started job on its partitions.
 
-Any number of tuners run at once as one Kafka consumer group on the events topic. A job's
-events share a partition (keyed by job_id), so the partition's owner is the job's owner:
-
-- Assigned a partition, a tuner loads the partition's compact state (snapshots.py) and folds
-  the log from the group's committed offset to the end; then it claims every started,
-  unfinished job there (a JobClaimed with the next generation) and runs it, resuming its
-  experiment from artifacts/tuning/{job_id}/ when one exists. Every event it publishes for the
-  job carries that generation; after a later claim the projector ignores them (fencing).
-- Losing a partition (a rebalance: a tuner joined, left or died), it stops the partition's
-  experiments where they are, marks their running trials preempted, saves state and offsets,
-  and only then lets the rebalance go on: a job never has two live owners.
-
-Experiments run on worker threads, so consuming goes on while a job trains for hours; each
-running job has one JobRun (producers/job_run.py) that the Ray callback and schedulers act
-through. Run it with `tunix-tune serve tuner`; health, readiness and /metrics on
-TUNIX_TUNER_PROBE_PORT (8002).
+Tuners form one Kafka consumer group on the events topic; a partition's owner owns its jobs
+(docs/architecture.md, "Tuner group"). Assigned a partition, a tuner loads its compact state
+(snapshots.py), folds the log from the committed offset to the end, then claims every
+started, unfinished job there (JobClaimed, next generation) and runs it, resuming its
+experiment folder. Losing a partition, it stops those experiments where they are, marks
+their running trials preempted and saves state and offsets before the rebalance goes on.
+Experiments run on worker threads through one JobRun each (producers/job_run.py). Run it with
+`tunix-tune serve tuner`; health, readiness and /metrics on TUNIX_TUNER_PROBE_PORT (8002).
 """
 
 from __future__ import annotations
