@@ -106,3 +106,43 @@ def test_job_page_shows_trials_and_plots_while_the_job_runs(browser, tuning_stac
     browser.execute_script("document.getElementById('cancel').click()")
     wait_until(lambda: "cancelled" in _text(browser, "#job-title"), 120, "the job cancelled on the page")
     assert httpx.get(f"{base}/api/tuning/jobs/{job_id}", timeout=10).json()["status"] == "cancelled"
+
+
+def test_stale_and_preempted_trials_look_unlike_failed_ones(browser, tuning_stack):
+    """Trials another system reports as stale, preempted and failed (through the log, as the
+    tuners would) get three distinct badges on the job page."""
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+
+    from schemas import events as ev
+    from schemas.topics import Topics
+
+    base = tuning_stack["url"]
+    topics = Topics(tuning_stack["procs"][0].env["TUNIX_TOPIC_PREFIX"])
+    job_id = httpx.post(f"{base}/api/tuning/jobs", json=example_spec(name="badges"), timeout=30).json()["job_id"]
+    updates = [ev.TrialUpdated(job_id=job_id, source="another-tuner", payload=ev.TrialUpdatedPayload(
+        trial_id=trial_id, status=status, reason=f"{status} on purpose")) for trial_id, status in
+        (("t-stale", "running"), ("t-stale", "stale"), ("t-pre", "running"), ("t-pre", "preempted"),
+         ("t-failed", "failed"))]
+
+    async def publish():
+        producer = AIOKafkaProducer(bootstrap_servers=tuning_stack["procs"][0].env["KAFKA_BOOTSTRAP_SERVERS"],
+                                    acks="all")
+        await producer.start()
+        try:
+            for event in updates:
+                await producer.send_and_wait(topics.events.name, ev.serialize_event(event), key=event.key())
+        finally:
+            await producer.stop()
+    asyncio.run(publish())
+    wait_until(lambda: len(httpx.get(f"{base}/api/tuning/jobs/{job_id}", timeout=10).json()["trials"]) == 3,
+               30, "the three trials projected")
+    browser.get(f"{base}/ui/#/jobs/{job_id}")
+    wait_until(lambda: _count(browser, "#trials-table tbody tr") == 3, 30, "three trial rows")
+    colours = {status: browser.execute_script(
+        "return getComputedStyle(document.querySelector(`#trials-table .status.${arguments[0]}`)).backgroundColor",
+        status) for status in ("stale", "preempted", "failed")}
+    assert len(set(colours.values())) == 3, colours
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "dashboard-trial-statuses.png"))

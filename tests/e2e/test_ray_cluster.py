@@ -47,14 +47,17 @@ def _cluster_processes(temp: str) -> list[psutil.Process]:
 def ray_cluster():
     temp = tempfile.mkdtemp(prefix="tunix-rc-", dir="/tmp")  # short: Ray's socket paths have a limit
     port = free_port()
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    # Ray 2.60 turns token auth on by itself once ~/.ray/auth_token exists (any local ray.init
+    # writes one): every process of the cluster, the tuner included, gets the same token.
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": uuid.uuid4().hex + uuid.uuid4().hex}
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **auth}
     common = ["--num-cpus=1", "--object-store-memory=200000000", "--disable-usage-stats"]
     try:
         _ray("start", "--head", f"--port={port}", f"--temp-dir={temp}", "--include-dashboard=false",
              '--resources={"trial_slot": 1}', *common, env=env)
         _ray("start", f"--address=127.0.0.1:{port}", '--resources={"trial_slot": 1, "second_node": 1}', *common,
              env=env)
-        yield {"address": f"127.0.0.1:{port}", "temp": temp}
+        yield {"address": f"127.0.0.1:{port}", "temp": temp, "auth": auth}
     finally:
         for proc in _cluster_processes(temp):
             try:
@@ -78,7 +81,7 @@ def test_trials_spread_over_two_nodes_and_survive_one_killed(ray_cluster, stack,
            "TUNIX_TOPIC_PREFIX": f"raycluster-{run}", "TUNIX_API_PORT": str(free_port()),
            "TUNIX_PROJECTOR_GROUP": f"raycluster-{run}", "TUNIX_TUNER_GROUP": f"raycluster-{run}-tuners",
            "TUNIX_ARTIFACTS_DIR": str(tmp_path / "artifacts"), "TUNIX_STATE_DIR": str(tmp_path / "state"),
-           "TUNIX_LOG_FORMAT": "json", "RAY_ADDRESS": ray_cluster["address"]}
+           "TUNIX_LOG_FORMAT": "json", "RAY_ADDRESS": ray_cluster["address"], **ray_cluster["auth"]}
     procs = [Process(m, env, tmp_path) for m in ("consumers.projector", "consumers.tuner", "app.main")]
     base = f"http://127.0.0.1:{env['TUNIX_API_PORT']}"
     try:

@@ -119,6 +119,22 @@ def _owner_checks(trail: list[dict]) -> None:
     assert ends and set(ends.values()) == {1}, ends
 
 
+def _budget_counted_from_the_log(trail: list[dict]) -> None:
+    """Each claim's budget_spent_s is what the log shows the earlier owners spent: from each
+    claim to the last event published under it."""
+    spent, claimed_at, last_seen = 0.0, None, None
+    for event in trail:
+        at = datetime.fromisoformat(event["occurred_at"])
+        if event["type"] == "JobClaimed":
+            if claimed_at is not None:
+                spent += (last_seen - claimed_at).total_seconds()
+            assert abs(event["payload"]["budget_spent_s"] - spent) < 0.01, (event["payload"], spent)
+            claimed_at = last_seen = at
+        elif event["claim"] is not None:
+            last_seen = max(last_seen, at)
+    assert spent > 0
+
+
 def _most_running_at_once(trail: list[dict]) -> int:
     """From the log: the most trials that were running at the same time."""
     running, most = set(), 0
@@ -134,7 +150,7 @@ def test_jobs_spread_over_tuners_and_survive_their_owner_killed_three_times(grou
     group.add_tuner("tuner-2")
     wait_until(lambda: all(_ready(t) for t in group.tuners.values()), 120, "both tuners ready")
     victim = group.start(name="killed thrice", num_samples=4, max_concurrent_trials=1, fixed_params=SHORT,
-                         search_space=SPACE, seed=1)
+                         search_space=SPACE, seed=1, time_budget_s=3600)
     others = [group.start(name=f"bystander {i}", num_samples=2, max_concurrent_trials=1, fixed_params=SHORT,
                           search_space=SPACE, seed=i) for i in (2, 3)]
     jobs = [victim, *others]
@@ -174,6 +190,7 @@ def test_jobs_spread_over_tuners_and_survive_their_owner_killed_three_times(grou
         assert all(t["status"] == "completed" for t in job["trials"]), summary
         _owner_checks(trail)
         assert _most_running_at_once(trail) <= job["max_concurrent_trials"], summary
+    _budget_counted_from_the_log(group.trail(victim))
     claimed = [e for e in group.trail(victim) if e["type"] == "JobClaimed"]
     claimed_by = [e["payload"]["tuner_id"] for e in claimed]
     assert set(killed) <= set(claimed_by) and claimed_by[-1] not in killed, (killed, claimed_by)
