@@ -117,8 +117,9 @@ class Tuner:
         async with self._lock:
             tps = [TopicPartition(self.topic, p) for p in partitions]
             ends = await self.consumer.end_offsets(tps) if tps else {}
+            snapshots = await self.snapshots.load(partitions) if tps else {}
             for tp in tps:
-                loaded = await self.snapshots.load(tp.partition)
+                loaded = snapshots.get(tp.partition, {})
                 for job_id, job in loaded.items():
                     self.jobs[job_id], self.partition_of[job_id] = job, tp.partition
                 self.folded[tp.partition] = await self.consumer.committed(tp) or 0
@@ -179,6 +180,8 @@ class Tuner:
     # -- the log ---------------------------------------------------------------------------
 
     def _fold(self, record: ConsumerRecord) -> None:
+        if record.offset < self.folded.get(record.partition, record.offset + 1):
+            return  # fetched before a rebalance: the partition is not ours, or this is folded
         self.folded[record.partition] = record.offset + 1
         read = read_record(record, len(self.consumer.partitions_for_topic(self.topic) or ()) or 1)
         if not isinstance(read, LoggedEvent):

@@ -34,16 +34,16 @@ class Snapshots:
     async def close(self) -> None:
         await self._producer.stop()
 
-    async def load(self, partition: int) -> dict[UUID, TunerJob]:
-        """The unfinished jobs of one events partition, as last saved."""
-        jobs: dict[UUID, TunerJob] = {}
-        async for records in read_to_end(self.bootstrap_servers, self.topic, partitions=[partition]):
+    async def load(self, partitions: set[int]) -> dict[int, dict[UUID, TunerJob]]:
+        """The unfinished jobs of these events partitions, as last saved, by partition."""
+        jobs: dict[int, dict[UUID, TunerJob]] = {p: {} for p in partitions}
+        async for records in read_to_end(self.bootstrap_servers, self.topic, partitions=sorted(partitions)):
             for record in records:
                 job_id = UUID(record.key.decode())
                 if record.value is None:
-                    jobs.pop(job_id, None)
+                    jobs[record.partition].pop(job_id, None)
                 else:
-                    jobs[job_id] = TunerJob.model_validate_json(record.value)
+                    jobs[record.partition][job_id] = TunerJob.model_validate_json(record.value)
         return jobs
 
     async def save(self, changed: dict[UUID, tuple[int, TunerJob | None]]) -> None:

@@ -12,22 +12,21 @@ import signal
 import socket
 import subprocess
 import sys
-import uuid
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
-import httpx
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from adapters.database import create_database, drop_database, make_engine
+from adapters.database import make_engine
 from adapters.partitioning import expected_partition
+from schemas.events import parse_event
 from schemas.topics import Topics
-from tests.conftest import REPO, Process, free_port
+from tests.conftest import REPO
 from tests.kafka_log import read_all
 from tests.replay_check import assert_replay_equals_live, drop_schema
-from tests.specs import example_spec
+from tests.service_stack import ServiceStack
 from tests.waiting import wait_until
 
 
@@ -80,65 +79,33 @@ async def _leader(bootstrap: str, topic: str, partition: int) -> int:
 
 
 def test_a_job_survives_the_leader_of_its_partition_killed(cluster, stack, tmp_path):
-    run = uuid.uuid4().hex[:8]
-    database = f"cluster_{run}"
-    url = asyncio.run(create_database(stack.database_url, database))
-    topics = Topics(f"cluster-{run}")
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": cluster["bootstrap"], "DATABASE_URL": url,
-           "TUNIX_TOPIC_PREFIX": topics.prefix, "TUNIX_API_PORT": str(free_port()),
-           "TUNIX_PROJECTOR_GROUP": f"cluster-{run}", "TUNIX_TUNER_GROUP": f"cluster-{run}-tuners",
-           "TUNIX_ARTIFACTS_DIR": str(tmp_path / "artifacts"), "TUNIX_STATE_DIR": str(tmp_path / "state"),
-           "TUNIX_LOG_FORMAT": "json", "TUNIX_PUBLISH_TIMEOUT_S": "20"}
-    procs = [Process(m, env, tmp_path) for m in ("consumers.projector", "consumers.tuner", "app.main")]
-    base = f"http://127.0.0.1:{env['TUNIX_API_PORT']}"
-    try:
-        def ready():
-            try:
-                return httpx.get(f"{base}/readyz", timeout=5).status_code == 200 and all(
-                    httpx.get(f"{p.probe_url}/readyz", timeout=5).status_code == 200 for p in procs[:2])
-            except httpx.HTTPError:
-                return False
-        wait_until(ready, 120, "stack on the 3-broker cluster ready")
-        answer = httpx.post(f"{base}/api/tuning/jobs", timeout=30, json=example_spec(
+    with ServiceStack(stack.database_url, tmp_path, KAFKA_BOOTSTRAP_SERVERS=cluster["bootstrap"],
+                      TUNIX_PUBLISH_TIMEOUT_S="20") as services:
+        topics = Topics(services.env["TUNIX_TOPIC_PREFIX"])
+        job_id = services.start_job(
             name="broker killed", num_samples=3, max_concurrent_trials=1,
             fixed_params={"max_steps": 80, "eval_every": 10, "batch_size": 32},
-            search_space={"learning_rate": {"type": "loguniform", "min": 1e-3, "max": 1e-2}}))
-        assert answer.status_code == 201, answer.text
-        job_id = answer.json()["job_id"]
-        assert httpx.post(f"{base}/api/tuning/jobs/{job_id}/start", timeout=30).status_code == 202
-
-        def training():
-            trials = httpx.get(f"{base}/api/tuning/jobs/{job_id}", timeout=10).json()["trials"]
-            return any(t["status"] == "running" and (t["iteration"] or 0) >= 1 for t in trials)
-        wait_until(training, 300, "a trial reporting progress")
+            search_space={"learning_rate": {"type": "loguniform", "min": 1e-3, "max": 1e-2}})
+        wait_until(lambda: any(t["status"] == "running" and (t["iteration"] or 0) >= 1
+                               for t in services.job(job_id)["trials"]), 300, "a trial reporting progress")
         partition = expected_partition(job_id.encode(), topics.events.partitions)
         leader = asyncio.run(_leader(cluster["bootstrap"], topics.events.name, partition))
         pid_file = cluster["state"] / ("kafka.pid" if leader == 1 else f"kafka-{leader}.pid")
         os.kill(int(pid_file.read_text()), signal.SIGKILL)
         killed_at = datetime.now(timezone.utc)
-
-        def progress_without_it():  # the job goes on with two brokers (min.insync.replicas=2)
-            trail = httpx.get(f"{base}/api/tuning/jobs/{job_id}/events", timeout=10).json()
-            return len(trail) > before + 2
-        before = len(httpx.get(f"{base}/api/tuning/jobs/{job_id}/events", timeout=10).json())
-        wait_until(progress_without_it, 300, "the job progressing on two brokers")
+        before = len(services.trail(job_id))
+        # The job goes on with two brokers (min.insync.replicas=2).
+        wait_until(lambda: len(services.trail(job_id)) > before + 2, 300, "the job progressing on two brokers")
         _cli(cluster["env"], "services", "up")  # the killed node starts again with its data
 
-        def finished():
-            for p in procs:
-                assert p.proc.poll() is None, p.output()
-            job = httpx.get(f"{base}/api/tuning/jobs/{job_id}", timeout=10).json()
-            return job["status"] in ("completed", "failed", "cancelled") and job
-        job = wait_until(finished, 600, "the job to finish", interval=1)
+        job = services.wait_for_job(job_id, 600)
         assert job["status"] == "completed", job["error"]
         assert len(job["trials"]) == 3 and all(t["status"] == "completed" for t in job["trials"])
-
         records = asyncio.run(read_all(cluster["bootstrap"], topics.events.name))
         mine = [r for r in records if r.key == job_id.encode()]
-        from schemas.events import parse_event
         ids = Counter(parse_event(r.value).event_id for r in mine)
         assert set(ids.values()) == {1}, "an event was written twice"
-        trail = httpx.get(f"{base}/api/tuning/jobs/{job_id}/events", timeout=30).json()
+        trail = services.trail(job_id)
         assert len(trail) == len(mine), "the read model and the log disagree on the job's events"
         after = min(datetime.fromisoformat(e["occurred_at"]) for e in trail
                     if datetime.fromisoformat(e["occurred_at"]) > killed_at)
@@ -146,13 +113,9 @@ def test_a_job_survives_the_leader_of_its_partition_killed(cluster, stack, tmp_p
               f"later; {len(mine)} events, none lost or doubled")
 
         async def replay_equals_live():
-            live = make_engine(url)
+            live = make_engine(services.env["DATABASE_URL"])
             try:
-                await drop_schema(live, await assert_replay_equals_live(env, live))
+                await drop_schema(live, await assert_replay_equals_live(services.env, live))
             finally:
                 await live.dispose()
         asyncio.run(replay_equals_live())
-    finally:
-        for p in procs:
-            p.stop()
-        asyncio.run(drop_database(stack.database_url, database))

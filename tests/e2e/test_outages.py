@@ -13,18 +13,10 @@ import pytest
 
 from adapters.database import make_engine
 from tests.replay_check import assert_replay_equals_live, drop_schema
-from tests.specs import example_spec
+from tests.service_stack import start_job, wait_for_job
 from tests.waiting import wait_until
 
 OUTAGE_S = 20
-
-
-def _start(stack: dict, **overrides) -> str:
-    answer = httpx.post(f"{stack['url']}/api/tuning/jobs", json=example_spec(**overrides), timeout=30)
-    assert answer.status_code == 201, answer.text
-    job_id = answer.json()["job_id"]
-    assert httpx.post(f"{stack['url']}/api/tuning/jobs/{job_id}/start", timeout=30).status_code == 202
-    return job_id
 
 
 def test_postgres_down_for_20s_mid_job(tuning_stack, stack):
@@ -33,7 +25,7 @@ def test_postgres_down_for_20s_mid_job(tuning_stack, stack):
     from app.cli.stack import postgres
 
     base = tuning_stack["url"]
-    job_id = _start(tuning_stack, name="through an outage", num_samples=3, max_concurrent_trials=1,
+    job_id = start_job(base, name="through an outage", num_samples=3, max_concurrent_trials=1,
                     fixed_params={"max_steps": 80, "eval_every": 10, "batch_size": 32},
                     search_space={"learning_rate": {"type": "loguniform", "min": 1e-3, "max": 1e-2}})
 
@@ -59,10 +51,7 @@ def test_postgres_down_for_20s_mid_job(tuning_stack, stack):
     assert answers and set(answers) == {503}, answers
     assert ready.status_code == 503 and ready.json()["checks"]["postgres"] != "ok"
 
-    def finished():
-        job = httpx.get(f"{base}/api/tuning/jobs/{job_id}", timeout=10)
-        return job.status_code == 200 and job.json()["status"] in ("completed", "failed", "cancelled") and job.json()
-    job = wait_until(finished, 600, "the job to finish", interval=1)
+    job = wait_for_job(base, job_id, 600, tuning_stack["procs"])
     assert job["status"] == "completed", job["error"]
     assert len(job["trials"]) == 3 and all(t["status"] == "completed" for t in job["trials"])
     trail = httpx.get(f"{base}/api/tuning/jobs/{job_id}/events", timeout=30).json()

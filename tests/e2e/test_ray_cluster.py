@@ -5,7 +5,6 @@ mid-trial: its trial turns `stale` and Ray runs it again from its checkpoint on 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -15,13 +14,11 @@ import tempfile
 import uuid
 from pathlib import Path
 
-import httpx
 import psutil
 import pytest
 
-from adapters.database import create_database, drop_database
-from tests.conftest import Process, free_port
-from tests.specs import example_spec
+from tests.conftest import free_port
+from tests.service_stack import ServiceStack
 from tests.waiting import wait_until
 
 RAY = str(Path(__import__("sys").executable).with_name("ray"))  # the venv's ray command
@@ -74,56 +71,27 @@ def _second_raylet(temp: str) -> psutil.Process:
 
 
 def test_trials_spread_over_two_nodes_and_survive_one_killed(ray_cluster, stack, tmp_path):
-    run = uuid.uuid4().hex[:8]
-    database = f"raycluster_{run}"
-    url = asyncio.run(create_database(stack.database_url, database))
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": stack.kafka, "DATABASE_URL": url,
-           "TUNIX_TOPIC_PREFIX": f"raycluster-{run}", "TUNIX_API_PORT": str(free_port()),
-           "TUNIX_PROJECTOR_GROUP": f"raycluster-{run}", "TUNIX_TUNER_GROUP": f"raycluster-{run}-tuners",
-           "TUNIX_ARTIFACTS_DIR": str(tmp_path / "artifacts"), "TUNIX_STATE_DIR": str(tmp_path / "state"),
-           "TUNIX_LOG_FORMAT": "json", "RAY_ADDRESS": ray_cluster["address"], **ray_cluster["auth"]}
-    procs = [Process(m, env, tmp_path) for m in ("consumers.projector", "consumers.tuner", "app.main")]
-    base = f"http://127.0.0.1:{env['TUNIX_API_PORT']}"
-    try:
-        def ready():
-            try:
-                return httpx.get(f"{base}/readyz", timeout=5).status_code == 200 and \
-                    httpx.get(f"{procs[1].probe_url}/readyz", timeout=5).status_code == 200
-            except httpx.HTTPError:
-                return False
-        wait_until(ready, 120, "stack on the Ray cluster ready")
-        answer = httpx.post(f"{base}/api/tuning/jobs", timeout=30, json=example_spec(
+    with ServiceStack(stack.database_url, tmp_path, KAFKA_BOOTSTRAP_SERVERS=stack.kafka,
+                      RAY_ADDRESS=ray_cluster["address"], **ray_cluster["auth"]) as services:
+        job_id = services.start_job(
             name="two nodes", num_samples=3, max_concurrent_trials=2, max_trial_retries=2,
             resources_per_trial={"cpu": 1, "custom": {"trial_slot": 1}},
             fixed_params={"max_steps": 100, "eval_every": 10, "batch_size": 32},
-            search_space={"learning_rate": {"type": "loguniform", "min": 1e-3, "max": 1e-2}}))
-        assert answer.status_code == 201, answer.text
-        job_id = answer.json()["job_id"]
-        assert httpx.post(f"{base}/api/tuning/jobs/{job_id}/start", timeout=30).status_code == 202
-
-        def trail() -> list[dict]:
-            return httpx.get(f"{base}/api/tuning/jobs/{job_id}/events", timeout=10).json()
+            search_space={"learning_rate": {"type": "loguniform", "min": 1e-3, "max": 1e-2}})
 
         def both_nodes_training():
-            job = httpx.get(f"{base}/api/tuning/jobs/{job_id}", timeout=10).json()
-            assert job["status"] == "running", job
+            assert services.job(job_id)["status"] == "running"
             running = {}
-            for e in trail():
+            for e in services.trail(job_id):
                 p = e["payload"]
                 if e["type"] == "TrialUpdated" and p["status"] == "running" and p.get("node") and (p["iteration"] or 0) >= 2:
                     running[p["trial_id"]] = p["node"]
             return len(set(running.values())) == 2 and running
         on_nodes = wait_until(both_nodes_training, 300, "two trials training, one on each node")
-        raylet = _second_raylet(ray_cluster["temp"])
-        os.kill(raylet.pid, signal.SIGKILL)
+        os.kill(_second_raylet(ray_cluster["temp"]).pid, signal.SIGKILL)
 
-        def finished():
-            for p in procs:
-                assert p.proc.poll() is None, p.output()
-            job = httpx.get(f"{base}/api/tuning/jobs/{job_id}", timeout=10).json()
-            return job["status"] in ("completed", "failed", "cancelled") and job
-        job = wait_until(finished, 600, "the job to finish", interval=1)
-        events = trail()
+        job = services.wait_for_job(job_id, 600)
+        events = services.trail(job_id)
         summary = "\n".join(str((e["payload"].get("trial_id"), e["payload"].get("status"), e["payload"].get("node"),
                                  e["payload"].get("reason"))) for e in events if e["type"] == "TrialUpdated")
         assert job["status"] == "completed", (job["error"], summary)
@@ -131,15 +99,10 @@ def test_trials_spread_over_two_nodes_and_survive_one_killed(ray_cluster, stack,
         stale = [e["payload"] for e in events if e["type"] == "TrialUpdated" and e["payload"]["status"] == "stale"]
         assert len(stale) == 1, summary  # the trial on the killed node, and only it
         lost = stale[0]["trial_id"]
-        lost_node = on_nodes[lost]
         assert "retry 1 of 2 from its last checkpoint" in stale[0]["reason"], stale[0]["reason"]
         (row,) = [t for t in job["trials"] if t["trial_id"] == lost]
-        assert row["node"] != lost_node, "the retried trial ran again on the node that was killed"
+        assert row["node"] != on_nodes[lost], "the retried trial ran again on the node that was killed"
         manifest = json.loads((Path(row["artifact_path"]) / "manifest.json").read_text())
         assert manifest["resumed_at_step"] > 0, manifest  # from its checkpoint, not from step 0
         print(f"nodes {sorted(set(on_nodes.values()))}; {lost} lost its node, resumed at step "
               f"{manifest['resumed_at_step']}: {stale[0]['reason'][:160]}")
-    finally:
-        for p in procs:
-            p.stop()
-        asyncio.run(drop_database(stack.database_url, database))

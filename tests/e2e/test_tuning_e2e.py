@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import Process
+from tests.service_stack import start_job, wait_for_job
 from tests.specs import example_spec
 from tests.waiting import wait_until
 
@@ -19,12 +20,7 @@ FIXED = {"max_steps": 30, "eval_every": 10, "batch_size": 32}
 
 
 def _wait_for_job(stack: dict, job_id: str, timeout: float) -> dict:
-    def finished():
-        for proc in stack["procs"]:
-            assert proc.proc.poll() is None, f"{proc.log_path.name} exited:\n{proc.output()}"
-        job = httpx.get(f"{stack['url']}/api/tuning/jobs/{job_id}", timeout=10).json()
-        return job["status"] in ("completed", "failed", "cancelled") and job
-    return wait_until(finished, timeout, f"job {job_id} to finish", interval=1)
+    return wait_for_job(stack["url"], job_id, timeout, stack["procs"])
 
 
 def test_job_runs_trials_in_parallel_and_picks_the_true_best(tuning_stack):
@@ -61,12 +57,7 @@ def test_job_runs_trials_in_parallel_and_picks_the_true_best(tuning_stack):
 
 
 def _start(stack: dict, **overrides) -> str:
-    spec = example_spec(**overrides)
-    answer = httpx.post(f"{stack['url']}/api/tuning/jobs", json=spec, timeout=30)
-    assert answer.status_code == 201, answer.text
-    job_id = answer.json()["job_id"]
-    assert httpx.post(f"{stack['url']}/api/tuning/jobs/{job_id}/start", timeout=30).status_code == 202
-    return job_id
+    return start_job(stack["url"], **overrides)
 
 
 def test_a_failing_trial_is_recorded_and_the_job_goes_on(tuning_stack):
