@@ -44,9 +44,11 @@ def trail(base_url: str, job_id: str) -> list[dict]:
 
 
 class ServiceStack:
-    """`with ServiceStack(database_server_url, folder, KAFKA_BOOTSTRAP_SERVERS=..., ...)`"""
+    """`with ServiceStack(database_server_url, folder, KAFKA_BOOTSTRAP_SERVERS=..., ...)`;
+    `modules` leaves the tuner out when a test runs its own tuners."""
 
-    def __init__(self, database_server_url: str, folder: Path, **env: str):
+    def __init__(self, database_server_url: str, folder: Path,
+                 modules: tuple[str, ...] = ("consumers.projector", "consumers.tuner", "app.main"), **env: str):
         run = uuid.uuid4().hex[:8]
         self.server_url, self.database = database_server_url, f"stack_{run}"
         self.folder = folder
@@ -57,11 +59,12 @@ class ServiceStack:
             "TUNIX_LOG_FORMAT": "json", **env,
         }
         self.url = f"http://127.0.0.1:{self.env['TUNIX_API_PORT']}"
+        self.modules = modules
         self.procs: list[Process] = []
 
     def __enter__(self) -> "ServiceStack":
         self.env["DATABASE_URL"] = asyncio.run(create_database(self.server_url, self.database))
-        self.procs = [Process(m, self.env, self.folder) for m in ("consumers.projector", "consumers.tuner", "app.main")]
+        self.procs = [Process(m, self.env, self.folder) for m in self.modules]
         wait_until(self._ready, 120, "the service stack ready")
         return self
 

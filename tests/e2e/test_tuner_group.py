@@ -4,35 +4,30 @@ trials, none run twice, every accepted event from the job's owner at the time.""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
-import uuid
 from collections import Counter
 from datetime import datetime, timezone
 
 import httpx
 import pytest
 
-from adapters.database import create_database, drop_database
-from tests.conftest import REPO, Process, free_port
-from tests.specs import example_spec
+from tests.conftest import REPO, Process
+from tests.service_stack import ServiceStack
 from tests.waiting import wait_until
 
 SHORT = {"max_steps": 60, "eval_every": 10, "batch_size": 32}
 SPACE = {"learning_rate": {"type": "loguniform", "min": 1e-3, "max": 1e-2}}
 
 
-class Group:
-    """api + projector + tuners on topics, a database and artifacts of their own."""
+class Group(ServiceStack):
+    """api + projector (ServiceStack) and any number of tuners, sharing the artifacts folder."""
 
-    def __init__(self, env: dict, folder):
-        self.env, self.folder = env, folder
-        self.url = f"http://127.0.0.1:{env['TUNIX_API_PORT']}"
-        self.services = [Process(m, env, folder) for m in ("consumers.projector", "app.main")]
+    def __init__(self, database_server_url: str, folder, **env: str):
+        super().__init__(database_server_url, folder, ("consumers.projector", "app.main"), **env)
         self.tuners: dict[str, Process] = {}
 
     def add_tuner(self, name: str) -> Process:
@@ -47,46 +42,20 @@ class Group:
         tuner.proc.wait(timeout=30)
         tuner.log.close()
 
-    def job(self, job_id: str) -> dict:
-        return httpx.get(f"{self.url}/api/tuning/jobs/{job_id}", timeout=10).json()
-
-    def trail(self, job_id: str) -> list[dict]:
-        return httpx.get(f"{self.url}/api/tuning/jobs/{job_id}/events", timeout=30).json()
-
-    def start(self, **overrides) -> str:
-        answer = httpx.post(f"{self.url}/api/tuning/jobs", json=example_spec(**overrides), timeout=30)
-        assert answer.status_code == 201, answer.text
-        job_id = answer.json()["job_id"]
-        assert httpx.post(f"{self.url}/api/tuning/jobs/{job_id}/start", timeout=30).status_code == 202
-        return job_id
-
     def logs(self) -> str:
-        return "\n".join(f"--- {p.log_path}\n{p.output()}" for p in [*self.services, *self.tuners.values()])
+        return "\n".join(f"--- {p.log_path}\n{p.output()}" for p in [*self.procs, *self.tuners.values()])
 
-    def stop(self) -> None:
-        for p in [*self.tuners.values(), *self.services]:
-            p.stop()
+    def __exit__(self, *exc) -> None:
+        for tuner in self.tuners.values():
+            tuner.stop()
+        super().__exit__(*exc)
 
 
 @pytest.fixture
 def group(stack, tmp_path):
-    run = uuid.uuid4().hex[:8]
-    name = f"group_{run}"
-    url = asyncio.run(create_database(stack.database_url, name))
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": stack.kafka, "DATABASE_URL": url, "TUNIX_TOPIC_PREFIX": f"group-{run}",
-        "TUNIX_API_PORT": str(free_port()), "TUNIX_PROJECTOR_GROUP": f"group-{run}-projector",
-        "TUNIX_TUNER_GROUP": f"group-{run}-tuners", "TUNIX_TUNER_SESSION_TIMEOUT_S": "6",
-        "TUNIX_ARTIFACTS_DIR": str(tmp_path / "artifacts"),  # shared by every tuner
-        "TUNIX_LOG_FORMAT": "json", "TUNIX_TUNER_PROBE_PORT": "",
-    }
-    group = Group(env, tmp_path)
-    try:
+    with Group(stack.database_url, tmp_path, KAFKA_BOOTSTRAP_SERVERS=stack.kafka,
+               TUNIX_TUNER_SESSION_TIMEOUT_S="6", TUNIX_TUNER_PROBE_PORT="") as group:
         yield group
-    finally:
-        group.stop()
-        asyncio.run(drop_database(stack.database_url, name))
 
 
 def _ready(process: Process) -> bool:
@@ -149,9 +118,9 @@ def test_jobs_spread_over_tuners_and_survive_their_owner_killed_three_times(grou
     group.add_tuner("tuner-1")
     group.add_tuner("tuner-2")
     wait_until(lambda: all(_ready(t) for t in group.tuners.values()), 120, "both tuners ready")
-    victim = group.start(name="killed thrice", num_samples=4, max_concurrent_trials=1, fixed_params=SHORT,
+    victim = group.start_job(name="killed thrice", num_samples=4, max_concurrent_trials=1, fixed_params=SHORT,
                          search_space=SPACE, seed=1, time_budget_s=3600)
-    others = [group.start(name=f"bystander {i}", num_samples=2, max_concurrent_trials=1, fixed_params=SHORT,
+    others = [group.start_job(name=f"bystander {i}", num_samples=2, max_concurrent_trials=1, fixed_params=SHORT,
                           search_space=SPACE, seed=i) for i in (2, 3)]
     jobs = [victim, *others]
 
@@ -176,7 +145,7 @@ def test_jobs_spread_over_tuners_and_survive_their_owner_killed_three_times(grou
         group.add_tuner(f"tuner-{kill + 3}")  # two alive again
 
     def all_finished():
-        for proc in [*group.services, *group.tuners.values()]:
+        for proc in [*group.procs, *group.tuners.values()]:
             assert proc.proc.poll() is None, group.logs()
         found = [group.job(j) for j in jobs]
         return all(j["status"] in ("completed", "failed", "cancelled") for j in found) and found
@@ -191,6 +160,10 @@ def test_jobs_spread_over_tuners_and_survive_their_owner_killed_three_times(grou
         _owner_checks(trail)
         assert _most_running_at_once(trail) <= job["max_concurrent_trials"], summary
     _budget_counted_from_the_log(group.trail(victim))
+    # Killed while training: its trials were left running; the next owner marked them stale.
+    stale = [e["payload"]["reason"] for e in group.trail(victim)
+             if e["type"] == "TrialUpdated" and e["payload"]["status"] == "stale"]
+    assert stale and all("stopped without handing it over" in reason for reason in stale), stale
     claimed = [e for e in group.trail(victim) if e["type"] == "JobClaimed"]
     claimed_by = [e["payload"]["tuner_id"] for e in claimed]
     assert set(killed) <= set(claimed_by) and claimed_by[-1] not in killed, (killed, claimed_by)
