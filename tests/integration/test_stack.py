@@ -15,19 +15,22 @@ from adapters.event_log import partition_ids
 
 
 @pytest.mark.parametrize("topic", TOPICS.all, ids=lambda t: t.name)
-async def test_topics_have_declared_partitions_and_keep_data_forever(stack, service_env, topic):
+async def test_topics_have_their_declared_partitions_and_configs(stack, service_env, topic):
+    """The log and its dead letters keep data forever; the tuners' state topic is compacted."""
     assert len(await partition_ids(stack.kafka, topic.name)) == topic.partitions
     admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka)
     await admin.start()
     try:
         (response,) = await admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, topic.name, configs={"retention.ms": None})]
+            [ConfigResource(ConfigResourceType.TOPIC, topic.name, configs=dict.fromkeys(topic.config))]
         )
     finally:
         await admin.close()
     (resource,) = response.resources
     configs = {entry[0]: entry[1] for entry in resource[4]}
-    assert configs["retention.ms"] == "-1"
+    assert {key: configs[key] for key in topic.config} == topic.config
+    expected = {"cleanup.policy": "compact"} if topic == TOPICS.tuner_state else {"retention.ms": "-1"}
+    assert expected.items() <= topic.config.items()
 
 
 def test_status_json_lists_each_component_with_pid_and_health(stack):
