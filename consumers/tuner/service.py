@@ -31,6 +31,7 @@ from consumers.tuner.ray_processes import start_ray, stop_ray
 from consumers.tuner.snapshots import Snapshots
 from consumers.tuner.state import TunerJob, claim_event, next_state
 from producers.job_outcome import job_failed
+from producers.interrupted_trials import handed_over, left_running
 from producers.job_run import SOURCE, JobRun
 from schemas import events as ev
 from schemas.metrics import EVENTS_CONSUMED, JOB_DURATION, JOBS_OWNED, TAKEOVER_SECONDS
@@ -39,6 +40,7 @@ log = structlog.get_logger("tuner")
 PUBLISH_TIMEOUT_S = 30
 SAVE_EVERY_S = 5.0  # state snapshot + offset commit; a takeover refolds at most this much log
 HANDOVER_TIMEOUT_S = 120.0  # how long a revoked partition's experiments get to stop
+CLAIM_RETRY_S = 5.0
 
 
 class Tuner:
@@ -74,12 +76,8 @@ class Tuner:
 
     async def checks(self) -> dict[str, str]:
         """Readiness: Ray is up, the tuner is in its group, its partitions are caught up."""
-        if not self._joined:
-            kafka = "joining the tuner group"
-        elif self.catching_up:
-            kafka = f"reading partitions {sorted(self.catching_up)} up to their end"
-        else:
-            kafka = "ok"
+        kafka = ("joining the tuner group" if not self._joined
+                 else f"reading partitions {sorted(self.catching_up)} up to their end" if self.catching_up else "ok")
         return {"ray": "ok" if self._ray_up else "starting", "kafka": kafka}
 
     async def run(self) -> None:
@@ -233,12 +231,8 @@ class Tuner:
         """Publish the job's next claim, and mark stale the trials its last owner left running."""
         claim = claim_event(job, self.tuner_id, SOURCE)
         await self.publisher.publish(claim)
-        for trial_id in sorted(job.live_trials):
-            await self.publisher.publish(ev.TrialUpdated(
-                job_id=job.job_id, source=SOURCE, claim=claim.claim, payload=ev.TrialUpdatedPayload(
-                    trial_id=trial_id, status="stale",
-                    reason=f"lease lapsed: its tuner {job.owner or 'unknown'} stopped without handing it over; "
-                           "resumes from its last checkpoint")))
+        for event in left_running(job.job_id, job.live_trials, job.owner, claim.claim):
+            await self.publisher.publish(event)
         job = next_state(job, claim)
         self.jobs[job.job_id] = job
         self.dirty.add(job.job_id)
@@ -249,7 +243,12 @@ class Tuner:
 
         outcome, run = None, None
         try:
-            job = await self._claim(self.jobs[job_id])
+            try:
+                job = await self._claim(self.jobs[job_id])
+            except Exception:  # Kafka did not take the claim: try again while the job is ours
+                log.exception("could not claim the job; trying again", job_id=str(job_id))
+                asyncio.get_running_loop().call_later(CLAIM_RETRY_S, self._retry, job_id)
+                return
             budget = job.spec.time_budget_s
             deadline = time.monotonic() + max(0.0, budget - job.spent_s()) if budget else None
             log.info("experiment starts", job_id=str(job_id), claim=job.claim, num_samples=job.spec.num_samples)
@@ -264,22 +263,23 @@ class Tuner:
                     log.exception("experiment failed", job_id=str(job_id))
                     outcome = job_failed(job_id, f"{type(exc).__name__}: {exc}")
             if outcome is None:  # handed over: the next owner resumes its running trials
-                for trial_id in sorted(run.running_trials):
-                    await self._publish(job.claim, ev.TrialUpdated(
-                        job_id=job_id, source=SOURCE, payload=ev.TrialUpdatedPayload(
-                            trial_id=trial_id, status="preempted",
-                            reason=f"tuner {self.tuner_id} handed the job over; resumes from its last checkpoint")))
+                for event in handed_over(job_id, run.running_trials, self.tuner_id, job.claim):
+                    await self.publisher.publish(event)
                 log.info("experiment handed over", job_id=str(job_id))
                 return
             await self._publish(job.claim, outcome)
             JOB_DURATION.labels(outcome.type).observe(time.monotonic() - started)
             log.info("experiment ended", job_id=str(job_id), outcome=outcome.type)
         except Exception:  # the outcome is lost to the log: the job resumes under its next owner
-            log.exception("could not claim the job or publish its outcome", job_id=str(job_id))
+            log.exception("could not publish the job's outcome", job_id=str(job_id))
         finally:
             self.running.pop(job_id, None)
             if self.waiting:
                 self._schedule(self.waiting.pop(0))
+
+    def _retry(self, job_id: UUID) -> None:
+        if (job := self.jobs.get(job_id)) is not None and job.should_run and job_id in self.partition_of:
+            self._schedule(job_id)
 
     async def _publish(self, claim: int | None, event: ev.Event) -> None:
         await self.publisher.publish(event.model_copy(update={"claim": claim}))
