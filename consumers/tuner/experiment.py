@@ -69,10 +69,13 @@ def pbt_interval(spec: JobSpec) -> int:
 
 
 def checkpoint_config(spec: JobSpec) -> tune.CheckpointConfig:
-    """Ray keeps each trial's latest checkpoint (resume needs no more). PBT clones a strong
+    """Ray keeps each trial's last two checkpoints: the experiment state is saved after every
+    report (schedulers.py), so the checkpoint a restore finds in it is the newest or the one
+    before, never one Ray has deleted since (with one kept, a tuner killed between Ray's
+    registering a checkpoint and saving the state restored a deleted one). PBT clones a strong
     trial's checkpoint from its last perturbation, up to an interval old: it needs the
-    checkpoints of a whole interval kept, or it restores one Ray has deleted."""
-    return tune.CheckpointConfig(num_to_keep=pbt_interval(spec) + 1 if spec.scheduler == "pbt" else 1)
+    checkpoints of a whole interval kept."""
+    return tune.CheckpointConfig(num_to_keep=pbt_interval(spec) + 1 if spec.scheduler == "pbt" else 2)
 
 
 def reports_per_trial(spec: JobSpec) -> int:

@@ -68,11 +68,11 @@ class _EnforcesTrialLeases(_ActsForAJob):
 
 
 class _SavesStateOnTrialChanges(_ActsForAJob):
-    """Saves Ray's experiment state (which trials exist and which ended) as soon as a trial is
-    added or ends, on top of Ray's own periodic saves (TUNE_GLOBAL_CHECKPOINT_S "auto", at
-    most ~5% of the driver's time). A tuner killed with -9 then restores a list that knows
-    every trial whose creation or end is on the log: none is run twice, none is lost. Saving
-    at every loop step instead (period 0) cost the driver ~9% of a core on two cores.
+    """Saves Ray's experiment state (which trials exist, which ended, their latest
+    checkpoints) as soon as a trial is added, reports or ends, on top of Ray's own periodic
+    saves. A tuner killed with -9 then restores a list that knows every trial whose creation
+    or end is on the log (none is run twice, none is lost) and checkpoints that still exist.
+    Saving at every loop step instead (period 0) cost the driver ~9% of a core on two cores.
 
     The save happens in choose_trial_to_run, which Ray calls at the start of every step,
     after the previous step's status changes."""
@@ -86,6 +86,10 @@ class _SavesStateOnTrialChanges(_ActsForAJob):
     def on_trial_complete(self, tune_controller, trial, result) -> None:
         super().on_trial_complete(tune_controller, trial, result)
         self._changed = True
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        self._changed = True  # a report may carry a checkpoint; Ray may delete an older one
+        return super().on_trial_result(tune_controller, trial, result)
 
     def on_trial_error(self, tune_controller, trial) -> None:
         super().on_trial_error(tune_controller, trial)
