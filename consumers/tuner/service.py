@@ -66,6 +66,7 @@ class Tuner:
         self.catching_up: dict[int, tuple[int, float]] = {}  # partition -> (end offset to reach, since)
         self.running: dict[UUID, asyncio.Task] = {}
         self.waiting: list[UUID] = []
+        self.releasing: set[int] = set()  # partitions being handed over: their jobs start nothing
         self._lock = asyncio.Lock()  # folding and saving vs. the rebalance listener
         self._stop = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -131,6 +132,7 @@ class Tuner:
         """Stop the experiments of jobs on `partitions` where they are (resumable), then save
         the partitions' state and offsets and forget them."""
         async with self._lock:
+            self.releasing |= partitions
             self.waiting = [j for j in self.waiting if self.partition_of.get(j) not in partitions]
             leaving = {job_id: task for job_id, task in self.running.items() if self.partition_of.get(job_id) in partitions}
             for job_id in leaving:
@@ -147,6 +149,7 @@ class Tuner:
             for p in partitions:
                 self.folded.pop(p, None)
                 self.catching_up.pop(p, None)
+            self.releasing -= partitions
             JOBS_OWNED.set(sum(job.should_run for job in self.jobs.values()))
 
     async def _save(self, partitions: set[int]) -> None:
@@ -243,12 +246,16 @@ class Tuner:
 
         outcome, run = None, None
         try:
+            if (job := self.jobs.get(job_id)) is None or self.partition_of.get(job_id) in self.releasing:
+                return  # its partition went to another tuner before the job could start
             try:
-                job = await self._claim(self.jobs[job_id])
+                job = await self._claim(job)
             except Exception:  # Kafka did not take the claim: try again while the job is ours
                 log.exception("could not claim the job; trying again", job_id=str(job_id))
                 asyncio.get_running_loop().call_later(CLAIM_RETRY_S, self._retry, job_id)
                 return
+            if self.partition_of.get(job_id) in self.releasing:
+                return  # handed over while claiming, before its run existed: the next owner claims it
             budget = job.spec.time_budget_s
             deadline = time.monotonic() + max(0.0, budget - job.spent_s()) if budget else None
             log.info("experiment starts", job_id=str(job_id), claim=job.claim, num_samples=job.spec.num_samples)
