@@ -70,7 +70,7 @@ class JobRun:
 
     def hand_over(self) -> None:
         """Stop the experiment at its next step without ending any trial: the job's next
-        owner restores it from its folder (see consumers/tuner/experiment.py)."""
+        owner restores it from its folder (see consumers/tuner/schedulers.py)."""
         self.handing_over = True
 
     def out_of_budget(self, now: float) -> bool:
