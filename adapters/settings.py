@@ -154,3 +154,8 @@ class Settings:
     def tuning_dir(self) -> Path:
         """Where jobs' experiments and run folders live (absolute: Ray wants absolute paths)."""
         return (self.artifacts_dir / "tuning").resolve()
+
+    @property
+    def registry_dir(self) -> Path:
+        """The model registry's folders: artifacts/models/{name}/{version}/ (promoted models)."""
+        return (self.artifacts_dir / "models").resolve()

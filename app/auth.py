@@ -19,3 +19,9 @@ async def require_token(request: Request) -> None:
     given = request.headers.get("authorization", "")
     if not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
         raise Unauthorized
+
+
+def actor(request: Request) -> str:
+    """Who sends a command: the name bound to the caller's token. One shared token names no
+    one, so every command is "anonymous" until tokens carry names."""
+    return "anonymous"

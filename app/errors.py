@@ -16,7 +16,7 @@ from adapters.publisher import Unavailable
 from app.auth import Unauthorized
 from schemas.api import ErrorBody, FieldError
 from schemas.search_space import PARAM_TYPES
-from service.errors import InvalidJob, JobConflict, JobNotFound
+from service.errors import InvalidJob, JobConflict, JobNotFound, ModelNotFound
 
 log = structlog.get_logger("api")
 
@@ -67,7 +67,8 @@ def install(app: FastAPI) -> None:
         return validation_error([FieldError(field=p.field, rule=p.rule) for p in exc.problems])
 
     @app.exception_handler(JobNotFound)
-    async def _not_found(_: Request, exc: JobNotFound) -> JSONResponse:
+    @app.exception_handler(ModelNotFound)
+    async def _not_found(_: Request, exc: JobNotFound | ModelNotFound) -> JSONResponse:
         return error_response(404, "not_found", str(exc))
 
     @app.exception_handler(JobConflict)

@@ -19,7 +19,7 @@ from adapters.publisher import EventPublisher, Unavailable
 from adapters.settings import Settings
 from app import dashboard, errors, openapi
 from app.body_limit import BodyLimitMiddleware
-from app.routes import models_router, router, tuners_router
+from app.routes import compare_router, models_router, registry_router, router, tuners_router
 from schemas.api import ErrorBody, Health, Readiness
 from schemas.metrics import CONTENT_TYPE, exposition
 from service.commands import Gateway
@@ -42,7 +42,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None, queries: Quer
                                              settings.publish_timeout_s)
         app.state.queries = Queries(app.state.engine)
         app.state.gateway = Gateway(app.state.publisher, app.state.queries, settings.training_folders,
-                                    settings.create_wait_s)
+                                    settings.create_wait_s, settings.registry_dir)
         try:
             yield
         finally:
@@ -61,6 +61,8 @@ def create_app(settings: Settings, gateway: Gateway | None = None, queries: Quer
     app.include_router(router)
     app.include_router(models_router)
     app.include_router(tuners_router)
+    app.include_router(registry_router)
+    app.include_router(compare_router)
     dashboard.install(app)
     openapi.install(app, settings.training_folders)
 

@@ -10,12 +10,27 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from app.auth import require_token
-from schemas.api import Accepted, BaseModelOut, ErrorBody, EventOut, JobOut, JobPage, TrialHistory, TunerOut
+from app.auth import actor, require_token
+from schemas.api import (
+    Accepted,
+    BaseModelOut,
+    CompareRow,
+    ErrorBody,
+    EventOut,
+    ImportanceOut,
+    JobOut,
+    JobPage,
+    ModelOut,
+    ModelVersionOut,
+    TrialHistory,
+    TunerOut,
+)
 from schemas.job_spec import JobSpec
 from schemas.statuses import JOB_STATUSES, JobStatus
-from service import commands
-from service.commands import Gateway, Published
+from schemas.steering import CommandNote, Extension, Fork, JobAdjustment, Promotion
+from service import commands, steering
+from service.commands import Gateway, Published, Sender
+from service.promotion import promote
 from service.models import base_models
 from service.queries import Queries
 from service.tuners import list_tuners
@@ -27,6 +42,8 @@ MAX_OFFSET = 1_000_000_000
 router = APIRouter(prefix="/api/tuning/jobs", tags=["tuning jobs"], dependencies=[Depends(require_token)])
 tuners_router = APIRouter(prefix="/api/tuners", tags=["tuners"], dependencies=[Depends(require_token)])
 models_router = APIRouter(prefix="/api/base-models", tags=["base models"], dependencies=[Depends(require_token)])
+registry_router = APIRouter(prefix="/api/models", tags=["model registry"], dependencies=[Depends(require_token)])
+compare_router = APIRouter(prefix="/api/tuning/compare", tags=["tuning jobs"], dependencies=[Depends(require_token)])
 _errors = {status: {"model": ErrorBody} for status in (401, 422, 503)}
 _job_errors = {**_errors, 404: {"model": ErrorBody}}
 _command_errors = {**_job_errors, 409: {"model": ErrorBody}, 202: {"model": Accepted}}
@@ -38,6 +55,10 @@ def _gateway(request: Request) -> Gateway:
 
 def _queries(request: Request) -> Queries:
     return request.app.state.queries
+
+
+def _sender(request: Request, reason: str | None) -> Sender:
+    return Sender(actor=actor(request), reason=reason)
 
 
 def _location(job_id: UUID) -> str:
@@ -62,19 +83,49 @@ async def _created(request: Request, published: Published) -> JSONResponse:
 @router.post("", status_code=201, response_model=JobOut, responses={**_errors, 202: {"model": Accepted}},
              summary="Create a tuning job (publishes JobCreated)")
 async def create_job(spec: JobSpec, request: Request):
-    return await _created(request, await commands.create_job(spec, _gateway(request)))
+    return await _created(request, await commands.create_job(spec, _gateway(request), _sender(request, None)))
 
 
 @router.post("/{job_id}/start", status_code=202, response_model=Accepted, responses=_command_errors,
              summary="Start a created job (publishes JobStarted)")
-async def start_job(job_id: UUID, request: Request):
-    return _accepted(await commands.start_job(job_id, _gateway(request)))
+async def start_job(job_id: UUID, request: Request, note: CommandNote | None = None):
+    by = _sender(request, note.reason if note else None)
+    return _accepted(await commands.start_job(job_id, _gateway(request), by))
 
 
 @router.post("/{job_id}/cancel", status_code=202, response_model=Accepted, responses=_command_errors,
              summary="Ask a job to stop (publishes JobCancelRequested)")
-async def cancel_job(job_id: UUID, request: Request):
-    return _accepted(await commands.cancel_job(job_id, _gateway(request)))
+async def cancel_job(job_id: UUID, request: Request, note: CommandNote | None = None):
+    by = _sender(request, note.reason if note else None)
+    return _accepted(await commands.cancel_job(job_id, _gateway(request), by))
+
+
+@router.patch("/{job_id}", status_code=202, response_model=Accepted, responses=_command_errors,
+              summary="Change a created or running job's concurrency, trial count, time budget or failure "
+                      "allowance (publishes JobAdjusted; the tuner applies it within seconds)")
+async def adjust_job(job_id: UUID, adjustment: JobAdjustment, request: Request):
+    by = _sender(request, adjustment.reason)
+    return _accepted(await steering.adjust_job(job_id, adjustment, _gateway(request), by))
+
+
+@router.post("/{job_id}/extend", status_code=202, response_model=Accepted, responses=_command_errors,
+             summary="Give a completed job more trials, its searcher continuing (publishes JobExtended)")
+async def extend_job(job_id: UUID, extension: Extension, request: Request):
+    by = _sender(request, extension.reason)
+    return _accepted(await steering.extend_job(job_id, extension, _gateway(request), by))
+
+
+@router.post("/{job_id}/fork", status_code=201, response_model=JobOut, responses={**_job_errors, 202: {"model": Accepted}},
+             summary="Create a new job from this one: its spec with changes, seeded with its trials up to a point")
+async def fork_job(job_id: UUID, fork: Fork, request: Request):
+    return await _created(request, await steering.fork_job(job_id, fork, _gateway(request), _sender(request, fork.reason)))
+
+
+@router.post("/{job_id}/promote", status_code=202, response_model=Accepted, responses=_command_errors,
+             summary="Copy a trial's model (the best by default) into the registry as the next version of a name "
+                     "(publishes ModelPromoted)")
+async def promote_trial(job_id: UUID, promotion: Promotion, request: Request):
+    return _accepted(await promote(job_id, promotion, _gateway(request), _sender(request, promotion.reason)))
 
 
 @router.get("", response_model=JobPage, responses=_errors, summary="List jobs, newest first")
@@ -102,6 +153,35 @@ async def get_job_events(job_id: UUID, request: Request):
             summary="Every result each trial reported, in order (learning curves)")
 async def get_metric_history(job_id: UUID, request: Request):
     return await _queries(request).metric_history(job_id)
+
+
+@router.get("/{job_id}/importance", response_model=ImportanceOut, responses=_job_errors,
+            summary="Hyperparameter importances over the job's completed trials (PED-ANOVA)")
+async def get_importance(job_id: UUID, request: Request):
+    from service.importance import param_importances  # TODO top-level once written
+
+    job = await _queries(request).get_job(job_id)
+    trials = [t.model_dump() for t in job.trials]
+    found = await asyncio.to_thread(param_importances, JobSpec.model_validate(job.spec), trials)
+    return ImportanceOut.model_validate(found, from_attributes=True)
+
+
+@compare_router.get("", response_model=list[CompareRow], responses=_job_errors,
+                    summary="Two or more jobs side by side: best score, best configuration, cost")
+async def compare_jobs(request: Request, jobs: Annotated[list[UUID], Query(min_length=2, max_length=20)]):
+    return await _queries(request).compare(jobs)
+
+
+@registry_router.get("", response_model=list[ModelOut], responses=_errors,
+                     summary="Promoted models, each with its latest version")
+async def list_models(request: Request):
+    return await _queries(request).models()
+
+
+@registry_router.get("/{name}/versions", response_model=list[ModelVersionOut], responses=_job_errors,
+                     summary="Every promoted version of a model, newest first")
+async def list_model_versions(name: str, request: Request):
+    return await _queries(request).model_versions(name)
 
 
 @models_router.get("", response_model=list[BaseModelOut], responses={401: {"model": ErrorBody}},

@@ -57,8 +57,8 @@ def main() -> None:
         ray.init(include_dashboard=False, log_to_driver=False)
         events = []
         started = time.perf_counter()
-        with JobRun.open(uuid.uuid4(), events.append) as run:
-            outcome = run_experiment(spec, run, Path(tmp) / "tuning", Folders(datasets=datasets))
+        with JobRun.open(uuid.uuid4(), events.append, spec) as run:
+            outcome = run_experiment(run, (), Path(tmp) / "tuning", Folders(datasets=datasets))
         print(f"sweep: {outcome.type} in {time.perf_counter() - started:.0f}s")
         ray.shutdown()
         for manifest_path in sorted((Path(tmp) / "tuning").glob("*/runs/*/manifest.json")):

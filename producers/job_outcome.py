@@ -8,12 +8,11 @@ from pathlib import Path
 
 from producers.job_run import SOURCE, JobRun
 from schemas import events as ev
-from schemas.job_spec import JobSpec
 
 
-def job_outcome(spec: JobSpec, run: JobRun, grid) -> ev.Event:
-    """`grid`: the Ray ResultGrid of the experiment."""
-    job_id = run.job_id
+def job_outcome(run: JobRun, grid) -> ev.Event:
+    """`grid`: the Ray ResultGrid of the experiment; the limits are the job's as adjusted."""
+    job_id, spec = run.job_id, run.spec
     if run.cancelled:
         return ev.JobCancelled(job_id=job_id, source=SOURCE, payload=ev.JobCancelledPayload(reason=run.stop_reason))
     failed = [r for r in grid if r.error is not None]

@@ -15,10 +15,14 @@ from typing import ClassVar
 from uuid import UUID
 
 from schemas import events as ev
+from schemas.job_spec import JobSpec
 
 Publish = Callable[[ev.Event], None]  # blocks until Kafka acknowledged the event
 CANCELLED = "job cancelled"
 BUDGET_SPENT = "time budget spent"
+CPU_BUDGET_SPENT = "cpu_s budget spent"
+GPU_BUDGET_SPENT = "gpu_s budget spent"
+_BUDGETS = (BUDGET_SPENT, CPU_BUDGET_SPENT, GPU_BUDGET_SPENT)
 SOURCE = "tunix-tune.tuner"  # the `source` of every event the tuner publishes
 
 
@@ -26,6 +30,9 @@ SOURCE = "tunix-tune.tuner"  # the `source` of every event the tuner publishes
 class JobRun:
     job_id: UUID
     publish: Publish
+    # The job's spec as adjusted so far (JobAdjusted): the steered searcher, the stopper and the
+    # outcome read their limits here at every step.
+    spec: JobSpec
     # Trials whose terminal TrialUpdated is on the log already: a resumed experiment sends them no more.
     ended_on_log: frozenset[str] = frozenset()
     # Why every trial of the job is being stopped (e.g. cancelled); None while it runs on.
@@ -34,8 +41,11 @@ class JobRun:
     scheduler_stops: dict[str, str] = field(default_factory=dict)
     # trial_id -> what the scheduler changed in it (a PBT exploit), for its next event.
     scheduler_notes: dict[str, str] = field(default_factory=dict)
-    # When the job's time budget runs out (time.monotonic()); None without a budget.
-    deadline: float | None = None
+    # time.monotonic() when the job's time budget was last zero (earlier owners' spending
+    # counted in): it runs out at budget_origin + spec.time_budget_s.
+    budget_origin: float = 0.0
+    # trial_id -> (cpu_s, gpu_s) reserved so far: the cost ledger, from the log and each report.
+    costs: dict[str, tuple[float, float]] = field(default_factory=dict)
     # Set when the job moves to another tuner: the experiment stops where it is, resumable.
     handing_over: bool = False
     # Trials whose latest TrialUpdated says running: preempted if the job is handed over.
@@ -47,9 +57,9 @@ class JobRun:
 
     @classmethod
     @contextmanager
-    def open(cls, job_id: UUID, publish: Publish, ended_on_log: frozenset[str] = frozenset(),
-             deadline: float | None = None) -> Iterator["JobRun"]:
-        run = cls(job_id, publish, ended_on_log, deadline=deadline)
+    def open(cls, job_id: UUID, publish: Publish, spec: JobSpec, ended_on_log: frozenset[str] = frozenset(),
+             budget_origin: float = 0.0, costs: dict | None = None) -> Iterator["JobRun"]:
+        run = cls(job_id, publish, spec, ended_on_log, budget_origin=budget_origin, costs=dict(costs or {}))
         cls._running[job_id] = run
         try:
             yield run
@@ -74,9 +84,20 @@ class JobRun:
         self.handing_over = True
 
     def out_of_budget(self, now: float) -> bool:
-        if self.deadline is not None and now >= self.deadline and self.stop_reason is None:
-            self.stop_reason = BUDGET_SPENT
-        return self.stop_reason == BUDGET_SPENT
+        """Whether a budget (time, cpu_s, gpu_s) is spent; the first one spent is the stop reason."""
+        if self.stop_reason is None:
+            budget, cost = self.spec.budget, self.spent()
+            if self.spec.time_budget_s is not None and now >= self.budget_origin + self.spec.time_budget_s:
+                self.stop_reason = BUDGET_SPENT
+            elif budget is not None and budget.cpu_s is not None and cost[0] >= budget.cpu_s:
+                self.stop_reason = CPU_BUDGET_SPENT
+            elif budget is not None and budget.gpu_s is not None and cost[1] >= budget.gpu_s:
+                self.stop_reason = GPU_BUDGET_SPENT
+        return self.stop_reason in _BUDGETS
+
+    def spent(self) -> tuple[float, float]:
+        """CPU- and GPU-seconds reserved by all the job's trials so far."""
+        return sum(c for c, _ in self.costs.values()), sum(g for _, g in self.costs.values())
 
     @property
     def cancelled(self) -> bool:

@@ -56,6 +56,7 @@ class TrialEvents(Callback):
         if trial.trial_id in self._ended:
             return  # nothing follows a trial's end on the log
         result = trial.last_result or {}
+        cost = self._cost(trial.trial_id, result)
         payload = ev.TrialUpdatedPayload(
             trial_id=trial.trial_id,
             status=status,
@@ -66,6 +67,8 @@ class TrialEvents(Callback):
             # The run folder; trial.path is Ray's folder of the trial, in the same job folder.
             artifact_path=str(trial_run_folder(Path(trial.path).parent, trial.trial_id)),
             node=result.get("node_id"),
+            cpu_s=cost[0] if cost else None,
+            gpu_s=cost[1] if cost else None,
             **fields,
         )
         self.run.publish(ev.TrialUpdated(job_id=self.job_id, source=SOURCE, payload=payload))
@@ -81,6 +84,17 @@ class TrialEvents(Callback):
             if (began := self._started.pop(trial.trial_id, None)) is not None:
                 TRIALS_RUNNING.dec()
                 TRIAL_DURATION.labels(status).observe(time.monotonic() - began)
+
+    def _cost(self, trial_id: str, result: dict) -> tuple[float, float] | None:
+        """Reserved CPU- and GPU-seconds of the trial so far (Ray's time_total_s counts every
+        restart), written into the job's ledger that the cost budget reads."""
+        seconds = result.get("time_total_s")
+        if not isinstance(seconds, (int, float)):
+            return self.run.costs.get(trial_id)
+        request = self.run.spec.resources_per_trial
+        cost = (round(seconds * request.cpu, 3), round(seconds * request.gpu, 3))
+        self.run.costs[trial_id] = cost
+        return cost
 
     def on_step_begin(self, iteration: int, trials: list[Trial], **info) -> None:
         if getattr(self, "_first_step", True):  # (an experiment pickled by an older tuner lacks it)

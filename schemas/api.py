@@ -21,6 +21,8 @@ class TrialOut(BaseModel):
     run_id: str | None
     artifact_path: str | None
     node: str | None = None  # the Ray node of its latest report
+    cpu_s: float | None = None  # reserved CPU-seconds so far (cost ledger)
+    gpu_s: float | None = None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -47,8 +49,19 @@ class JobSummary(BaseModel):
     claim: int | None = None
 
 
+class Cost(BaseModel):
+    """Reserved resource-seconds summed over the job's trials, and its trial wall-seconds."""
+
+    cpu_s: float
+    gpu_s: float
+    trial_s: float
+
+
 class JobOut(JobSummary):
     spec: dict[str, Any]
+    # Warm start or fork: relation, parents, fork point, parameter mapping, seed_count.
+    lineage: dict[str, Any] | None = None
+    cost: Cost | None = None
     best_run_id: str | None
     best_checkpoint_path: str | None
     trials: list[TrialOut]
@@ -94,6 +107,8 @@ class EventOut(BaseModel):
     correlation_id: UUID | None
     causation_id: UUID | None
     claim: int | None
+    actor: str | None = None  # who sent the command, and why
+    reason: str | None = None
     payload: dict[str, Any]
     kafka_partition: int
     kafka_offset: int
@@ -144,3 +159,50 @@ class BaseModelOut(BaseModel):
     fits_lora: bool
     fits_full: bool
     problem: str | None  # why it cannot be trained (a broken checkpoint folder)
+
+
+class ModelVersionOut(BaseModel):
+    """One promoted version of a named model (artifacts/models/{name}/{version}/)."""
+
+    name: str
+    version: int
+    stage: str
+    job_id: UUID
+    trial_id: str
+    path: str
+    source_path: str
+    metric_name: str
+    metric: float | None
+    params: dict[str, Any]
+    promoted_at: datetime
+    actor: str | None
+    reason: str | None
+
+
+class ModelOut(BaseModel):
+    name: str
+    versions: int
+    latest: ModelVersionOut
+
+
+class ImportanceOut(BaseModel):
+    """How much each searched hyperparameter explains the metric over the job's trials."""
+
+    method: str
+    trials_used: int
+    trials_skipped: int
+    importances: dict[str, float]
+    note: str | None = None
+
+
+class CompareRow(BaseModel):
+    job_id: UUID
+    name: str
+    status: JobStatus
+    metric_name: str
+    metric_mode: Literal["min", "max"]
+    trials: int
+    best_metric: float | None
+    best_trial_id: str | None
+    best_params: dict[str, Any]
+    cost: Cost

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from pydantic_core import PydanticCustomError
 
 from schemas.job_spec import JobSpec
+from schemas.lineage import Lineage
 from schemas.statuses import TrialStatus
 from schemas.values import Scalar, Text, storable_text
 
@@ -35,6 +36,7 @@ class _Payload(BaseModel):
 
 class JobCreatedPayload(_Payload):
     spec: JobSpec
+    lineage: Lineage | None = None  # parents that seeded its searcher (warm start, fork)
 
 
 class JobStartedPayload(_Payload):
@@ -55,6 +57,35 @@ class TrialUpdatedPayload(_Payload):
     run_id: str | None = Field(default=None, max_length=200)
     artifact_path: str | None = Field(default=None, max_length=4096)
     node: str | None = Field(default=None, max_length=200)  # the Ray node it ran on
+    # Resource-seconds reserved so far: wall time run (over every restart) times its request.
+    cpu_s: float | None = Field(default=None, ge=0)
+    gpu_s: float | None = Field(default=None, ge=0)
+
+
+class JobAdjustedPayload(_Payload):
+    """The spec fields changed (a null time_budget_s removes the budget), and their values before."""
+
+    changes: dict[str, Scalar | None] = Field(min_length=1)
+    previous: dict[str, Scalar | None] = Field(default_factory=dict)
+
+
+class JobExtendedPayload(_Payload):
+    num_samples_added: int = Field(ge=1)
+    # The job as it ends up: the tuner dropped the finished job, it resumes from this.
+    spec: JobSpec
+    claim: int | None = Field(default=None, ge=1, le=_INT4_MAX)  # the job's latest claim, to fence after it
+
+
+class ModelPromotedPayload(_Payload):
+    name: str = Field(max_length=100)
+    version: int = Field(ge=1, le=_INT4_MAX)
+    stage: str = Field(max_length=40)
+    trial_id: str = Field(max_length=200)
+    path: str = Field(max_length=4096)  # artifacts/models/{name}/{version}
+    source_path: str = Field(max_length=4096)  # the trial's run folder it was copied from
+    metric_name: str = Field(max_length=100)
+    metric: float | None
+    params: dict[Text, Scalar] = Field(default_factory=dict)
 
 
 class JobClaimedPayload(_Payload):
@@ -95,6 +126,9 @@ class _Envelope(BaseModel):
     # The generation of the JobClaimed under which a tuner published this event. The projector
     # ignores an event whose claim is no longer the job's latest one: its tuner was replaced.
     claim: int | None = Field(default=None, ge=1, le=_INT4_MAX)
+    # Who sent the command (the name bound to the API token; "anonymous" without tokens) and why.
+    actor: str | None = Field(default=None, max_length=200)
+    reason: str | None = Field(default=None, max_length=2000)
 
     @model_validator(mode="before")
     @classmethod
@@ -149,6 +183,28 @@ class TrialUpdated(_Envelope):
     payload: TrialUpdatedPayload
 
 
+class JobAdjusted(_Envelope):
+    """Someone changed a created or running job's concurrency, trial count, time budget or
+    failure allowance; the tuner applies it to the running experiment without restarting trials."""
+
+    type: Literal["JobAdjusted"] = "JobAdjusted"
+    payload: JobAdjustedPayload
+
+
+class JobExtended(_Envelope):
+    """A completed job gets more trials: it runs again, its searcher continuing where it stopped."""
+
+    type: Literal["JobExtended"] = "JobExtended"
+    payload: JobExtendedPayload
+
+
+class ModelPromoted(_Envelope):
+    """A trial's model was copied into the registry as the next version of a named model."""
+
+    type: Literal["ModelPromoted"] = "ModelPromoted"
+    payload: ModelPromotedPayload
+
+
 class JobCompleted(_Envelope):
     type: Literal["JobCompleted"] = "JobCompleted"
     payload: JobCompletedPayload
@@ -174,6 +230,9 @@ Event = Annotated[
         JobCancelRequested,
         JobClaimed,
         TrialUpdated,
+        JobAdjusted,
+        JobExtended,
+        ModelPromoted,
         JobCompleted,
         JobFailed,
         JobCancelled,
@@ -181,13 +240,15 @@ Event = Annotated[
     Field(discriminator="type"),
 ]
 EVENT_CLASSES = (
-    JobCreated, JobStarted, JobCancelRequested, JobClaimed, TrialUpdated, JobCompleted, JobFailed, JobCancelled,
+    JobCreated, JobStarted, JobCancelRequested, JobClaimed, TrialUpdated, JobAdjusted, JobExtended, ModelPromoted,
+    JobCompleted, JobFailed, JobCancelled,
 )
 EVENT_TYPES = tuple(cls.__name__ for cls in EVENT_CLASSES)
 # Who puts each event on the log in this project (other systems may publish any of them).
 PUBLISHED_BY = {
     "JobCreated": "the gateway", "JobStarted": "the gateway", "JobCancelRequested": "the gateway",
     "JobClaimed": "the tuner", "TrialUpdated": "the tuner's Ray callback", "JobCompleted": "the tuner",
+    "JobAdjusted": "the gateway", "JobExtended": "the gateway", "ModelPromoted": "the gateway",
     "JobFailed": "the tuner",
     "JobCancelled": "the tuner",
 }

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Literal
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from schemas.search_space import Grid, ParamSpec
+from schemas.search_space import Choice, Grid, ParamSpec
 from schemas.values import Scalar, Text
 
 MAX_NUM_SAMPLES = 1000
@@ -42,6 +44,29 @@ class Resources(BaseModel):
         return {"CPU": self.cpu, "GPU": self.gpu, **self.custom}
 
 
+class CostBudget(BaseModel):
+    """Reserved resource-seconds a job may spend, summed over its trials (wall time a trial ran
+    times what it reserved); the job stops its trials once either is spent."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    cpu_s: float | None = Field(default=None, gt=0, le=1e9)
+    gpu_s: float | None = Field(default=None, gt=0, le=1e9)
+
+
+class WarmStart(BaseModel):
+    """Parent jobs whose completed trials seed this job's searcher (TPE learns from them as
+    completed trials; random and grid skip configurations they tried)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    jobs: list[UUID] = Field(min_length=1, max_length=50)
+    # Only the best `top_k` completed trials of each parent (all of them when unset).
+    top_k: int | None = Field(default=None, ge=1, le=MAX_NUM_SAMPLES, strict=True)
+    # Only each parent's first `at_trials` ended trials, in the order they ended (a fork point).
+    at_trials: int | None = Field(default=None, ge=0, le=MAX_NUM_SAMPLES, strict=True)
+
+
 class JobSpec(BaseModel):
     # Non-finite numbers are refused here, not downstream: JSON has no NaN or Infinity.
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True, allow_inf_nan=False)
@@ -70,6 +95,8 @@ class JobSpec(BaseModel):
     # Wall time the job may spend running, summed over every tuner that ran it.
     time_budget_s: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1, strict=True)
+    budget: CostBudget | None = None
+    warm_start: WarmStart | None = None
 
     @field_validator("search_space")
     @classmethod
@@ -95,3 +122,13 @@ class JobSpec(BaseModel):
         if self.scheduler != "pbt":
             return []
         return [name for name, param in self.search_space.items() if not isinstance(param, Grid)]
+
+    def grid_points(self) -> list[dict]:
+        """Every combination of grid values (choices too, with the grid search algorithm): a
+        grid job runs each num_samples times. [{}] when nothing is a grid."""
+        grid = {name: p.values for name, p in self.search_space.items()
+                if isinstance(p, Grid) or (isinstance(p, Choice) and self.search_algorithm == "grid")}
+        return [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())]
+
+    def planned_trials(self) -> int:
+        return self.num_samples * len(self.grid_points())

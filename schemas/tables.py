@@ -48,6 +48,9 @@ jobs = Table(
     # The tuner that owns the job now, and the generation of its claim (JobClaimed).
     Column("owner", String(200)),
     Column("claim", Integer),
+    # Warm start or fork: relation, parent jobs, fork point, how each parameter was carried
+    # over, and how many parent trials seeded the searcher (the seeds stay in its JobCreated).
+    Column("lineage", JSONB),
     Index("ix_tunix_tuning_jobs_status_created", "status", "created_at"),
 )
 
@@ -64,6 +67,8 @@ trials = Table(
     Column("run_id", String(200)),
     Column("artifact_path", Text),
     Column("node", String(200)),  # the Ray node of its latest report
+    Column("cpu_s", Float),  # reserved CPU-seconds so far (its cost ledger line)
+    Column("gpu_s", Float),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("started_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),
@@ -83,6 +88,8 @@ events = Table(
     Column("correlation_id", UUID(as_uuid=True)),
     Column("causation_id", UUID(as_uuid=True)),
     Column("claim", Integer),
+    Column("actor", String(200)),  # who sent the command (gateway events)
+    Column("reason", Text),
     Column("payload", JSONB, nullable=False),
     Column("kafka_partition", Integer, nullable=False),
     Column("kafka_offset", BigInteger, nullable=False),
@@ -97,4 +104,24 @@ trial_metrics = Table(
     Column("step", Integer, primary_key=True),
     Column("metrics", JSONB, nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+
+# The model registry: every promoted version of every named model (ModelPromoted).
+model_versions = Table(
+    "tunix_model_versions",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("stage", String(40), nullable=False),
+    Column("job_id", UUID(as_uuid=True), nullable=False),
+    Column("trial_id", String(200), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("source_path", Text, nullable=False),
+    Column("metric_name", String(100), nullable=False),
+    Column("metric", Float),
+    Column("params", JSONB, nullable=False),
+    Column("promoted_at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(200)),
+    Column("reason", Text),
+    Column("event_id", UUID(as_uuid=True), nullable=False),
 )

@@ -2,8 +2,8 @@
 
 A command checks its rules, then publishes one event and waits (briefly) for the projector to
 have it, so the answer can show the effect. A refused command raises a CommandRefused
-(service/errors.py) and publishes nothing. The next commands (adjust, extend, fork, promote)
-slot in the same way.
+(service/errors.py) and publishes nothing. Every event carries who sent it and why (Sender).
+The steering commands (adjust, extend, fork, promote) live in service/steering.py.
 """
 
 from __future__ import annotations
@@ -11,16 +11,20 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 from uuid import UUID, uuid4
 
 import structlog
 
 from schemas import events as ev
+from schemas.api import JobOut
 from schemas.job_spec import JobSpec
+from schemas.lineage import Lineage
 from schemas.statuses import TERMINAL_JOB_STATUSES
 from service.errors import InvalidJob, JobConflict, JobNotFound
 from service.validation import validate_spec
+from service.warm_start import warm_start_lineage
 from training.folders import Folders
 
 SOURCE = "tunix-tune.gateway"
@@ -37,6 +41,18 @@ class ReadModel(Protocol):
 
     async def event_projected(self, event_id: UUID) -> bool: ...
 
+    async def get_job(self, job_id: UUID) -> JobOut: ...
+
+    async def latest_version(self, name: str) -> int: ...
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who sent a command (the name bound to the API token; see app/auth.py) and why."""
+
+    actor: str = "anonymous"
+    reason: str | None = None
+
 
 @dataclass(frozen=True)
 class Gateway:
@@ -46,6 +62,7 @@ class Gateway:
     read_model: ReadModel
     folders: Folders
     projection_wait_s: float = 5.0  # how long a command waits for the projector
+    registry_dir: Path = Path("artifacts/models")  # the model registry's folders
 
 
 @dataclass(frozen=True)
@@ -54,36 +71,43 @@ class Published:
     projected: bool  # the read model had the event before the wait ran out
 
 
-async def create_job(spec: JobSpec, gw: Gateway) -> Published:
+async def create_job(spec: JobSpec, gw: Gateway, by: Sender = Sender(), lineage: Lineage | None = None) -> Published:
     problems = await asyncio.to_thread(validate_spec, spec, gw.folders)  # reads checkpoint files
+    if spec.warm_start is not None and lineage is None:
+        lineage, more = await warm_start_lineage(spec, gw.read_model)
+        problems += more
     if problems:
         raise InvalidJob(problems)
-    return await _publish(gw, ev.JobCreated(job_id=uuid4(), source=SOURCE, payload=ev.JobCreatedPayload(spec=spec)))
+    payload = ev.JobCreatedPayload(spec=spec, lineage=lineage)
+    return await publish(gw, ev.JobCreated(job_id=uuid4(), source=SOURCE, payload=payload), by)
 
 
-async def start_job(job_id: UUID, gw: Gateway) -> Published:
-    status = await _status(gw, job_id)
+async def start_job(job_id: UUID, gw: Gateway, by: Sender = Sender()) -> Published:
+    status = await job_status(gw, job_id)
     if status != "created":
         raise JobConflict(f"job {job_id} is {status}; only a created job can start")
-    return await _publish(gw, ev.JobStarted(job_id=job_id, source=SOURCE))
+    return await publish(gw, ev.JobStarted(job_id=job_id, source=SOURCE), by)
 
 
-async def cancel_job(job_id: UUID, gw: Gateway) -> Published:
-    status = await _status(gw, job_id)
+async def cancel_job(job_id: UUID, gw: Gateway, by: Sender = Sender()) -> Published:
+    status = await job_status(gw, job_id)
     if status in TERMINAL_JOB_STATUSES:
         raise JobConflict(f"job {job_id} is already {status}")
-    return await _publish(gw, ev.JobCancelRequested(job_id=job_id, source=SOURCE))
+    payload = ev.JobCancelRequestedPayload(reason=by.reason)
+    return await publish(gw, ev.JobCancelRequested(job_id=job_id, source=SOURCE, payload=payload), by)
 
 
-async def _status(gw: Gateway, job_id: UUID) -> str:
+async def job_status(gw: Gateway, job_id: UUID) -> str:
     status = await gw.read_model.job_status(job_id)
     if status is None:
         raise JobNotFound(job_id)
     return status
 
 
-async def _publish(gw: Gateway, event: ev.Event) -> Published:
-    """Publish, then poll the read model until the projector has the event, up to the wait."""
+async def publish(gw: Gateway, event: ev.Event, by: Sender) -> Published:
+    """Publish (stamped with its sender), then poll the read model until the projector has the
+    event, up to the wait."""
+    event = event.model_copy(update={"actor": by.actor, "reason": by.reason})
     with structlog.contextvars.bound_contextvars(job_id=str(event.job_id), event_id=str(event.event_id)):
         await gw.publisher.publish(event)
         log.info("event published", type=event.type)

@@ -28,3 +28,8 @@ class JobNotFound(CommandRefused):
 
 class JobConflict(CommandRefused):
     """The command does not apply to the job in its current status."""
+
+
+class ModelNotFound(CommandRefused):
+    def __init__(self, name: str):
+        super().__init__(f"no promoted model named {name}")

@@ -11,8 +11,20 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from schemas import tables as t
-from schemas.api import EventOut, JobOut, JobPage, JobSummary, MetricPoint, TrialHistory, TrialOut
-from service.errors import JobNotFound
+from schemas.api import (
+    CompareRow,
+    Cost,
+    EventOut,
+    JobOut,
+    JobPage,
+    JobSummary,
+    MetricPoint,
+    ModelOut,
+    ModelVersionOut,
+    TrialHistory,
+    TrialOut,
+)
+from service.errors import JobNotFound, ModelNotFound
 
 
 class Queries:
@@ -40,7 +52,45 @@ class Queries:
             )
             trials = [TrialOut.model_validate(r, from_attributes=True) for r in rows]
         best = next((tr for tr in trials if tr.trial_id == job.best_trial_id), None)
-        return JobOut.model_validate({**job._mapping, "trials": trials, "best_trial": best})
+        return JobOut.model_validate({**job._mapping, "trials": trials, "best_trial": best, "cost": cost_of(trials)})
+
+    async def compare(self, job_ids: list[UUID]) -> list[CompareRow]:
+        """Best score, best configuration and what each job spent, side by side."""
+        rows = []
+        for job_id in job_ids:
+            job = await self.get_job(job_id)
+            rows.append(CompareRow(
+                job_id=job.job_id, name=job.name, status=job.status, metric_name=job.metric_name,
+                metric_mode=job.metric_mode, trials=len(job.trials), best_metric=job.best_metric,
+                best_trial_id=job.best_trial_id, best_params=job.best_trial.params if job.best_trial else {},
+                cost=job.cost))
+        return rows
+
+    async def latest_version(self, name: str) -> int:
+        """The highest promoted version of `name` (0 when none)."""
+        async with self.engine.connect() as conn:
+            found = await conn.scalar(select(func.max(t.model_versions.c.version)).where(t.model_versions.c.name == name))
+        return found or 0
+
+    async def model_versions(self, name: str) -> list[ModelVersionOut]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(t.model_versions).where(t.model_versions.c.name == name)
+                                      .order_by(t.model_versions.c.version.desc()))
+            versions = [ModelVersionOut.model_validate(r, from_attributes=True) for r in rows]
+        if not versions:
+            raise ModelNotFound(name)
+        return versions
+
+    async def models(self) -> list[ModelOut]:
+        """Every named model with its latest version, most recently promoted first."""
+        v = t.model_versions.c
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(t.model_versions).order_by(v.name, v.version.desc()))
+            by_name: dict[str, list[ModelVersionOut]] = {}
+            for r in rows:
+                by_name.setdefault(r.name, []).append(ModelVersionOut.model_validate(r, from_attributes=True))
+        models = [ModelOut(name=name, versions=len(vs), latest=vs[0]) for name, vs in by_name.items()]
+        return sorted(models, key=lambda m: m.latest.promoted_at, reverse=True)
 
     async def list_jobs(self, status: str | None, limit: int, offset: int) -> JobPage:
         where = [t.jobs.c.status == status] if status else []
@@ -92,3 +142,11 @@ class Queries:
     async def _exists(self, job_id: UUID) -> None:
         if await self.job_status(job_id) is None:
             raise JobNotFound(job_id)
+
+
+def cost_of(trials: list[TrialOut]) -> Cost:
+    """The job's cost ledger: its trials' reserved CPU- and GPU-seconds, and their wall time."""
+    wall = sum(((tr.finished_at or tr.started_at) - tr.started_at).total_seconds()
+               for tr in trials if tr.started_at is not None and tr.finished_at is not None)
+    return Cost(cpu_s=round(sum(tr.cpu_s or 0 for tr in trials), 3), gpu_s=round(sum(tr.gpu_s or 0 for tr in trials), 3),
+                trial_s=round(wall, 3))

@@ -35,12 +35,20 @@ def project_job(job: Row | None, event: ev.Event) -> Row | None:
         return job
     if isinstance(event, ev.JobCreated):
         return job if job is not None else _new_job(event)
+    if isinstance(event, ev.JobExtended) and job is not None and job["status"] == "completed":
+        spec = event.payload.spec
+        return {**job, "status": "running", "finished_at": None, "updated_at": event.occurred_at,
+                "num_samples": spec.num_samples, "spec": spec.model_dump(mode="json")}
     if job is None or is_terminal_job(job["status"]):
         return job
     at = event.occurred_at
     match event:
         case ev.JobClaimed(payload=claim):
             return {**job, "owner": claim.tuner_id, "claim": claim.generation, "updated_at": at}
+        case ev.JobAdjusted(payload=p):
+            spec = {**job["spec"], **p.changes}
+            return {**job, "spec": spec, "num_samples": spec["num_samples"],
+                    "max_concurrent_trials": spec["max_concurrent_trials"], "updated_at": at}
         case ev.JobStarted() if job["status"] == "created":
             return {**job, "status": "running", "started_at": at, "updated_at": at}
         case ev.JobCancelRequested():
@@ -91,7 +99,16 @@ def _new_job(event: ev.JobCreated) -> Row:
         "error": None,
         "owner": None,
         "claim": None,
+        "lineage": lineage_summary(event.payload.lineage),
     }
+
+
+def lineage_summary(lineage) -> dict | None:
+    """The job row's lineage: everything but the seed trials themselves (those stay on the
+    log, in the JobCreated), and how many there were."""
+    if lineage is None:
+        return None
+    return {**lineage.model_dump(mode="json", exclude={"seeds"}), "seed_count": len(lineage.seeds)}
 
 
 def _finish(job: Row, at, status: str, **fields: Any) -> Row:
@@ -113,6 +130,8 @@ def project_trial(trial: Row | None, event: ev.TrialUpdated) -> Row | None:
             "run_id": None,
             "artifact_path": None,
             "node": None,
+            "cpu_s": None,
+            "gpu_s": None,
             "created_at": at,
             "started_at": None,
             "finished_at": None,
@@ -130,7 +149,7 @@ def project_trial(trial: Row | None, event: ev.TrialUpdated) -> Row | None:
     ):
         new["metrics"] = {**trial["metrics"], **p.metrics}
         new["iteration"] = p.iteration if p.iteration is not None else trial["iteration"]
-    for field in ("reason", "run_id", "artifact_path", "node"):
+    for field in ("reason", "run_id", "artifact_path", "node", "cpu_s", "gpu_s"):
         if getattr(p, field) is not None:
             new[field] = getattr(p, field)
     if p.status != "pending" and new["started_at"] is None:
@@ -151,4 +170,15 @@ def metric_point(event: ev.TrialUpdated) -> Row | None:
         "step": p.iteration,
         "metrics": p.metrics,
         "recorded_at": event.occurred_at,
+    }
+
+
+def model_version_row(event: ev.ModelPromoted) -> Row:
+    """The registry's row for a promoted model version."""
+    p = event.payload
+    return {
+        "name": p.name, "version": p.version, "stage": p.stage, "job_id": event.job_id, "trial_id": p.trial_id,
+        "path": p.path, "source_path": p.source_path, "metric_name": p.metric_name, "metric": p.metric,
+        "params": p.params, "promoted_at": event.occurred_at, "actor": event.actor, "reason": event.reason,
+        "event_id": event.event_id,
     }

@@ -13,7 +13,7 @@ from typing import Any
 from asyncpg import Connection
 
 from consumers.projector.bulk import copy_rows, insert_rows
-from consumers.projector.projection import Row, fenced, metric_point, project_job, project_trial
+from consumers.projector.projection import Row, fenced, metric_point, model_version_row, project_job, project_trial
 from consumers.records import LoggedEvent
 from schemas import events as ev
 from schemas import tables as t
@@ -37,6 +37,7 @@ async def apply_batch(conn: Connection, batch: list[LoggedEvent]) -> list[Unproj
     changed_trials: dict[tuple, Row] = {}
     accepted: list[LoggedEvent] = []
     points: dict[tuple, Row] = {}
+    versions: list[Row] = []
     refused: list[Unprojectable] = []
 
     for logged in fresh:
@@ -57,6 +58,8 @@ async def apply_batch(conn: Connection, batch: list[LoggedEvent]) -> list[Unproj
                 point = metric_point(event)
                 if point is not None:
                     points.setdefault((*key, point["step"]), point)
+        elif isinstance(event, ev.ModelPromoted):
+            versions.append(model_version_row(event))
         new_job = project_job(job, event)
         if new_job is not job:
             jobs[event.job_id] = changed_jobs[event.job_id] = new_job
@@ -65,6 +68,7 @@ async def apply_batch(conn: Connection, batch: list[LoggedEvent]) -> list[Unproj
     await insert_rows(conn, t.jobs, list(changed_jobs.values()), "update")
     await insert_rows(conn, t.trials, list(changed_trials.values()), "update")
     await insert_rows(conn, t.trial_metrics, list(points.values()), "nothing")
+    await insert_rows(conn, t.model_versions, versions, "nothing")  # a version is promoted once
     return refused
 
 
@@ -122,6 +126,8 @@ def _event_row(le: LoggedEvent) -> Row:
         "correlation_id": e.correlation_id,
         "causation_id": e.causation_id,
         "claim": e.claim,
+        "actor": e.actor,
+        "reason": e.reason,
         "payload": e.payload.model_dump_json(),  # JSON text, serialised once by pydantic
         "kafka_partition": le.partition,
         "kafka_offset": le.offset,

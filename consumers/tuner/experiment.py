@@ -6,21 +6,21 @@ with the schedulers of consumers/tuner/schedulers.py.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from optuna.samplers import TPESampler
 from ray import tune
 from ray.tune.schedulers import TrialScheduler
-from ray.tune.search import ConcurrencyLimiter, Searcher
-from ray.tune.search.basic_variant import BasicVariantGenerator
 from ray.tune.search.optuna import OptunaSearch
 
 from consumers.tuner.schedulers import ASHA, FIFO, PBT, TIME_ATTR, HyperBand
+from consumers.tuner.steering import UNBOUNDED_SAMPLES, SteeredSearch, SteeredVariants
 from schemas import search_space as ss
 from schemas.job_spec import JobSpec
+from schemas.lineage import SeedTrial
 from training.folders import Folders
 from training.hyperparams import reports_per_run
-
 
 
 def trial_inputs(spec: JobSpec, job_folder: Path, folders: Folders) -> dict:
@@ -92,12 +92,16 @@ class _TPE(OptunaSearch):
             super().on_trial_result(trial_id, result)
 
 
-def search_algorithm(spec: JobSpec) -> Searcher | BasicVariantGenerator:
+def search_algorithm(spec: JobSpec, job_id, seeds: Sequence[SeedTrial] = ()) -> SteeredSearch | SteeredVariants:
+    """The job's searcher, steered by its JobRun (consumers/tuner/steering.py) and seeded with
+    its parents' trials: TPE gets them as completed trials, random and grid skip them."""
+    searched = tuple(spec.search_space)
     if spec.search_algorithm == "tpe":
-        searcher = _TPE(sampler=TPESampler(seed=spec.seed), seed=spec.seed)
-        # Ray ignores max_concurrent_trials once it is given a searcher: limit the searcher.
-        return ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent_trials)
-    return BasicVariantGenerator(max_concurrent=spec.max_concurrent_trials, random_state=spec.seed)
+        points = [dict(seed.params) for seed in seeds]
+        tpe = _TPE(sampler=TPESampler(seed=spec.seed), seed=spec.seed,
+                   points_to_evaluate=points or None, evaluated_rewards=[seed.score for seed in seeds] or None)
+        return SteeredSearch(job_id, searched, tpe)
+    return SteeredVariants(job_id, searched, [dict(seed.params) for seed in seeds], random_state=spec.seed)
 
 
 def scheduler(spec: JobSpec, job_id) -> TrialScheduler:
@@ -118,14 +122,16 @@ def scheduler(spec: JobSpec, job_id) -> TrialScheduler:
     return FIFO(job_id, spec.trial_lease_s)
 
 
-def tune_config(spec: JobSpec, job_id) -> tune.TuneConfig:
+def tune_config(spec: JobSpec, job_id, seeds: Sequence[SeedTrial] = ()) -> tune.TuneConfig:
     return tune.TuneConfig(
         metric=spec.metric_name,
         mode=spec.metric_mode,
-        search_alg=search_algorithm(spec),
+        search_alg=search_algorithm(spec, job_id, seeds),
         scheduler=scheduler(spec, job_id),
-        num_samples=spec.num_samples,
-        max_concurrent_trials=spec.max_concurrent_trials,
+        # The steered searcher decides how many trials run, and how many at once, from the
+        # job's JobRun at every step: a JobAdjusted or JobExtended changes both while it runs.
+        num_samples=UNBOUNDED_SAMPLES,
+        max_concurrent_trials=None,
         # The tuner enforces time_budget_s itself (runner.py), counted over every owner of the
         # job from the log: Ray's own budget would start again at each restore.
         time_budget_s=None,

@@ -8,6 +8,7 @@ killed), it is restored instead of started again.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from uuid import UUID
 
@@ -21,7 +22,7 @@ from producers.job_outcome import job_failed, job_outcome
 from producers.job_run import JobRun
 from producers.trial_events import TrialEvents
 from schemas import events as ev
-from schemas.job_spec import JobSpec
+from schemas.lineage import SeedTrial
 from training.folders import Folders
 
 
@@ -51,16 +52,16 @@ def unmet_request(request: dict[str, float], cluster: dict[str, float]) -> str |
     return f"a trial asks for {asks} but the whole Ray cluster has {has}"
 
 
-def run_experiment(spec: JobSpec, run: JobRun, storage_root: Path, folders: Folders) -> ev.Event | None:
+def run_experiment(run: JobRun, seeds: Sequence[SeedTrial], storage_root: Path, folders: Folders) -> ev.Event | None:
     """The job's terminal event, or None when the job was handed over to another tuner."""
     try:
-        return _run(spec, run, storage_root, folders)
+        return _run(run, seeds, storage_root, folders)
     except HandedOver:
         return None
 
 
-def _run(spec: JobSpec, run: JobRun, storage_root: Path, folders: Folders) -> ev.Event:
-    job_id = run.job_id
+def _run(run: JobRun, seeds: Sequence[SeedTrial], storage_root: Path, folders: Folders) -> ev.Event:
+    job_id, spec = run.job_id, run.spec
     path = storage_root / str(job_id)
     resources = spec.resources_per_trial
     if (missing := unmet_request(resources.ray_request(), ray.cluster_resources())) is not None:
@@ -75,7 +76,7 @@ def _run(spec: JobSpec, run: JobRun, storage_root: Path, folders: Folders) -> ev
         tuner = tune.Tuner(
             trainable,
             param_space=param_space(spec),
-            tune_config=tune_config(spec, job_id),
+            tune_config=tune_config(spec, job_id, seeds),
             run_config=tune.RunConfig(
                 name=str(job_id),
                 storage_path=str(storage_root.resolve()),
@@ -88,4 +89,4 @@ def _run(spec: JobSpec, run: JobRun, storage_root: Path, folders: Folders) -> ev
                 verbose=0,
             ),
         )
-    return job_outcome(spec, run, tuner.fit())
+    return job_outcome(run, tuner.fit())

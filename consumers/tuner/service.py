@@ -202,8 +202,11 @@ class Tuner:
         if record.partition in self.catching_up:
             return  # acted on once the partition is caught up
         with structlog.contextvars.bound_contextvars(job_id=str(event.job_id), event_id=str(event.event_id)):
-            if isinstance(event, ev.JobStarted) and job.should_run:
+            if isinstance(event, (ev.JobStarted, ev.JobExtended)) and job.should_run:
                 self._schedule(job.job_id)
+            elif isinstance(event, ev.JobAdjusted) and (run := JobRun.find(job.job_id)) is not None:
+                run.spec = job.spec  # the steered searcher and the stopper read it at Ray's next step
+                log.info("job adjusted", job_id=str(job.job_id), changes=event.payload.changes)
             elif isinstance(event, ev.JobCancelRequested):
                 self._cancel(job.job_id)
             elif isinstance(event, ev.JobClaimed) and event.payload.tuner_id != self.tuner_id:
@@ -256,16 +259,15 @@ class Tuner:
                 return
             if self.partition_of.get(job_id) in self.releasing:
                 return  # handed over while claiming, before its run existed: the next owner claims it
-            budget = job.spec.time_budget_s
-            deadline = time.monotonic() + max(0.0, budget - job.spent_s()) if budget else None
             log.info("experiment starts", job_id=str(job_id), claim=job.claim, num_samples=job.spec.num_samples)
             started = time.monotonic()
-            with JobRun.open(job_id, partial(self._publish_from_thread, job.claim), job.ended_trials, deadline) as run:
+            with JobRun.open(job_id, partial(self._publish_from_thread, job.claim), job.spec, job.ended_trials,
+                             budget_origin=started - job.spent_s(), costs=job.costs) as run:
                 if job.cancel_requested:  # asked before this run could be found
                     run.cancel()
                 try:
                     outcome = await asyncio.to_thread(
-                        run_experiment, job.spec, run, self.settings.tuning_dir, self.settings.training_folders)
+                        run_experiment, run, job.seeds, self.settings.tuning_dir, self.settings.training_folders)
                 except Exception as exc:  # the job fails, the tuner goes on
                     log.exception("experiment failed", job_id=str(job_id))
                     outcome = job_failed(job_id, f"{type(exc).__name__}: {exc}")

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from schemas import events as ev
 from schemas.job_spec import JobSpec
+from schemas.lineage import SeedTrial
 from schemas.statuses import TRIAL_TERMINAL
 
 
@@ -38,6 +39,10 @@ class TunerJob(BaseModel):
     # The time budget spent under earlier claims, and the latest event under the current one.
     budget_spent_s: float = 0.0
     last_seen_at: datetime | None = None
+    # Parent trials that seed the searcher (warm start, fork), from the JobCreated.
+    seeds: tuple[SeedTrial, ...] = ()
+    # trial_id -> (cpu_s, gpu_s) of its latest report on the log: the cost budget's ledger.
+    costs: dict[str, tuple[float, float]] = {}
 
     @property
     def should_run(self) -> bool:
@@ -53,8 +58,16 @@ class TunerJob(BaseModel):
 
 def next_state(job: TunerJob | None, event: ev.Event) -> TunerJob | None:
     """The tuner's view of one job after `event` (the same object when nothing changes)."""
+    if isinstance(event, ev.JobExtended) and (job is None or job.finished):
+        # The finished job was dropped: it comes back as the extension describes it.
+        p = event.payload
+        return TunerJob(job_id=event.job_id, spec=p.spec, started=True, claim=p.claim,
+                        seeds=job.seeds if job is not None else ())
     if job is None:
-        return TunerJob(job_id=event.job_id, spec=event.payload.spec) if isinstance(event, ev.JobCreated) else None
+        if isinstance(event, ev.JobCreated):
+            lineage = event.payload.lineage
+            return TunerJob(job_id=event.job_id, spec=event.payload.spec, seeds=tuple(lineage.seeds) if lineage else ())
+        return None
     if job.finished or ev.superseded(event, job.claim):
         return job
     if event.claim is not None and event.claim == job.claim:
@@ -70,8 +83,14 @@ def next_state(job: TunerJob | None, event: ev.Event) -> TunerJob | None:
                 "owner": claim.tuner_id, "claim": claim.generation, "claimed_at": event.occurred_at,
                 "last_seen_at": event.occurred_at, "budget_spent_s": claim.budget_spent_s,
             })
+        case ev.JobAdjusted(payload=adjusted):
+            return job.model_copy(update={"spec": job.spec.model_copy(update=adjusted.changes)})
         case ev.JobCompleted() | ev.JobFailed() | ev.JobCancelled():
             return job.model_copy(update={"finished": True})
+    if isinstance(event, ev.TrialUpdated) and event.payload.cpu_s is not None:
+        job = job.model_copy(update={"costs": {**job.costs, event.payload.trial_id: (
+            event.payload.cpu_s, event.payload.gpu_s or 0.0)}})
+    match event:
         case ev.TrialUpdated(payload=trial) if trial.status in TRIAL_TERMINAL:
             return job.model_copy(update={"ended_trials": job.ended_trials | {trial.trial_id},
                                           "live_trials": job.live_trials - {trial.trial_id}})

@@ -14,6 +14,10 @@ from schemas.job_spec import JobSpec
 from tests.specs import example_spec
 
 
+def _spec() -> JobSpec:
+    return JobSpec.model_validate(example_spec())
+
+
 def _trial_update(job_id, trial_id: str, status: str) -> ev.TrialUpdated:
     return ev.TrialUpdated(job_id=job_id, source="test",
                            payload=ev.TrialUpdatedPayload(trial_id=trial_id, status=status))
@@ -43,7 +47,7 @@ def _fake_trial(trial_id: str, status: str):
 
 def test_a_resumed_experiment_sends_nothing_for_trials_whose_end_is_on_the_log():
     job_id, sent = uuid.uuid4(), []
-    with JobRun.open(job_id, sent.append, ended_on_log=frozenset({"done-on-log"})):
+    with JobRun.open(job_id, sent.append, _spec(), ended_on_log=frozenset({"done-on-log"})):
         callback = TrialEvents(job_id)
         rerun, fresh = _fake_trial("done-on-log", "RUNNING"), _fake_trial("fresh", "RUNNING")
         callback.on_step_begin(0, [rerun, fresh])
@@ -61,7 +65,7 @@ def test_a_resumed_experiment_sends_nothing_for_trials_whose_end_is_on_the_log()
 
 def test_a_cancelled_run_stops_its_trials_with_the_reason_and_non_finite_metrics_stay_out():
     job_id, sent = uuid.uuid4(), []
-    with JobRun.open(job_id, sent.append) as run:
+    with JobRun.open(job_id, sent.append, _spec()) as run:
         callback = TrialEvents(job_id)
         diverged = _fake_trial("t", "RUNNING")
         diverged.last_result = {"training_iteration": 1, "eval_loss": float("nan"), "train_loss": 2.0}

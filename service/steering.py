@@ -1,0 +1,69 @@
+"""Commands that steer a job after it was created: adjust it while it runs, extend it once it
+completed, fork it into a new job seeded with its trials. Each checks its rules against the
+read model and publishes one event (service/commands.py); promotion is in promotion.py."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from pydantic import ValidationError
+
+from schemas import events as ev
+from schemas.job_spec import MAX_NUM_SAMPLES, JobSpec, WarmStart
+from schemas.steering import Extension, Fork, JobAdjustment
+from service.commands import SOURCE, Gateway, Published, Sender, create_job, publish
+from service.errors import InvalidJob, JobConflict, Problem
+from service.warm_start import warm_start_lineage
+
+ADJUSTABLE = ("created", "running")
+
+
+async def adjust_job(job_id: UUID, adjustment: JobAdjustment, gw: Gateway, by: Sender) -> Published:
+    job = await gw.read_model.get_job(job_id)
+    if job.status not in ADJUSTABLE:
+        raise JobConflict(f"job {job_id} is {job.status}; only a created or running job can be adjusted")
+    changes = adjustment.changes()
+    spec = JobSpec.model_validate(job.spec)
+    adjusted = spec.model_copy(update=changes)
+    problems = []
+    if "num_samples" in changes and adjusted.planned_trials() < len(job.trials):
+        per_sample = len(spec.grid_points())
+        least = -(-len(job.trials) // per_sample)
+        problems.append(Problem("num_samples", f"must be at least {least}: the job has already started "
+                                               f"{len(job.trials)} trial(s)"
+                                               + (f" ({per_sample} grid points per sample)" if per_sample > 1 else "")))
+    if problems:
+        raise InvalidJob(problems)
+    previous = {name: getattr(spec, name) for name in changes}
+    payload = ev.JobAdjustedPayload(changes=changes, previous=previous)
+    return await publish(gw, ev.JobAdjusted(job_id=job_id, source=SOURCE, payload=payload), by)
+
+
+async def extend_job(job_id: UUID, extension: Extension, gw: Gateway, by: Sender) -> Published:
+    job = await gw.read_model.get_job(job_id)
+    if job.status != "completed":
+        raise JobConflict(f"job {job_id} is {job.status}; only a completed job can be extended")
+    spec = JobSpec.model_validate(job.spec)
+    total = spec.num_samples + extension.num_samples
+    if total > MAX_NUM_SAMPLES:
+        raise InvalidJob([Problem("num_samples", f"the job would have {total} samples; a job has at most "
+                                                 f"{MAX_NUM_SAMPLES}")])
+    payload = ev.JobExtendedPayload(num_samples_added=extension.num_samples, claim=job.claim,
+                                    spec=spec.model_copy(update={"num_samples": total}))
+    return await publish(gw, ev.JobExtended(job_id=job_id, source=SOURCE, payload=payload), by)
+
+
+async def fork_job(parent_id: UUID, fork: Fork, gw: Gateway, by: Sender) -> Published:
+    """A new job: the parent's spec with `fork.changes`, its searcher seeded with the parent's
+    first `fork.at_trials` ended trials."""
+    parent = await gw.read_model.get_job(parent_id)
+    base = {**parent.spec, "name": f"{parent.name} (fork)"[:200], **fork.changes}
+    base["warm_start"] = WarmStart(jobs=[parent_id], at_trials=fork.at_trials).model_dump(mode="json")
+    try:
+        spec = JobSpec.model_validate(base)
+    except ValidationError as exc:
+        raise InvalidJob([Problem(".".join(["changes", *map(str, e["loc"])]), e["msg"]) for e in exc.errors()]) from None
+    lineage, problems = await warm_start_lineage(spec, gw.read_model, relation="fork")
+    if problems:
+        raise InvalidJob(problems)
+    return await create_job(spec, gw, by, lineage=lineage)
