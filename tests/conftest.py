@@ -182,7 +182,7 @@ def tuning_stack(stack, tmp_path_factory):
             return False
     try:
         wait_until(ready, 90, "tuning stack ready")
-        yield {"url": base, "artifacts": folder / "artifacts", "procs": procs, "state": folder / "state",
+        yield {"url": base, "artifacts": folder / "artifacts", "procs": procs, "state": folder / "state", "env": env,
                "hf_cache": folder / "hf-cache", "folder": folder}
     finally:
         for p in procs:
