@@ -69,6 +69,9 @@ class ApiClient:
     def get(self, path: str, **params) -> Any:
         return self.request("GET", path, params={k: v for k, v in params.items() if v is not None})
 
+    def patch(self, path: str, body: Any) -> Any:
+        return self.request("PATCH", path, json=body)
+
     def post(self, path: str, body: Any = None) -> Any:
         return self.request("POST", path, json=body)
 

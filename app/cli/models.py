@@ -1,4 +1,5 @@
-"""`tunix-tune models list`: the base models jobs can train, as the API's machine sees them."""
+"""`tunix-tune models ...`: the base models jobs can train (list), and the registry of
+promoted models (promoted, versions)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from rich.table import Table
 
 from app.cli.client import JSON, api_session, connection, print_json
 
-models = typer.Typer(help="Base models jobs can train, through the HTTP API.", no_args_is_help=True)
+models = typer.Typer(help="Base models jobs can train, and promoted models, through the HTTP API.",
+                     no_args_is_help=True)
 models.callback()(connection)
 
 
@@ -40,3 +42,34 @@ def list_models(ctx: typer.Context, as_json: bool = JSON) -> None:
         table.add_row(m["model_id"], m["source"], m["family"] or "—", _size(m["parameters"]),
                       _fits(m["fits_lora"], m["lora_gib"]), _fits(m["fits_full"], m["full_gib"]), m["problem"] or "")
     Console().print(table)
+
+
+@models.command("promoted")
+def promoted(ctx: typer.Context, as_json: bool = JSON) -> None:
+    """The model registry: every promoted model with its latest version."""
+    with api_session(ctx) as api:
+        found = api.get("/api/models")
+    if as_json:
+        print_json(found)
+        return
+    table = Table("model", "versions", "latest", "stage", "metric", "job", "trial", "path")
+    for m in found:
+        v = m["latest"]
+        metric = "—" if v["metric"] is None else f"{v['metric_name']} {v['metric']:.4g}"
+        table.add_row(m["name"], str(m["versions"]), str(v["version"]), v["stage"], metric, v["job_id"], v["trial_id"],
+                      v["path"])
+    Console().print(table)
+
+
+@models.command("versions")
+def versions(ctx: typer.Context, name: str, as_json: bool = JSON) -> None:
+    """Every promoted version of a model, newest first."""
+    with api_session(ctx) as api:
+        found = api.get(f"/api/models/{name}/versions")
+    if as_json:
+        print_json(found)
+        return
+    for v in found:
+        metric = "—" if v["metric"] is None else f"{v['metric']:.4g}"
+        typer.echo(f"{name} v{v['version']:<3} {v['stage']:<10} {v['metric_name']}={metric}  "
+                   f"job {v['job_id']} trial {v['trial_id']}  by {v['actor']}  {v['path']}")

@@ -142,3 +142,21 @@ def test_warm_start_fork_and_promote(tuning_stack):
                            env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads(again.stdout)["metrics"]["score"] == best["metrics"]["score"]
+
+    # The same through the CLI: the registry, a comparison of the three jobs, importances.
+    cli = [sys.executable, "-m", "app.cli.main"]
+    listed = subprocess.run([*cli, "models", "--api-url", base, "versions", "hcd"], capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0 and "hcd v2" in listed.stdout and "hcd v1" in listed.stdout, listed.stderr
+    compared = subprocess.run([*cli, "jobs", "--api-url", base, "compare", one, two, child, "--json"],
+                              capture_output=True, text=True, timeout=60)
+    assert compared.returncode == 0, compared.stderr
+    rows = {row["job_id"]: row for row in json.loads(compared.stdout)}
+    assert rows[one]["trials"] == 10 and rows[two]["best_metric"] == max(_score(lr) for lr in grid_two[:-1])
+    assert rows[child]["best_params"]["learning_rate"] == best["params"]["learning_rate"]
+    assert rows[child]["cost"]["cpu_s"] > 0 and rows[one]["cost"]["cpu_s"] == 0  # the parents trained nowhere here
+    shown = subprocess.run([*cli, "jobs", "--api-url", base, "show", two, "--importance", "--json"],
+                           capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    importance = json.loads(shown.stdout)["importance"]
+    assert importance["trials_used"] == 10 and importance["trials_skipped"] == 1  # 0.5 is outside its own space
+    assert importance["importances"]["learning_rate"] > importance["importances"].get("weight_decay", 0)

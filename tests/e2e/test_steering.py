@@ -4,6 +4,8 @@ completed job extended continues its searcher; invalid and late changes are refu
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import datetime
 
 import httpx
@@ -13,6 +15,7 @@ from tests.waiting import wait_until
 
 LONG = {"max_steps": 60, "eval_every": 10, "batch_size": 32}  # ~6 reports: long enough to steer
 SHORT = {"max_steps": 30, "eval_every": 10, "batch_size": 32}
+CLI = [sys.executable, "-m", "app.cli.main"]
 SPACE = {"learning_rate": {"type": "loguniform", "min": 1e-3, "max": 1e-2}}
 
 
@@ -68,8 +71,9 @@ def test_a_running_job_obeys_adjustments_without_restarting_its_trials(tuning_st
     print(f"concurrency raised: a second trial {reaction:.2f}s after JobAdjusted")
     assert reaction <= 5, reaction
 
-    lowered = _patch(base, job_id, max_concurrent_trials=1)
-    assert lowered.status_code == 202
+    lowered = subprocess.run([*CLI, "jobs", "--api-url", base, "adjust", job_id, "--max-concurrent-trials", "1",
+                              "--reason", "share the machine"], capture_output=True, text=True, timeout=60)
+    assert lowered.returncode == 0 and "adjusted" in lowered.stdout, lowered.stderr
     # Lowered while two run: both run on (never restarted); nothing new starts until one is left.
     wait_until(lambda: len(_job(base, job_id)["trials"]) >= 3 and _running(base, job_id), 300, "a third trial running")
     job = _job(base, job_id)
@@ -111,9 +115,9 @@ def test_a_completed_job_extended_continues_its_searcher(tuning_stack):
     assert before["status"] == "completed", before["error"]
     assert httpx.post(f"{base}/api/tuning/jobs/{job_id}/extend", json={"num_samples": 0}, timeout=30).status_code == 422
 
-    extended = httpx.post(f"{base}/api/tuning/jobs/{job_id}/extend", json={"num_samples": 2, "reason": "two more"},
-                          timeout=30)
-    assert extended.status_code == 202, extended.text
+    extended = subprocess.run([*CLI, "jobs", "--api-url", base, "extend", job_id, "2", "--reason", "two more"],
+                              capture_output=True, text=True, timeout=60)
+    assert extended.returncode == 0, extended.stderr
     wait_until(lambda: _job(base, job_id)["status"] != "completed" or len(_job(base, job_id)["trials"]) > 2, 60,
                "the job running again")
     after = wait_for_job(base, job_id, 600, procs)
@@ -128,4 +132,6 @@ def test_a_completed_job_extended_continues_its_searcher(tuning_stack):
     assert len({t["params"]["learning_rate"] for t in after["trials"]}) == 4
     types = [e["type"] for e in _events(base, job_id)]
     assert types.count("JobCompleted") == 2 and types.index("JobExtended") < len(types) - 1
+    trail = subprocess.run([*CLI, "jobs", "--api-url", base, "events", job_id], capture_output=True, text=True, timeout=60)
+    assert "JobExtended" in trail.stdout and "[by anonymous: two more]" in trail.stdout, trail.stdout[-2000:]
     assert httpx.post(f"{base}/api/tuning/jobs/{job_id}/cancel", timeout=30).status_code == 409
