@@ -18,10 +18,13 @@ from pathlib import Path
 
 import httpx
 
+from adapters.database import make_engine
 from adapters.publisher import EventPublisher
+from schemas import tables
 from schemas import events as ev
 from schemas.job_spec import JobSpec
 from schemas.topics import Topics
+from tests.replay_check import assert_replay_equals_live, drop_schema
 from tests.service_stack import start_job, wait_for_job
 from tests.specs import example_spec
 from tests.waiting import wait_until
@@ -160,3 +163,13 @@ def test_warm_start_fork_and_promote(tuning_stack):
     importance = json.loads(shown.stdout)["importance"]
     assert importance["trials_used"] == 10 and importance["trials_skipped"] == 1  # 0.5 is outside its own space
     assert importance["importances"]["learning_rate"] > importance["importances"].get("weight_decay", 0)
+
+    # Lineage, costs and the registry are rebuilt from the log alone.
+    async def replayed():
+        live = make_engine(env["DATABASE_URL"])
+        try:
+            checked = (tables.jobs, tables.trials, tables.events, tables.model_versions)
+            await drop_schema(live, await assert_replay_equals_live(env, live, checked))
+        finally:
+            await live.dispose()
+    asyncio.run(replayed())
