@@ -135,15 +135,34 @@ def up() -> None:
 
 @cli.command()
 def run(
-    dataset: str = typer.Option(..., help="Dataset key, e.g. ungar_hcd-v1"),
-    model: str = typer.Option(..., help="Model id, e.g. tiny-gemma3"),
+    dataset: str = typer.Option(None, help="Dataset key, e.g. ungar_hcd-v1 (required unless --eval-only)"),
+    model: str = typer.Option(..., help="Model id, e.g. tiny-gemma3; with --eval-only, a run folder instead"),
     set_: list[str] = typer.Option([], "--set", help="Hyperparameter NAME=VALUE (repeatable)"),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else"),
     run_dir: str = typer.Option(None, help="Run folder (default artifacts/runs/<run_id>)"),
+    eval_only: bool = typer.Option(
+        False, "--eval-only", help="Train nothing: --model is a saved run folder (a run's, or a promoted "
+        "model's artifacts/models/NAME/VERSION), evaluated again on its manifest's dataset; prints its metrics "
+        "next to the recorded ones"),
 ) -> None:
-    """One training run plus evaluation on JAX; prints the final metrics and the run folder."""
+    """One training run plus evaluation on JAX; prints the final metrics and the run folder.
+
+    With --eval-only, no training: --model names a run folder, whose model is scored again on the eval
+    split of the dataset its manifest names (exit 2 when the folder is missing or not a run folder).
+    """
     from pathlib import Path
 
+    if eval_only:
+        for given, name in ((dataset, "--dataset"), (set_, "--set"), (run_dir, "--run-dir")):
+            if given:
+                raise typer.BadParameter("not used with --eval-only (the run folder's manifest names the dataset)",
+                                         param_hint=f"'{name}'")
+        from app.cli.run import eval_only_command
+
+        eval_only_command(Path(model), as_json, settings())
+        return
+    if dataset is None:
+        raise typer.BadParameter("required (unless --eval-only)", param_hint="'--dataset'")
     from app.cli.run import run_command
 
     run_command(dataset, model, set_, as_json, Path(run_dir) if run_dir else None, settings())
@@ -154,14 +173,19 @@ def demo(
     spec: str = typer.Argument(None, help="Job spec JSON (default: the seed's example)"),
     api_url: str = typer.Option(None, "--api-url", envvar="TUNIX_API_URL", help="API base URL (default: the local stack)"),
     token: str = typer.Option(None, "--token", envvar="TUNIX_API_TOKEN", help="Bearer token, when the API needs one"),
+    sweep_only: bool = typer.Option(False, "--sweep-only", help="Only the sweep: no warm-started job, no promotion"),
 ) -> None:
-    """Submit and start the example sweep on the running stack, follow it, print the best trial."""
+    """On the running stack: the example sweep, then a TPE job warm-started from it, then its
+    best model promoted into the registry; each followed live (a SPEC given: only that job)."""
     from pathlib import Path
 
-    from app import EXAMPLE_SPEC
+    from app import DEMO_MODEL_NAME, EXAMPLE_SPEC, WARM_START_SPEC
     from app.cli.demo import run_demo
 
-    run_demo(Path(spec) if spec else EXAMPLE_SPEC, api_url, token)
+    if spec or sweep_only:
+        run_demo(Path(spec) if spec else EXAMPLE_SPEC, api_url, token)
+    else:
+        run_demo(EXAMPLE_SPEC, api_url, token, follow_up=WARM_START_SPEC, promote_as=DEMO_MODEL_NAME)
 
 
 @cli.command()

@@ -71,3 +71,39 @@ def run_command(dataset: str, model: str, sets: list[str], as_json: bool, run_di
     typer.echo(f"timings:  compile {result.timings['compile_s']:.1f}s  train {result.timings['train_s']:.1f}s"
                f"  eval {result.timings['eval_s']:.1f}s")
     typer.echo(f"run:      {result.run_id}  {result.run_dir}")
+
+
+def eval_only_command(run_folder: Path, as_json: bool, settings: Settings) -> None:
+    """`tunix-tune run --eval-only --model RUN_FOLDER`: score a saved run folder's model again on its
+    dataset's eval split; prints the metrics next to the ones its manifest recorded."""
+    from training.catalog import ModelNotAvailable
+    from training.dataset_files import MalformedDataset
+    from training.datasets import UnknownDataset
+    from training.hf_checkpoint import BrokenCheckpoint
+    from training.reevaluate import SavedRunError, evaluate_saved, read_run_manifest
+
+    try:
+        manifest = read_run_manifest(run_folder)
+        result = evaluate_saved(run_folder, settings.training_folders)
+    except (SavedRunError, UnknownDataset, MalformedDataset, ModelNotAvailable, BrokenCheckpoint) as exc:
+        typer.echo(f"error: {exc}", err=True)  # one line: no wrapping at the terminal's width
+        raise typer.Exit(2) from None
+    metrics = {k: result[k] for k in ("score", "answer_correctness")}
+    recorded = manifest.get("metrics") or {}
+    compared = {k: v for k, v in result.items() if k not in metrics}
+    if as_json:
+        sys.stdout.write(json.dumps({"metrics": metrics, "recorded": recorded, "model": str(run_folder),
+                                     "compared": compared}) + "\n")
+        return
+    typer.echo("metrics:  " + "  ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+    typer.echo("recorded: " + ("  ".join(f"{k}={v:.4g}" for k, v in recorded.items() if isinstance(v, (int, float)))
+                               or "none"))
+    verdict = ("same score as recorded" if result["matches_recorded"] else
+               f"score differs from the recorded {result['recorded_score']}")
+    if result["dataset_changed"]:
+        verdict += f"; dataset {result['dataset']} changed since the run ({result['recorded_content_hash']} -> " \
+                   f"{result['content_hash']})"
+    if result["predictions_changed"]:
+        verdict += f"; {result['predictions_changed']} of {result['eval_size']} predictions differ from predictions.jsonl"
+    typer.echo(f"compared: {verdict}")
+    typer.echo(f"model:    {run_folder}  ({result['weights']}: {result['weights_path']})")
