@@ -1,5 +1,6 @@
 // Tunix Tune dashboard: plain JavaScript over the HTTP API, plots by plotly.js (served locally).
-// #/ lists jobs and creates them; #/jobs/<id> shows one job, refreshed while it runs.
+// #/ lists jobs and creates them; #/jobs/<id> shows one job, refreshed while it runs;
+// #/compare?jobs=A,B and #/models are in steer.js, with the job page's steering controls.
 "use strict";
 
 const TERMINAL = ["completed", "failed", "cancelled"];
@@ -59,9 +60,8 @@ const isBetter = (mode, a, b) => (mode === "max" ? a > b : a < b);
 
 // ---- jobs list -----------------------------------------------------------------------------
 
-// POST a job; on 202 (event on the log, read model behind) wait until the job can be read.
-async function createJob(body) {
-  const answer = await api("POST", "/api/tuning/jobs", body);
+// A created job (201), or on 202 (event on the log, read model behind) the job once it can be read.
+async function settled(answer) {
   if (!answer.location) return answer;
   for (let tries = 0; ; tries++) {
     try { return await api("GET", answer.location); }
@@ -75,7 +75,13 @@ async function showJobs(seq) {
   const example = await fetch("/ui/example-spec.json").then(r => r.json());
   const models = await api("GET", "/api/base-models");
   if (seq !== routeSeq) return;
+  const compare = el("button", { id: "compare-jobs", disabled: true, onclick: () => {
+    const ids = [...document.querySelectorAll("#jobs-table input.pick:checked")].map(box => box.value);
+    location.hash = `#/compare?jobs=${ids.join(",")}`;
+  } }, "Compare");
+  const picked = () => { compare.disabled = document.querySelectorAll("#jobs-table input.pick:checked").length < 2; };
   const rows = page.items.map(job => el("tr", { "data-job-id": job.job_id },
+    el("td", {}, el("input", { type: "checkbox", class: "pick", value: job.job_id, title: "compare", onchange: picked })),
     el("td", {}, el("a", { href: `#/jobs/${job.job_id}` }, job.name)),
     el("td", {}, badge(job.status)),
     el("td", {}, `${job.metric_name} (${job.metric_mode})`),
@@ -101,7 +107,7 @@ async function showJobs(seq) {
     let body;
     try { body = JSON.parse(spec.value); } catch (e) { return showErrors(errors, new ApiError(0, { message: `body: not valid JSON (${e.message})` })); }
     try {
-      const job = await createJob(body);
+      const job = await settled(await api("POST", "/api/tuning/jobs", body));
       if (start) await api("POST", `/api/tuning/jobs/${job.job_id}/start`);
       location.hash = `#/jobs/${job.job_id}`;
     } catch (e) { showErrors(errors, e); }
@@ -109,8 +115,9 @@ async function showJobs(seq) {
   view.replaceChildren(
     el("h1", {}, "Tuning jobs"),
     el("table", { id: "jobs-table" },
-      el("thead", {}, el("tr", {}, ["name", "status", "metric", "best", "trials", "created"].map(h => el("th", {}, h)))),
-      el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 6, class: "muted" }, "No jobs yet.")))),
+      el("thead", {}, el("tr", {}, ["", "name", "status", "metric", "best", "trials", "created"].map(h => el("th", {}, h)))),
+      el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 7, class: "muted" }, "No jobs yet.")))),
+    el("p", {}, compare, el("span", { class: "muted" }, "  tick two or more jobs to compare them")),
     el("h2", {}, "New job"),
     el("p", {}, el("label", { for: "base-model" }, "Base model "), modelPick),
     el("p", { class: "muted" }, "The job spec as JSON (the API checks it; problems show below, nothing is created)."),
@@ -123,25 +130,37 @@ async function showJobs(seq) {
 // ---- one job -------------------------------------------------------------------------------
 
 async function showJob(jobId, seq) {
-  const [job, history] = await Promise.all([
-    api("GET", `/api/tuning/jobs/${jobId}`), api("GET", `/api/tuning/jobs/${jobId}/history`)]);
+  const [job, history, events] = await Promise.all([
+    api("GET", `/api/tuning/jobs/${jobId}`), api("GET", `/api/tuning/jobs/${jobId}/history`),
+    api("GET", `/api/tuning/jobs/${jobId}/events`).catch(() => null)]);
   if (seq !== routeSeq) return;
   const searched = Object.keys(job.spec.search_space || {});
   const act = async verb => {
-    try { await api("POST", `/api/tuning/jobs/${jobId}/${verb}`); route(); }
-    catch (e) { showErrors(document.getElementById("action-errors"), e); }
+    const reason = document.getElementById("action-reason");
+    try {
+      await api("POST", `/api/tuning/jobs/${jobId}/${verb}`, reason.value.trim() ? { reason: reason.value.trim() } : undefined);
+      reason.value = "";
+      followUntil = Date.now() + FOLLOW_MS;
+      route();
+    } catch (e) { showErrors(document.getElementById("action-errors"), e); }
   };
   const done = job.trials.filter(t => TRIAL_ENDED.includes(t.status)).length;
   if (!document.getElementById("job-page") || document.getElementById("job-page").dataset.jobId !== jobId) {
     view.replaceChildren(el("div", { id: "job-page", "data-job-id": jobId },
       el("p", {}, el("a", { href: "#/" }, "← all jobs")),
-      el("h1", { id: "job-title" }), el("div", { class: "cards", id: "job-cards" }),
-      el("p", { id: "job-actions" }), el("ul", { class: "errors", id: "action-errors" }),
+      el("h1", { id: "job-title" }), el("div", { id: "job-lineage" }), el("div", { class: "cards", id: "job-cards" }),
+      el("p", { class: "muted", id: "job-cost" }),
+      el("p", {}, el("span", { id: "job-actions" }), " ",
+        el("input", { id: "action-reason", placeholder: "reason for start/cancel (optional)" }),
+        el("span", { class: "muted", id: "job-where" })),
+      el("ul", { class: "errors", id: "action-errors" }),
+      el("h2", {}, "Steer"), steeringControls(jobId),
       el("h2", {}, "Trials"), el("table", { id: "trials-table" }),
-      el("h2", {}, "Plots"),
+      el("h2", {}, "Plots"), el("p", { class: "muted", id: "importance-note" }),
       el("div", { class: "plots" },
         el("div", { class: "plot", id: "plot-history" }), el("div", { class: "plot", id: "plot-parallel" }),
-        el("div", { class: "plot", id: "plot-curves" })),
+        el("div", { class: "plot", id: "plot-curves" }), el("div", { class: "plot", id: "plot-importance", hidden: true })),
+      el("h2", {}, "Audit trail"), el("div", { id: "audit-trail" }),
     ));
   }
   document.getElementById("job-title").replaceChildren(job.name, " ", badge(job.status));
@@ -149,17 +168,21 @@ async function showJob(jobId, seq) {
     el("div", { class: "card" }, "trials done", el("b", {}, `${done} / ${job.num_samples}`)),
     el("div", { class: "card" }, `best ${job.metric_name} (${job.metric_mode})`, el("b", { id: "best-metric" }, fmt(bestMetric(job)))),
     el("div", { class: "card" }, "best trial", el("b", {}, bestTrial(job)?.trial_id ?? "—")),
+    el("div", { class: "card" }, "concurrency", el("b", {}, String(job.max_concurrent_trials))),
     ...(job.error ? [el("div", { class: "card errors" }, job.error)] : []),
   );
   document.getElementById("job-actions").replaceChildren(
     el("button", { id: "start", class: "primary", disabled: job.status !== "created", onclick: () => act("start") }, "Start"), " ",
-    el("button", { id: "cancel", disabled: TERMINAL.includes(job.status) || job.status === "cancelling", onclick: () => act("cancel") }, "Cancel"),
-    el("span", { class: "muted" }, `  job ${job.job_id} · dataset ${job.dataset_key} · model ${job.base_model_id}`
-      + (job.owner ? ` · tuner ${job.owner} (claim ${job.claim})` : "")),
-  );
+    el("button", { id: "cancel", disabled: TERMINAL.includes(job.status) || job.status === "cancelling", onclick: () => act("cancel") }, "Cancel"));
+  document.getElementById("job-where").textContent = `  job ${job.job_id} · dataset ${job.dataset_key} · model ${job.base_model_id}`
+    + (job.owner ? ` · tuner ${job.owner} (claim ${job.claim})` : "");
+  renderOrigin(job);
+  updateControls(job);
   renderTrials(job, searched);
   renderPlots(job, history, searched);
-  if (!TERMINAL.includes(job.status)) refreshTimer = setTimeout(route, REFRESH_MS);
+  renderAudit(events);
+  renderImportance(job, done, seq);
+  if (!TERMINAL.includes(job.status) || Date.now() < followUntil) refreshTimer = setTimeout(route, REFRESH_MS);
 }
 
 function bestTrial(job) {
@@ -230,8 +253,7 @@ function renderPlots(job, history, searched) {
     { ...LAYOUT, title: { text: "Hyperparameters → " + metric }, margin: { l: 60, r: 60, t: 70, b: 30 } }, CONFIG);
 
   // Learning curves: every reported value of the metric (eval_loss when the metric comes only at the end).
-  const reported = history.some(h => h.points.filter(p => p.metrics[metric] !== undefined).length > 1);
-  const curveMetric = reported ? metric : "eval_loss";
+  const curveMetric = curveMetricOf(history, metric);
   const curves = history.map(h => {
     const pts = h.points.filter(p => p.metrics[curveMetric] !== undefined);
     const isBest = best && best.trial_id === h.trial_id;
@@ -247,13 +269,18 @@ function renderPlots(job, history, searched) {
 async function route() {
   clearTimeout(refreshTimer);
   const seq = ++routeSeq;
-  const match = location.hash.match(/^#\/jobs\/([0-9a-f-]{36})$/);
+  const [path, query = ""] = location.hash.slice(1).split("?");
+  const job = path.match(/^\/jobs\/([0-9a-f-]{36})$/);
+  const compared = new URLSearchParams(query).getAll("jobs").flatMap(v => v.split(",")).filter(Boolean);
   try {
-    await (match ? showJob(match[1], seq) : showJobs(seq));
+    if (job) await showJob(job[1], seq);
+    else if (path === "/compare") await showCompare(compared, seq);
+    else if (path === "/models") await showModels(seq);
+    else await showJobs(seq);
   } catch (e) {
     if (seq !== routeSeq) return;
     view.replaceChildren(el("p", { class: "errors" }, `Could not load: ${e.message}`), el("a", { href: "#/" }, "all jobs"));
-    if (match) refreshTimer = setTimeout(route, REFRESH_MS * 2);
+    if (job) refreshTimer = setTimeout(route, REFRESH_MS * 2);
   }
 }
 

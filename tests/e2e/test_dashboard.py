@@ -1,7 +1,8 @@
 """The dashboard at /ui in headless Chromium (Debian's chromium and chromedriver, driven by
 Selenium), against the real stack with a real tuner: create from the page (a refused spec
-shows the API's messages inline), watch trials appear and the plots render, sort, cancel.
-A screenshot of the job page is saved under test-artifacts/."""
+shows the API's messages inline), watch trials appear and the plots render, sort, cancel;
+steer a job from its page (adjust, fork, start, promote), compare jobs, read the model registry.
+Screenshots of the pages are saved under test-artifacts/."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import httpx
 import pytest
 
 from tests.conftest import REPO
+from tests.service_stack import start_job, wait_for_job
 from tests.specs import example_spec
 from tests.waiting import wait_until
 
@@ -49,6 +51,38 @@ def _count(driver, selector: str) -> int:
 
 def _text(driver, selector: str) -> str:
     return driver.execute_script("const e = document.querySelector(arguments[0]); return e ? e.innerText : ''", selector)
+
+
+def _visible(driver, selector: str) -> bool:
+    return driver.execute_script(
+        "const e = document.querySelector(arguments[0]); return Boolean(e && e.getClientRects().length)", selector)
+
+
+def _fill(driver, form: str, **values: str) -> None:
+    """Type into a steering form's inputs (built once per page: the 2 s refresh keeps them) and submit it."""
+    for name, value in values.items():
+        field = driver.find_element("id", f"{form}-{name}")
+        field.clear()
+        field.send_keys(value)
+    driver.find_element("id", f"{form}-submit").click()
+
+
+def _events(base: str, job_id: str) -> list[dict]:
+    return httpx.get(f"{base}/api/tuning/jobs/{job_id}/events", timeout=30).json()
+
+
+def _full_page_shot(driver, name: str) -> Path:
+    """The whole page, not only the window: the window grows to the page for the shot."""
+    size = driver.get_window_size()
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(size["width"], max(size["height"], min(height + 150, 6000)))
+    try:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shot = ARTIFACTS / name
+        assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+        return shot
+    finally:
+        driver.set_window_size(size["width"], size["height"])
 
 
 def _type_spec(driver, spec: dict) -> None:
@@ -146,3 +180,80 @@ def test_stale_and_preempted_trials_look_unlike_failed_ones(browser, tuning_stac
     assert len(set(colours.values())) == 3, colours
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "dashboard-trial-statuses.png"))
+
+
+def test_steer_a_job_from_its_page_then_promote_fork_and_compare(browser, tuning_stack):
+    """A running job adjusted from its page (the change and reason on its events, an invalid
+    one refused inline); once completed, promoted (on the models page) and forked (lineage on
+    the fork's page, started from there); the two compared, picked on the jobs list."""
+    base, procs = tuning_stack["url"], tuning_stack["procs"]
+    job_id = start_job(base, name="steered from the page", num_samples=2, max_concurrent_trials=1,
+                       fixed_params={"max_steps": 60, "eval_every": 10, "batch_size": 32},
+                       search_space={"learning_rate": {"type": "loguniform", "min": 1e-3, "max": 1e-2}})
+    browser.get(f"{base}/ui/#/jobs/{job_id}")
+    wait_until(lambda: "running" in _text(browser, "#job-title"), 120, "the job running on its page")
+    assert _visible(browser, "#adjust-form") and _visible(browser, "#fork-form")
+    assert not _visible(browser, "#extend-form") and not _visible(browser, "#promote-form")
+
+    _fill(browser, "adjust", max_concurrent_trials="2", reason="two at a time, from the page")
+    wait_until(lambda: "Adjusted" in _text(browser, "#adjust-done"), 30, "the adjustment accepted")
+    adjusted = wait_until(lambda: [e for e in _events(base, job_id) if e["type"] == "JobAdjusted"], 30, "JobAdjusted")
+    assert adjusted[0]["payload"]["changes"] == {"max_concurrent_trials": 2}, adjusted
+    assert adjusted[0]["reason"] == "two at a time, from the page" and adjusted[0]["actor"] == "anonymous"
+    wait_until(lambda: "two at a time, from the page" in _text(browser, "#audit-table"), 30, "the reason on the audit trail")
+    assert "max_concurrent_trials: 1 → 2" in _text(browser, "#audit-table")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "dashboard-adjust.png"))  # the running job's controls
+
+    # Refused: the API's field and rule inline under the form, nothing published.
+    _fill(browser, "adjust", num_samples="0")
+    wait_until(lambda: "num_samples" in _text(browser, "#adjust-errors"), 30, "the refusal inline")
+    assert len([e for e in _events(base, job_id) if e["type"] == "JobAdjusted"]) == 1
+
+    job = wait_for_job(base, job_id, 300, procs)
+    assert job["status"] == "completed", job["error"]
+    wait_until(lambda: "completed" in _text(browser, "#job-title") and _visible(browser, "#promote-form"), 30,
+               "the completed job's controls")
+    assert not _visible(browser, "#adjust-form") and _visible(browser, "#extend-form")
+    wait_until(lambda: "cost: CPU" in _text(browser, "#job-cost"), 10, "the cost line")
+    wait_until(lambda: _text(browser, "#importance-note"), 30, "importance (a chart and its method, or why not)")
+    _fill(browser, "promote", name="dash-model", reason="best of the page test")
+    wait_until(lambda: "Promoted as dash-model" in _text(browser, "#promote-done"), 60, "the promotion accepted")
+    wait_until(lambda: "dash-model v1" in _text(browser, "#audit-table"), 30, "ModelPromoted on the audit trail")
+
+    # Fork: a new job seeded with the first ended trial; its page shows where it came from.
+    _fill(browser, "fork", at_trials="1", changes='{"num_samples": 1}', reason="one more from the page")
+    wait_until(lambda: "#/jobs/" in browser.current_url and not browser.current_url.endswith(job_id), 30, "the fork's page")
+    fork_id = browser.current_url.rsplit("/", 1)[1]
+    wait_until(lambda: "forked from" in _text(browser, "#lineage-line"), 30, "the fork's lineage")
+    assert "at trial 1" in _text(browser, "#lineage-line") and "1 seed trial" in _text(browser, "#lineage-line")
+    assert browser.execute_script("return document.querySelector('#lineage-line a').getAttribute('href')") == f"#/jobs/{job_id}"
+    browser.find_element("id", "action-reason").send_keys("run the fork")
+    browser.execute_script("document.getElementById('start').click()")
+    forked = wait_for_job(base, fork_id, 300, procs)
+    assert forked["status"] == "completed", forked["error"]
+    assert next(e for e in _events(base, fork_id) if e["type"] == "JobStarted")["reason"] == "run the fork"
+    wait_until(lambda: "completed" in _text(browser, "#job-title") and _text(browser, "#importance-note"), 60,
+               "the fork completed on its page")
+    wait_until(lambda: _count(browser, "#plot-curves .scatterlayer .trace") >= 1, 30, "the fork's learning curve")
+    print("screenshot:", _full_page_shot(browser, "dashboard-steering.png"))
+
+    # The registry: the promoted model and its version, from the header's link.
+    browser.find_element("id", "nav-models").click()
+    wait_until(lambda: "dash-model" in _text(browser, "#models-table"), 30, "the model on the models page")
+    assert "v1" in _text(browser, "#versions-dash-model") and "best of the page test" in _text(browser, "#versions-dash-model")
+    browser.save_screenshot(str(ARTIFACTS / "dashboard-models.png"))
+
+    # Compare: tick both jobs on the list, press Compare.
+    browser.find_element("id", "nav-jobs").click()
+    wait_until(lambda: _count(browser, f"#jobs-table tr[data-job-id='{fork_id}'] input.pick") == 1, 30, "the jobs list")
+    assert browser.find_element("id", "compare-jobs").get_attribute("disabled")
+    for picked in (job_id, fork_id):
+        browser.find_element("css selector", f"#jobs-table tr[data-job-id='{picked}'] input.pick").click()
+    browser.find_element("id", "compare-jobs").click()
+    wait_until(lambda: _count(browser, "#compare-jobs-table tbody tr[data-job-id]") == 2, 30, "both jobs compared")
+    assert {job_id, fork_id} == set(browser.execute_script(
+        "return [...document.querySelectorAll('#compare-jobs-table tbody tr')].map(r => r.dataset.jobId)"))
+    wait_until(lambda: _count(browser, "#plot-compare .scatterlayer .trace") >= 3, 30, "every trial's curve")
+    assert browser.execute_script("return document.querySelectorAll('#plot-compare .legend .traces').length") == 2
+    browser.save_screenshot(str(ARTIFACTS / "dashboard-compare.png"))
