@@ -30,6 +30,7 @@ from schemas.statuses import JOB_STATUSES, JobStatus
 from schemas.steering import CommandNote, Extension, Fork, JobAdjustment, Promotion
 from service import commands, steering
 from service.commands import Gateway, Published, Sender
+from service.importance import param_importances
 from service.promotion import promote
 from service.models import base_models
 from service.queries import Queries
@@ -158,8 +159,6 @@ async def get_metric_history(job_id: UUID, request: Request):
 @router.get("/{job_id}/importance", response_model=ImportanceOut, responses=_job_errors,
             summary="Hyperparameter importances over the job's completed trials (PED-ANOVA)")
 async def get_importance(job_id: UUID, request: Request):
-    from service.importance import param_importances  # TODO top-level once written
-
     job = await _queries(request).get_job(job_id)
     trials = [t.model_dump() for t in job.trials]
     found = await asyncio.to_thread(param_importances, JobSpec.model_validate(job.spec), trials)
