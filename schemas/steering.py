@@ -4,13 +4,21 @@ schemas/events.py) carrying who sent it (`actor`) and why (`reason`)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from schemas.job_spec import MAX_CONCURRENT_TRIALS, MAX_NUM_SAMPLES
 
 Reason = str | None
+
+
+def _integral(value: Any) -> Any:
+    """JSON Schema's integer includes 57.0; a string stays refused (the count is strict)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Count = Annotated[int, BeforeValidator(_integral)]
 REASON = Field(default=None, max_length=2000, description="why, in words: kept on the job's audit trail")
 MODEL_NAME = r"^[a-z0-9][a-z0-9._-]{0,99}$"
 
@@ -25,14 +33,20 @@ class CommandNote(_Body):
     reason: Reason = REASON
 
 
+_ADJUSTABLE = ("max_concurrent_trials", "num_samples", "time_budget_s", "max_failed_trials")
+
+
 class JobAdjustment(_Body):
     """What PATCH /api/tuning/jobs/{id} may change in a created or running job; a field left
     out is unchanged, `time_budget_s: null` removes the budget."""
 
-    max_concurrent_trials: int | None = Field(default=None, ge=1, le=MAX_CONCURRENT_TRIALS, strict=True)
-    num_samples: int | None = Field(default=None, ge=1, le=MAX_NUM_SAMPLES, strict=True)
+    model_config = ConfigDict(json_schema_extra={"anyOf": [{"required": [name]} for name in _ADJUSTABLE]})
+
+    # Counts are never null (the schema says so); left out, they are unchanged.
+    max_concurrent_trials: Count = Field(default=None, ge=1, le=MAX_CONCURRENT_TRIALS, strict=True)
+    num_samples: Count = Field(default=None, ge=1, le=MAX_NUM_SAMPLES, strict=True)
     time_budget_s: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
-    max_failed_trials: int | None = Field(default=None, ge=0, le=MAX_NUM_SAMPLES, strict=True)
+    max_failed_trials: Count = Field(default=None, ge=0, le=MAX_NUM_SAMPLES, strict=True)
     reason: Reason = REASON
 
     @model_validator(mode="after")
@@ -40,9 +54,6 @@ class JobAdjustment(_Body):
         if not self.changes():
             raise ValueError("name at least one of max_concurrent_trials, num_samples, time_budget_s, "
                              "max_failed_trials")
-        for name in ("max_concurrent_trials", "num_samples", "max_failed_trials"):
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
         return self
 
     def changes(self) -> dict[str, Any]:
@@ -52,14 +63,14 @@ class JobAdjustment(_Body):
 class Extension(_Body):
     """POST .../extend: more trials for a completed job, from the same searcher state."""
 
-    num_samples: int = Field(ge=1, le=MAX_NUM_SAMPLES, strict=True, description="trials to add")
+    num_samples: Count = Field(ge=1, le=MAX_NUM_SAMPLES, strict=True, description="trials to add")
     reason: Reason = REASON
 
 
 class Fork(_Body):
     """POST .../fork: a new job seeded with the parent's trials up to a point, with changes."""
 
-    at_trials: int | None = Field(default=None, ge=0, le=MAX_NUM_SAMPLES, strict=True,
+    at_trials: Count | None = Field(default=None, ge=0, le=MAX_NUM_SAMPLES, strict=True,
                                   description="seed with the parent's first N ended trials (all when unset)")
     # Spec fields to change (search_space, scheduler, search_algorithm, num_samples, name, ...).
     changes: dict[str, Any] = Field(default_factory=dict, max_length=30)

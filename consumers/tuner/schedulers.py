@@ -6,8 +6,12 @@ pickles schedulers with the experiment)."""
 
 from __future__ import annotations
 
+import shutil
 import time
+from pathlib import Path
 
+from ray.train import Checkpoint
+from ray.train._internal.session import _TrainingResult
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import (
     ASHAScheduler,
@@ -153,8 +157,29 @@ class PBT(_EnforcesTrialLeases, _SavesStateOnTrialChanges, PopulationBasedTraini
 
     def _exploit(self, tune_controller, trial, trial_to_clone):
         super()._exploit(tune_controller, trial, trial_to_clone)
+        self._pin_cloned_checkpoint(trial)
         searched = {k: trial.config[k] for k in self._hyperparam_mutations if k in trial.config}
         self.run.scheduler_notes[trial.trial_id] = (
             f"PBT: continues from trial {trial_to_clone.trial_id}'s checkpoint at iteration "
             f"{self._trial_state[trial_to_clone].last_train_time} with {searched}"
         )
+
+    @staticmethod
+    def _pin_cloned_checkpoint(trial) -> None:
+        """Copy the donor's checkpoint into the exploited trial's own folder now. Ray resumes
+        the trial from the donor's checkpoint only when it runs again; a trial waiting for a
+        free slot meanwhile saw the donor report on and Ray delete that checkpoint
+        (num_to_keep), and failed to restore (seen in make test)."""
+        manager = trial.run_metadata.checkpoint_manager
+        cloned = manager._latest_checkpoint_result
+        path = getattr(getattr(cloned, "checkpoint", None), "path", None)
+        if path is None or not Path(path).is_dir():
+            return
+        pinned = Path(trial.path) / "pbt_clone"
+        staging = pinned.with_name("pbt_clone.staging")
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(path, staging)
+        shutil.rmtree(pinned, ignore_errors=True)
+        staging.rename(pinned)
+        manager._latest_checkpoint_result = _TrainingResult(
+            checkpoint=Checkpoint(path=str(pinned), filesystem=cloned.checkpoint.filesystem), metrics=cloned.metrics)

@@ -79,8 +79,8 @@ def test_a_model_version_row_names_who_promoted_it():
 def test_an_adjustment_must_change_something_and_never_nulls_a_count():
     with pytest.raises(ValueError, match="at least one"):
         JobAdjustment(reason="nothing")
-    with pytest.raises(ValueError, match="num_samples cannot be null"):
-        JobAdjustment(num_samples=None)
+    with pytest.raises(ValueError, match="num_samples\n  Input should be a valid integer"):
+        JobAdjustment.model_validate({"num_samples": None})
     assert JobAdjustment(time_budget_s=None).changes() == {"time_budget_s": None}
 
 
