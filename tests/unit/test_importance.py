@@ -36,11 +36,15 @@ def test_too_few_trials_give_no_importances_and_say_why():
     assert (found.trials_used, found.trials_skipped, found.importances) == (1, 0, {})
     assert f"at least {MIN_TRIALS}" in found.note
     assert param_importances(SPEC, []).importances == {}
+    same = [_trial(i, random.Random(i)) | {"metrics": {"score": 1.0}} for i in range(10)]
+    found = param_importances(SPEC, same)
+    assert (found.trials_used, found.importances) == (10, {}) and "scored the same" in found.note
 
 
 def test_unusable_trials_are_skipped_and_counted():
     rng = random.Random(1)
     good = [_trial(i, rng) for i in range(10)]
+    good[0]["params"]["learning_rate"] = 0.10000000000000002  # max, give or take a rounding error: kept
     outside = _trial(10, rng)
     outside["params"]["learning_rate"] = 0.5  # outside the space (e.g. perturbed by PBT)
     bad = [_trial(11, rng, status="failed"), _trial(12, rng, status="running"),
