@@ -63,8 +63,12 @@ class WarmStart(BaseModel):
     jobs: list[UUID] = Field(min_length=1, max_length=50)
     # Only the best `top_k` completed trials of each parent (all of them when unset).
     top_k: int | None = Field(default=None, ge=1, le=MAX_NUM_SAMPLES, strict=True)
-    # Only each parent's first `at_trials` ended trials, in the order they ended (a fork point).
+    # Only each parent's first `at_trials` ended trials, in the order they ended (a fork point)...
     at_trials: int | None = Field(default=None, ge=0, le=MAX_NUM_SAMPLES, strict=True)
+    # ... or only the trials whose end is on the parent's log at or before this Kafka offset.
+    at_offset: int | None = Field(default=None, ge=0, le=2**63 - 1, strict=True)
+    # Parent parameter name -> this job's name, for a parameter that was renamed.
+    rename: dict[str, str] = Field(default_factory=dict, max_length=50)
 
 
 class JobSpec(BaseModel):

@@ -31,14 +31,16 @@ class ParameterMapping(_Record):
 
     job_id: UUID
     parameter: str = Field(max_length=100)
-    outcome: Literal["kept", "from_fixed", "dropped"]
+    outcome: Literal["kept", "renamed", "from_fixed", "dropped"]
     reason: str = Field(max_length=2000)
 
 
 class Lineage(_Record):
     relation: Literal["warm_start", "fork"]
     parents: list[UUID] = Field(min_length=1)
-    # A fork's point: the parent's first N ended trials, in log order (None: all of them).
+    # A fork's point: the parent's first N ended trials, in log order, or those ended at or
+    # before a Kafka offset of its log (None: all of them).
     at_trials: int | None = Field(default=None, ge=0)
+    at_offset: int | None = Field(default=None, ge=0)
     seeds: list[SeedTrial] = Field(default_factory=list)
     mapping: list[ParameterMapping] = Field(default_factory=list)

@@ -72,6 +72,8 @@ class Fork(_Body):
 
     at_trials: Count | None = Field(default=None, ge=0, le=MAX_NUM_SAMPLES, strict=True,
                                   description="seed with the parent's first N ended trials (all when unset)")
+    at_offset: Count | None = Field(default=None, ge=0, le=2**63 - 1, strict=True,
+                                    description="or with the trials whose end is on the log at or before this offset")
     # Spec fields to change (search_space, scheduler, search_algorithm, num_samples, name, ...).
     changes: dict[str, Any] = Field(default_factory=dict, max_length=30)
     reason: Reason = REASON

@@ -18,7 +18,7 @@ from uuid import UUID, uuid4
 import structlog
 
 from schemas import events as ev
-from schemas.api import JobOut
+from schemas.api import EventOut, JobOut
 from schemas.job_spec import JobSpec
 from schemas.lineage import Lineage
 from schemas.statuses import TERMINAL_JOB_STATUSES
@@ -44,6 +44,8 @@ class ReadModel(Protocol):
     async def get_job(self, job_id: UUID) -> JobOut: ...
 
     async def latest_version(self, name: str) -> int: ...
+
+    async def job_events(self, job_id: UUID) -> list[EventOut]: ...
 
 
 @dataclass(frozen=True)

@@ -55,10 +55,11 @@ async def extend_job(job_id: UUID, extension: Extension, gw: Gateway, by: Sender
 
 async def fork_job(parent_id: UUID, fork: Fork, gw: Gateway, by: Sender) -> Published:
     """A new job: the parent's spec with `fork.changes`, its searcher seeded with the parent's
-    first `fork.at_trials` ended trials."""
+    trials up to the fork point (`at_trials` ended trials, or its log up to `at_offset`)."""
     parent = await gw.read_model.get_job(parent_id)
     base = {**parent.spec, "name": f"{parent.name} (fork)"[:200], **fork.changes}
-    base["warm_start"] = WarmStart(jobs=[parent_id], at_trials=fork.at_trials).model_dump(mode="json")
+    base["warm_start"] = WarmStart(jobs=[parent_id], at_trials=fork.at_trials,
+                                   at_offset=fork.at_offset).model_dump(mode="json")
     try:
         spec = JobSpec.model_validate(base)
     except ValidationError as exc:

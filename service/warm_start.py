@@ -3,7 +3,8 @@ parameter into its own search space, each decision recorded (schemas/lineage.py)
 
 A parent trial seeds the searcher only with a value for every searched parameter of the new
 job, each inside the new job's range; a parameter the new job does not search is ignored; one
-the parent fixed is taken from its fixed value. Every parameter's outcome, and the trials it
+the parent fixed is taken from its fixed value; one the parent called otherwise is renamed
+(`warm_start.rename`). Every parameter's outcome, and the trials it
 cost, goes into the JobCreated, so nothing is dropped silently.
 """
 
@@ -17,6 +18,7 @@ from schemas import search_space as ss
 from schemas.api import JobOut, TrialOut
 from schemas.job_spec import JobSpec
 from schemas.lineage import Lineage, ParameterMapping, SeedTrial
+from schemas.statuses import TRIAL_TERMINAL
 from service.errors import JobNotFound, Problem
 
 # Seeds travel in the JobCreated event: this many keep it well inside Kafka's 1 MB message.
@@ -40,18 +42,37 @@ def ended_in_order(parent: JobOut) -> list[TrialOut]:
     return sorted((t for t in parent.trials if t.finished_at is not None), key=lambda t: (t.finished_at, t.trial_id))
 
 
-def carry_over(spec: JobSpec, parent: JobOut, at_trials: int | None, top_k: int | None
+def _renamed(parent: JobOut, rename: dict[str, str]) -> tuple[JobSpec, list[TrialOut]]:
+    """The parent's spec and trials in this job's parameter names."""
+    spec = JobSpec.model_validate(parent.spec)
+    if not rename:
+        return spec, parent.trials
+    spec = spec.model_copy(update={
+        "search_space": {rename.get(n, n): p for n, p in spec.search_space.items()},
+        "fixed_params": {rename.get(n, n): v for n, v in spec.fixed_params.items()}})
+    trials = [t.model_copy(update={"params": {rename.get(n, n): v for n, v in t.params.items()}}) for t in parent.trials]
+    return spec, trials
+
+
+def carry_over(spec: JobSpec, parent: JobOut, at_trials: int | None, top_k: int | None,
+               ended_by_offset: set[str] | None = None, rename: dict[str, str] | None = None
                ) -> tuple[list[SeedTrial], list[ParameterMapping]]:
-    """The seeds one parent gives `spec`, and how each parameter was carried over."""
-    parent_spec = JobSpec.model_validate(parent.spec)
+    """The seeds one parent gives `spec`, and how each parameter was carried over.
+    `ended_by_offset`: only these trials (those ended by a fork's log offset)."""
+    rename = rename or {}
+    parent_spec, parent_trials = _renamed(parent, rename)
+    original = {new: old for old, new in rename.items()}
     metric = spec.metric_name
-    ended = ended_in_order(parent)[:at_trials] if at_trials is not None else ended_in_order(parent)
+    ended = ended_in_order(parent.model_copy(update={"trials": parent_trials}))
+    if ended_by_offset is not None:
+        ended = [t for t in ended if t.trial_id in ended_by_offset]
+    ended = ended[:at_trials] if at_trials is not None else ended
     scored = [t for t in ended if t.status == "completed" and math.isfinite(t.metrics.get(metric, math.nan))]
     if top_k is not None:
         scored = sorted(scored, key=lambda t: t.metrics[metric], reverse=spec.metric_mode == "max")[:top_k]
     mapping, usable = [], list(scored)
 
-    def record(name: str, outcome: Literal["kept", "from_fixed", "dropped"], reason: str) -> None:
+    def record(name: str, outcome: Literal["kept", "renamed", "from_fixed", "dropped"], reason: str) -> None:
         mapping.append(ParameterMapping(job_id=parent.job_id, parameter=name, outcome=outcome, reason=reason))
 
     for name, param in spec.search_space.items():
@@ -59,9 +80,10 @@ def carry_over(spec: JobSpec, parent: JobOut, at_trials: int | None, top_k: int 
             fits = [t for t in usable if inside(param, t.params.get(name))]
             lost = len(usable) - len(fits)
             usable = fits
-            record(name, "kept" if fits or not lost else "dropped",
-                   f"searched by both jobs; {lost} trial(s) outside this job's range dropped" if lost
-                   else "searched by both jobs; every value inside this job's range")
+            was = f"the parent's {original[name]!r}, renamed; " if name in original else ""
+            record(name, ("renamed" if was else "kept") if fits or not lost else "dropped",
+                   f"{was}searched by both jobs; {lost} trial(s) outside this job's range dropped" if lost
+                   else f"{was}searched by both jobs; every value inside this job's range")
         elif name in parent_spec.fixed_params:
             value = parent_spec.fixed_params[name]
             if inside(param, value):
@@ -98,7 +120,13 @@ async def warm_start_lineage(spec: JobSpec, read_model, relation: Literal["warm_
             problems.append(Problem(field, f"the parent optimises {parent.metric_name} ({parent.metric_mode}), this "
                                            f"job {spec.metric_name} ({spec.metric_mode}): its scores cannot seed"))
             continue
-        more_seeds, more_mapping = carry_over(spec, parent, request.at_trials, request.top_k)
+        ended_by_offset = None
+        if request.at_offset is not None:
+            ended_by_offset = {e.payload["trial_id"] for e in await read_model.job_events(parent_id)
+                               if e.type == "TrialUpdated" and e.kafka_offset <= request.at_offset
+                               and e.payload.get("status") in TRIAL_TERMINAL}
+        more_seeds, more_mapping = carry_over(spec, parent, request.at_trials, request.top_k, ended_by_offset,
+                                              request.rename)
         seeds += more_seeds
         mapping += more_mapping
     if len(set(request.jobs)) != len(request.jobs):
@@ -109,5 +137,5 @@ async def warm_start_lineage(spec: JobSpec, read_model, relation: Literal["warm_
     if problems:
         return None, problems
     parents: list[UUID] = list(request.jobs)
-    return Lineage(relation=relation, parents=parents, at_trials=request.at_trials, seeds=seeds,
-                   mapping=mapping), []
+    return Lineage(relation=relation, parents=parents, at_trials=request.at_trials, at_offset=request.at_offset,
+                   seeds=seeds, mapping=mapping), []

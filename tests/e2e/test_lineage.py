@@ -115,6 +115,13 @@ def test_warm_start_fork_and_promote(tuning_stack):
     assert forked["lineage"]["relation"] == "fork" and forked["lineage"]["parents"] == [child]
     assert forked["lineage"]["at_trials"] == 1 and forked["lineage"]["seed_count"] == 1
     assert forked["spec"]["scheduler"] == "asha" and forked["name"] == "warm (fork)"
+    trail = httpx.get(f"{base}/api/tuning/jobs/{child}/events", timeout=30).json()
+    first_end = next(e for e in trail if e["type"] == "TrialUpdated" and e["payload"]["status"] == "completed")
+    at_offset = httpx.post(f"{base}/api/tuning/jobs/{child}/fork", timeout=30,
+                           json={"at_offset": first_end["kafka_offset"] - 1, "changes": {"name": "before any end"}})
+    assert at_offset.status_code == 201, at_offset.text
+    assert at_offset.json()["lineage"]["at_offset"] == first_end["kafka_offset"] - 1
+    assert at_offset.json()["lineage"]["seed_count"] == 0  # no trial had ended at that point of the log
     bad_fork = httpx.post(f"{base}/api/tuning/jobs/{child}/fork", json={"changes": {"scheduler": "nope"}}, timeout=30)
     assert bad_fork.status_code == 422 and bad_fork.json()["details"][0]["field"] == "changes.scheduler", bad_fork.text
 

@@ -58,6 +58,11 @@ def test_a_running_job_obeys_adjustments_without_restarting_its_trials(tuning_st
     assert _patch(base, job_id).status_code == 422
     assert _patch(base, job_id, max_concurrent_trials=65).status_code == 422
 
+    # Commands for another status: 409 (a running job has no best trial to promote yet).
+    for verb, body in (("extend", {"num_samples": 1}), ("promote", {"name": "early"})):
+        early = httpx.post(f"{base}/api/tuning/jobs/{job_id}/{verb}", json=body, timeout=30)
+        assert early.status_code == 409, (verb, early.text)
+
     raised = _patch(base, job_id, max_concurrent_trials=2, num_samples=4, reason="more throughput")
     assert raised.status_code == 202, raised.text
     wait_until(lambda: len(_running(base, job_id)) == 2, 120, "a second trial running")
@@ -135,3 +140,17 @@ def test_a_completed_job_extended_continues_its_searcher(tuning_stack):
     trail = subprocess.run([*CLI, "jobs", "--api-url", base, "events", job_id], capture_output=True, text=True, timeout=60)
     assert "JobExtended" in trail.stdout and "[by anonymous: two more]" in trail.stdout, trail.stdout[-2000:]
     assert httpx.post(f"{base}/api/tuning/jobs/{job_id}/cancel", timeout=30).status_code == 409
+
+
+def test_a_cpu_budget_stops_the_job_on_spend(tuning_stack):
+    base, procs = tuning_stack["url"], tuning_stack["procs"]
+    job_id = start_job(base, name="cpu budget", num_samples=3, max_concurrent_trials=1, fixed_params=SHORT,
+                       search_space=SPACE, budget={"cpu_s": 9})
+    job = wait_for_job(base, job_id, 300, procs)
+    # Completed with the best trial that ended before the spend, or failed when none had scored.
+    assert job["status"] == "completed" or "no trial reported" in job["error"], job["error"]
+    stopped = [t for t in job["trials"] if t["status"] == "stopped"]
+    assert stopped and all(t["reason"] == "cpu_s budget spent" for t in stopped), [
+        (t["status"], t["reason"], t["cpu_s"]) for t in job["trials"]]
+    assert sum(t["status"] == "completed" for t in job["trials"]) < 3
+    assert 9 <= job["cost"]["cpu_s"] < 9 + 30  # stopped within a report of the spend

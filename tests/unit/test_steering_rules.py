@@ -167,3 +167,14 @@ def test_a_cpu_budget_stops_the_job_once_spent():
         assert not run.out_of_budget(0.0)
         run.costs["b"] = (4.0, 0.0)
         assert run.out_of_budget(0.0) and run.stop_reason == CPU_BUDGET_SPENT
+
+
+def test_a_renamed_parameter_is_carried_over_under_its_new_name():
+    child = JobSpec.model_validate(example_spec(search_space={"learning_rate": LR}))
+    parent = _parent({"lr": LR}, {}, [({"lr": 1e-3}, 5.0, "completed"), ({"lr": 2e-3}, 6.0, "completed")])
+    seeds, mapping = carry_over(child, parent, at_trials=None, top_k=1, rename={"lr": "learning_rate"})
+    assert [(s.params, s.score) for s in seeds] == [({"learning_rate": 2e-3}, 6.0)]  # top_k=1: the best
+    assert [(m.parameter, m.outcome) for m in mapping] == [("learning_rate", "renamed")]
+    assert "the parent's 'lr', renamed" in mapping[0].reason
+    only_first = carry_over(child, parent, None, None, ended_by_offset={"t0"}, rename={"lr": "learning_rate"})[0]
+    assert [s.trial_id for s in only_first] == ["t0"]
