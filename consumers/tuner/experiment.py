@@ -98,7 +98,10 @@ def search_algorithm(spec: JobSpec, job_id, seeds: Sequence[SeedTrial] = ()) -> 
     searched = tuple(spec.search_space)
     if spec.search_algorithm == "tpe":
         points = [dict(seed.params) for seed in seeds]
-        tpe = _TPE(sampler=TPESampler(seed=spec.seed), seed=spec.seed,
+        # Optuna samples at random until 10 trials completed, seeds included; a warm start's
+        # parents were its exploration, so with a few seeds TPE models them from the start.
+        startup = max(3, min(10, len(seeds))) if seeds else 10
+        tpe = _TPE(sampler=TPESampler(seed=spec.seed, n_startup_trials=startup), seed=spec.seed,
                    points_to_evaluate=points or None, evaluated_rewards=[seed.score for seed in seeds] or None)
         return SteeredSearch(job_id, searched, tpe)
     return SteeredVariants(job_id, searched, [dict(seed.params) for seed in seeds], random_state=spec.seed)
