@@ -146,7 +146,7 @@ class Queries:
 
 def cost_of(trials: list[TrialOut]) -> Cost:
     """The job's cost ledger: its trials' reserved CPU- and GPU-seconds, and their wall time."""
-    wall = sum(((tr.finished_at or tr.started_at) - tr.started_at).total_seconds()
+    wall = sum((tr.finished_at - tr.started_at).total_seconds()
                for tr in trials if tr.started_at is not None and tr.finished_at is not None)
     return Cost(cpu_s=round(sum(tr.cpu_s or 0 for tr in trials), 3), gpu_s=round(sum(tr.gpu_s or 0 for tr in trials), 3),
                 trial_s=round(wall, 3))

@@ -27,6 +27,11 @@ def save(model: nnx.Module, path: Path) -> Path:
 def load(model_id: str, vocab_size: int, path: Path) -> nnx.Module:
     """The model `save` wrote: a built-in architecture with the checkpoint's weights."""
     model, _ = build_model(model_id, vocab_size, seed=0)  # every weight is overwritten below
+    return restore_into(model, path)
+
+
+def restore_into(model: nnx.Module, path: Path) -> nnx.Module:
+    """Overwrite every parameter of `model` (any architecture) with the checkpoint `save` wrote."""
     target = nnx.state(model, nnx.Param)
     with ocp.StandardCheckpointer() as checkpointer:
         nnx.update(model, checkpointer.restore(Path(path).resolve(), target))

@@ -139,19 +139,11 @@ def _load_model(run_folder: Path, manifest: dict, folders: Folders):
             raise SavedRunError(f"{run_folder}: no merged/ export, and checkpoint/ needs the base model "
                                 f"{lineage['id']!r} for its architecture and tokenizer, which is not available: "
                                 f"{exc}") from None
+    from training.checkpoint import restore_into
+
     base = load_base(source, manifest.get("seed", 0))
-    _restore(base.model, checkpoint_dir)
+    restore_into(base.model, checkpoint_dir)
     return base.model, base.tokenizer, "checkpoint", checkpoint_dir
-
-
-def _restore(model, path: Path) -> None:
-    """Overwrite every parameter of `model` with the Orbax checkpoint training.checkpoint.save wrote."""
-    import orbax.checkpoint as ocp
-    from flax import nnx
-
-    target = nnx.state(model, nnx.Param)
-    with ocp.StandardCheckpointer() as checkpointer:
-        nnx.update(model, checkpointer.restore(path.resolve(), target))
 
 
 def _predictions_changed(run_folder: Path, predictions: list[dict]) -> int | None:
