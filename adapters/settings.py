@@ -30,6 +30,7 @@ _ENV = {
     "api_host": "TUNIX_API_HOST",
     "api_port": "TUNIX_API_PORT",
     "api_token": "TUNIX_API_TOKEN",
+    "api_tokens": "TUNIX_API_TOKENS",
     "create_wait_s": "TUNIX_CREATE_WAIT_S",
     "publish_timeout_s": "TUNIX_PUBLISH_TIMEOUT_S",
     "max_body_bytes": "TUNIX_MAX_BODY_BYTES",
@@ -70,6 +71,8 @@ class Settings:
     api_port: int = 8000
     # When set, /api requests need `Authorization: Bearer <token>` (the CLI sends TUNIX_API_TOKEN).
     api_token: str | None = None
+    # Named tokens with rights, `name:read|write:token,...`: the name is the actor of commands.
+    api_tokens: str | None = None
     # How long POST /jobs waits for the projector before answering 202 instead of 201.
     create_wait_s: float = 5.0
     # How long a publish may take before the gateway gives up and answers 503.

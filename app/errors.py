@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from adapters.publisher import Unavailable
-from app.auth import Unauthorized
+from app.auth import Forbidden, Unauthorized
 from schemas.api import ErrorBody, FieldError
 from schemas.search_space import PARAM_TYPES
 from service.errors import InvalidJob, JobConflict, JobNotFound, ModelNotFound
@@ -90,6 +90,10 @@ def install(app: FastAPI) -> None:
         answer = error_response(401, "unauthorized", "this API needs Authorization: Bearer <token> (TUNIX_API_TOKEN)")
         answer.headers["WWW-Authenticate"] = "Bearer"
         return answer
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(_: Request, exc: Forbidden) -> JSONResponse:
+        return error_response(403, "forbidden", str(exc))
 
     @app.exception_handler(Unavailable)
     async def _unavailable(_: Request, exc: Unavailable) -> JSONResponse:

@@ -19,6 +19,7 @@ from adapters.publisher import EventPublisher, Unavailable
 from adapters.settings import Settings
 from app import dashboard, errors, openapi
 from app.body_limit import BodyLimitMiddleware
+from app.auth import parse_tokens
 from app.routes import compare_router, models_router, registry_router, router, tuners_router
 from schemas.api import ErrorBody, Health, Readiness
 from schemas.metrics import CONTENT_TYPE, exposition
@@ -56,6 +57,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None, queries: Quer
         lifespan=lifespan,
         responses={413: {"model": ErrorBody, "description": "The request body is over the size limit"}},
     )
+    app.state.principals = parse_tokens(settings.api_tokens, settings.api_token)  # refuses a malformed entry
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     errors.install(app)
     app.include_router(router)
@@ -106,8 +108,11 @@ def serve() -> None:
 
     settings = Settings.from_env()
     configure_logging(settings.log_format, settings.log_level)
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port,
-                log_config=None, access_log=False)
+    try:
+        app = create_app(settings)
+    except ValueError as exc:  # a malformed TUNIX_API_TOKENS: said once, without the tokens
+        raise SystemExit(f"api refused to start: {exc}") from None
+    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False)
 
 
 if __name__ == "__main__":

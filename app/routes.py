@@ -47,7 +47,7 @@ registry_router = APIRouter(prefix="/api/models", tags=["model registry"], depen
 compare_router = APIRouter(prefix="/api/tuning/compare", tags=["tuning jobs"], dependencies=[Depends(require_token)])
 _errors = {status: {"model": ErrorBody} for status in (401, 422, 503)}
 _job_errors = {**_errors, 404: {"model": ErrorBody}}
-_command_errors = {**_job_errors, 409: {"model": ErrorBody}, 202: {"model": Accepted}}
+_command_errors = {**_job_errors, 403: {"model": ErrorBody}, 409: {"model": ErrorBody}, 202: {"model": Accepted}}
 
 
 def _gateway(request: Request) -> Gateway:
@@ -81,7 +81,8 @@ async def _created(request: Request, published: Published) -> JSONResponse:
     return JSONResponse(job.model_dump(mode="json"), status_code=201, headers={"Location": _location(job.job_id)})
 
 
-@router.post("", status_code=201, response_model=JobOut, responses={**_errors, 202: {"model": Accepted}},
+@router.post("", status_code=201, response_model=JobOut,
+             responses={**_errors, 403: {"model": ErrorBody}, 202: {"model": Accepted}},
              summary="Create a tuning job (publishes JobCreated)")
 async def create_job(spec: JobSpec, request: Request):
     return await _created(request, await commands.create_job(spec, _gateway(request), _sender(request, None)))
@@ -116,7 +117,8 @@ async def extend_job(job_id: UUID, extension: Extension, request: Request):
     return _accepted(await steering.extend_job(job_id, extension, _gateway(request), by))
 
 
-@router.post("/{job_id}/fork", status_code=201, response_model=JobOut, responses={**_job_errors, 202: {"model": Accepted}},
+@router.post("/{job_id}/fork", status_code=201, response_model=JobOut,
+             responses={**_job_errors, 403: {"model": ErrorBody}, 202: {"model": Accepted}},
              summary="Create a new job from this one: its spec with changes, seeded with its trials up to a point")
 async def fork_job(job_id: UUID, fork: Fork, request: Request):
     return await _created(request, await steering.fork_job(job_id, fork, _gateway(request), _sender(request, fork.reason)))

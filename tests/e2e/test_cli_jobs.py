@@ -82,6 +82,39 @@ def test_token_from_the_environment_opens_a_protected_api(service_env, tmp_path)
         api.stop()
 
 
+def test_named_tokens_name_the_actor_and_a_read_token_cannot_write(service_env, api_url, tmp_path):
+    writer, reader = "tok-alice-0123", "tok-rob-456789"
+    env = {**service_env, "TUNIX_API_PORT": str(free_port()),
+           "TUNIX_API_TOKENS": f"alice:write:{writer},rob:read:{reader}"}
+    api = Process("app.main", env, tmp_path)
+    url = f"http://127.0.0.1:{env['TUNIX_API_PORT']}"
+    as_alice, as_rob = {"Authorization": f"Bearer {writer}"}, {"Authorization": f"Bearer {reader}"}
+    try:
+        wait_until(lambda: _healthy(url) or api.proc.poll() is not None, 60, "api with named tokens up")
+        assert httpx.get(f"{url}/api/tuning/jobs", timeout=10).status_code == 401
+        assert httpx.get(f"{url}/api/tuning/jobs", headers=as_rob, timeout=10).status_code == 200
+        created = httpx.post(f"{url}/api/tuning/jobs", json=example_spec(name="by alice"), headers=as_alice, timeout=30)
+        assert created.status_code in (201, 202), created.text
+        job_id = created.json()["job_id"]
+        jobs = f"/api/tuning/jobs/{job_id}"
+        for method, path, body in (("POST", "/api/tuning/jobs", example_spec()), ("POST", f"{jobs}/start", None),
+                                   ("POST", f"{jobs}/cancel", None), ("PATCH", jobs, {"num_samples": 2}),
+                                   ("POST", f"{jobs}/extend", {"num_samples": 1}), ("POST", f"{jobs}/fork", {}),
+                                   ("POST", f"{jobs}/promote", {"name": "m"})):
+            refused = httpx.request(method, url + path, json=body, headers=as_rob, timeout=30)
+            assert refused.status_code == 403 and "rob" in refused.json()["message"], (method, path, refused.text)
+        cancelled = httpx.post(f"{url}{jobs}/cancel", json={"reason": "only a test"}, headers=as_alice, timeout=30)
+        assert cancelled.status_code == 202, cancelled.text
+        trail = wait_until(lambda: (r := httpx.get(f"{url}{jobs}/events", headers=as_rob, timeout=10)).status_code == 200
+                           and len(r.json()) == 2 and r.json(), 30, "both commands on the audit trail")
+        assert [(e["type"], e["actor"]) for e in trail] == [("JobCreated", "alice"), ("JobCancelRequested", "alice")]
+        assert trail[1]["reason"] == "only a test" and writer not in json.dumps(trail)
+    finally:
+        api.stop()
+    log = api.log_path.read_text()
+    assert log and writer not in log and reader not in log  # no token value in a log
+
+
 def _healthy(url: str) -> bool:
     try:
         return httpx.get(f"{url}/healthz", timeout=2).status_code == 200

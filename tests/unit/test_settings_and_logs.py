@@ -52,3 +52,17 @@ def test_library_log_records_are_json_lines_like_ours(capsys):
     assert lines[1]["event"] == "Heartbeat failed for group g"
     assert lines[1]["level"] == "error" and lines[1]["logger"] == "aiokafka.consumer.group_coordinator"
     assert "timestamp" in lines[1]
+
+
+def test_named_tokens_are_parsed_and_a_bad_entry_is_named_without_its_token():
+    from app.auth import Principal, parse_tokens
+
+    found = parse_tokens("alice:write:tok-alice-1, rob:read:tok-rob-22", single="legacy-token")
+    assert found == {"tok-alice-1": Principal("alice", True), "tok-rob-22": Principal("rob", False),
+                     "legacy-token": Principal("api-token", True)}
+    assert parse_tokens(None) == {}
+    for bad in ("alice:admin:tok-alice-1", "alice:write:short", "no rights", "a b:read:tok-abcdefgh",
+                "alice:write:tok-alice-1,bob:read:tok-alice-1"):
+        with pytest.raises(ValueError) as refused:
+            parse_tokens(bad)
+        assert "TUNIX_API_TOKENS entry" in str(refused.value) and "tok-" not in str(refused.value)
