@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -40,7 +41,8 @@ def plain_tuner_fit() -> tuple[float, list[float]]:
     import ray
     from ray import tune
 
-    from consumers.tuner.experiment import checkpoint_config, param_space, trial_inputs, tune_config
+    from consumers.tuner.experiment import checkpoint_config, trial_inputs, tune_config
+    from service.searchers import param_space
     from consumers.tuner.trainable import train_trial
     from training.folders import Folders
 
@@ -52,7 +54,7 @@ def plain_tuner_fit() -> tuple[float, list[float]]:
             started = time.perf_counter()
             grid = tune.Tuner(
                 tune.with_parameters(train_trial, **trial_inputs(spec, Path(storage) / "plain", Folders())),
-                param_space=param_space(spec), tune_config=tune_config(spec, job_id=None),
+                param_space=param_space(spec), tune_config=tune_config(spec, job_id=uuid.uuid4()),
                 run_config=tune.RunConfig(name="plain", storage_path=storage, verbose=0, checkpoint_config=checkpoint_config(spec)),
             ).fit()
             elapsed = time.perf_counter() - started

@@ -88,6 +88,23 @@ class ModelPromotedPayload(_Payload):
     params: dict[Text, Scalar] = Field(default_factory=dict)
 
 
+DecisionKind = Literal["suggestion", "rung", "exploit", "failure", "budget"]
+DECISION_KINDS: tuple[str, ...] = DecisionKind.__args__
+
+
+class DecisionMadePayload(_Payload):
+    """One decision of the job's searcher, scheduler, Ray or the tuner, with what it used."""
+
+    kind: DecisionKind
+    # tpe | random | grid (suggestion); ASHA | HyperBand (rung); PBT (exploit); Ray (failure); tuner (budget)
+    decider: str = Field(min_length=1, max_length=100)
+    # suggest | continue | stop | exploit | retry | fail | stop_job
+    outcome: str = Field(min_length=1, max_length=100)
+    trial_id: str | None = Field(default=None, max_length=200)  # None: a decision about the whole job
+    summary: str = Field(max_length=10_000)  # one sentence for people (`jobs why`, the timeline)
+    inputs: dict[Text, Any] = Field(default_factory=dict)  # JSON: what the decision was made from
+
+
 class JobClaimedPayload(_Payload):
     tuner_id: str = Field(min_length=1, max_length=200)
     # Counts up by one with every claim of the job: the fence against an earlier owner.
@@ -205,6 +222,15 @@ class ModelPromoted(_Envelope):
     payload: ModelPromotedPayload
 
 
+class DecisionMade(_Envelope):
+    """A searcher suggested a configuration, a scheduler stopped, continued or exploited a
+    trial, Ray retried or failed one, or the tuner stopped the job on its budget: the inputs
+    are on the log with the decision (`tunix-tune jobs why`, `tunix-tune audit verify`)."""
+
+    type: Literal["DecisionMade"] = "DecisionMade"
+    payload: DecisionMadePayload
+
+
 class JobCompleted(_Envelope):
     type: Literal["JobCompleted"] = "JobCompleted"
     payload: JobCompletedPayload
@@ -233,6 +259,7 @@ Event = Annotated[
         JobAdjusted,
         JobExtended,
         ModelPromoted,
+        DecisionMade,
         JobCompleted,
         JobFailed,
         JobCancelled,
@@ -241,7 +268,7 @@ Event = Annotated[
 ]
 EVENT_CLASSES = (
     JobCreated, JobStarted, JobCancelRequested, JobClaimed, TrialUpdated, JobAdjusted, JobExtended, ModelPromoted,
-    JobCompleted, JobFailed, JobCancelled,
+    DecisionMade, JobCompleted, JobFailed, JobCancelled,
 )
 EVENT_TYPES = tuple(cls.__name__ for cls in EVENT_CLASSES)
 # Who puts each event on the log in this project (other systems may publish any of them).
@@ -249,6 +276,7 @@ PUBLISHED_BY = {
     "JobCreated": "the gateway", "JobStarted": "the gateway", "JobCancelRequested": "the gateway",
     "JobClaimed": "the tuner", "TrialUpdated": "the tuner's Ray callback", "JobCompleted": "the tuner",
     "JobAdjusted": "the gateway", "JobExtended": "the gateway", "ModelPromoted": "the gateway",
+    "DecisionMade": "the tuner (its searcher, scheduler and Ray callback)",
     "JobFailed": "the tuner",
     "JobCancelled": "the tuner",
 }

@@ -98,7 +98,11 @@ class JobSpec(BaseModel):
     trial_lease_s: float = Field(default=1800, gt=0, le=7 * 24 * 3600)
     # Wall time the job may spend running, summed over every tuner that ran it.
     time_budget_s: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
+    # The searcher's seed; without one the tuner derives it from the job id (the suggestion
+    # decisions on the log say which), so every job's search can be replayed (audit verify).
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1, strict=True)
+    # TPE: trials sampled at random before it models the results (default 10, or 3-10 with a warm start).
+    startup_trials: int | None = Field(default=None, ge=1, le=1000, strict=True)
     budget: CostBudget | None = None
     warm_start: WarmStart | None = None
 
@@ -112,6 +116,12 @@ class JobSpec(BaseModel):
                     "(letters, digits, underscore; at most 64 characters)"
                 )
         return space
+
+    @model_validator(mode="after")
+    def _startup_trials_for_tpe(self):
+        if self.startup_trials is not None and self.search_algorithm != "tpe":
+            raise ValueError("startup_trials applies to search_algorithm tpe only")
+        return self
 
     @model_validator(mode="after")
     def _fixed_and_searched_apart(self):

@@ -1,7 +1,7 @@
 """Writes a batch of events into the read model in one transaction (the projector's edge).
 
 Load the rows the batch touches, fold the events through the pure rules in
-consumers.projector.projection, then write the changed rows back in bulk. Idempotence comes from the
+service.projection, then write the changed rows back in bulk. Idempotence comes from the
 events table: an event_id already recorded is skipped.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 from asyncpg import Connection
 
 from consumers.projector.bulk import copy_rows, insert_rows
-from consumers.projector.projection import Row, fenced, metric_point, model_version_row, project_job, project_trial
+from service.projection import Row, fenced, metric_point, model_version_row, project_job, project_trial
 from consumers.records import LoggedEvent
 from schemas import events as ev
 from schemas import tables as t

@@ -9,16 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from optuna.samplers import TPESampler
 from ray import tune
 from ray.tune.schedulers import TrialScheduler
-from ray.tune.search.optuna import OptunaSearch
 
 from consumers.tuner.schedulers import ASHA, FIFO, PBT, TIME_ATTR, HyperBand
 from consumers.tuner.steering import UNBOUNDED_SAMPLES, SteeredSearch, SteeredVariants
-from schemas import search_space as ss
 from schemas.job_spec import JobSpec
 from schemas.lineage import SeedTrial
+from service.searchers import ray_domain, searcher_seed, tpe
 from training.folders import Folders
 from training.hyperparams import reports_per_run
 
@@ -30,36 +28,6 @@ def trial_inputs(spec: JobSpec, job_folder: Path, folders: Folders) -> dict:
         "metric_name": spec.metric_name, "scheduler": spec.scheduler,
         "folders": folders.resolved(),  # trials run in Ray's working directories
         "gpus": spec.resources_per_trial.gpu,
-    }
-
-
-def ray_domain(param: ss.ParamSpec, as_grid: bool = False):
-    match param:
-        case ss.Grid(values=values):
-            return tune.grid_search(values)
-        case ss.Choice(values=values):
-            return tune.grid_search(values) if as_grid else tune.choice(values)
-        case ss.Uniform(min=lo, max=hi):
-            return tune.uniform(lo, hi)
-        case ss.QLogUniform(min=lo, max=hi, q=q):
-            return tune.qloguniform(lo, hi, q)
-        case ss.LogUniform(min=lo, max=hi):
-            return tune.loguniform(lo, hi)
-        case ss.QUniform(min=lo, max=hi, q=q):
-            return tune.quniform(lo, hi, q)
-        case ss.Normal(mean=mean, sd=sd):
-            return tune.randn(mean, sd)
-        case ss.RandInt(min=lo, max=hi):
-            return tune.randint(lo, hi)
-    raise TypeError(f"no Ray domain for {param!r}")
-
-
-def param_space(spec: JobSpec) -> dict:
-    """Searched parameters as Ray domains, fixed ones as constants."""
-    grid = spec.search_algorithm == "grid"
-    return {
-        **spec.fixed_params,
-        **{name: ray_domain(p, as_grid=grid) for name, p in spec.search_space.items()},
     }
 
 
@@ -83,28 +51,13 @@ def reports_per_trial(spec: JobSpec) -> int:
     return reports_per_run(spec.fixed_params)
 
 
-class _TPE(OptunaSearch):
-    """Optuna's TPE; intermediate results without the job's metric (the score comes with the
-    final evaluation) are not Optuna's business: it only needs them for pruning."""
-
-    def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if self.metric in result:
-            super().on_trial_result(trial_id, result)
-
-
 def search_algorithm(spec: JobSpec, job_id, seeds: Sequence[SeedTrial] = ()) -> SteeredSearch | SteeredVariants:
     """The job's searcher, steered by its JobRun (consumers/tuner/steering.py) and seeded with
     its parents' trials: TPE gets them as completed trials, random and grid skip them."""
-    searched = tuple(spec.search_space)
+    searched, seed = tuple(spec.search_space), searcher_seed(spec, job_id)
     if spec.search_algorithm == "tpe":
-        points = [dict(seed.params) for seed in seeds]
-        # Optuna samples at random until 10 trials completed, seeds included; a warm start's
-        # parents were its exploration, so with a few seeds TPE models them from the start.
-        startup = max(3, min(10, len(seeds))) if seeds else 10
-        tpe = _TPE(sampler=TPESampler(seed=spec.seed, n_startup_trials=startup), seed=spec.seed,
-                   points_to_evaluate=points or None, evaluated_rewards=[seed.score for seed in seeds] or None)
-        return SteeredSearch(job_id, searched, tpe)
-    return SteeredVariants(job_id, searched, [dict(seed.params) for seed in seeds], random_state=spec.seed)
+        return SteeredSearch(job_id, searched, tpe(spec, seed, seeds), seed)
+    return SteeredVariants(job_id, searched, [dict(seed.params) for seed in seeds], random_state=seed)
 
 
 def scheduler(spec: JobSpec, job_id) -> TrialScheduler:

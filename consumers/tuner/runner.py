@@ -15,7 +15,8 @@ from uuid import UUID
 import ray
 from ray import tune
 
-from consumers.tuner.experiment import checkpoint_config, param_space, trial_inputs, tune_config
+from consumers.tuner.experiment import checkpoint_config, trial_inputs, tune_config
+from service.searchers import param_space
 from consumers.tuner.schedulers import HandedOver
 from consumers.tuner.trainable import train_trial
 from producers.job_outcome import job_failed, job_outcome

@@ -9,10 +9,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from consumers.projector.projection import model_version_row, project_job
+from service.projection import model_version_row, project_job
 from ray.tune.experiment import Experiment
 
-from consumers.tuner.experiment import param_space
+from service.searchers import param_space
 from consumers.tuner.state import next_state
 from consumers.tuner.steering import SteeredVariants
 from producers.job_run import CPU_BUDGET_SPENT, JobRun
