@@ -83,16 +83,29 @@ class JobRun:
         owner restores it from its folder (see consumers/tuner/schedulers.py)."""
         self.handing_over = True
 
+    def decide(self, kind: str, decider: str, outcome: str, summary: str, trial_id: str | None = None,
+               **inputs) -> None:
+        """Put one decision on the log (a DecisionMade), with the inputs it was made from."""
+        self.publish(ev.DecisionMade(job_id=self.job_id, source=SOURCE, payload=ev.DecisionMadePayload(
+            kind=kind, decider=decider, outcome=outcome, trial_id=trial_id, summary=summary, inputs=inputs)))
+
     def out_of_budget(self, now: float) -> bool:
-        """Whether a budget (time, cpu_s, gpu_s) is spent; the first one spent is the stop reason."""
+        """Whether a budget (time, cpu_s, gpu_s) is spent; the first one spent is the stop
+        reason, and the decision to stop the job goes on the log."""
         if self.stop_reason is None:
-            budget, cost = self.spec.budget, self.spent()
-            if self.spec.time_budget_s is not None and now >= self.budget_origin + self.spec.time_budget_s:
-                self.stop_reason = BUDGET_SPENT
-            elif budget is not None and budget.cpu_s is not None and cost[0] >= budget.cpu_s:
-                self.stop_reason = CPU_BUDGET_SPENT
-            elif budget is not None and budget.gpu_s is not None and cost[1] >= budget.gpu_s:
-                self.stop_reason = GPU_BUDGET_SPENT
+            budget, (cpu_s, gpu_s) = self.spec.budget, self.spent()
+            time_s = now - self.budget_origin
+            spent = {"time_s": round(time_s, 3), "cpu_s": round(cpu_s, 3), "gpu_s": round(gpu_s, 3)}
+            limits = {"time_s": self.spec.time_budget_s, "cpu_s": budget and budget.cpu_s,
+                      "gpu_s": budget and budget.gpu_s}
+            for (name, limit), reason in zip(limits.items(), _BUDGETS, strict=True):
+                if limit is not None and spent[name] >= limit:
+                    self.stop_reason = reason
+                    running = sorted(self.running_trials)
+                    self.decide("budget", "tuner", "stop_job", f"the tuner stopped the job: {spent[name]:g} {name} "
+                                f"spent of a budget of {limit:g}; {len(running)} running trial(s) stopped",
+                                budget=name, limit=limit, spent=spent, running=running)
+                    break
         return self.stop_reason in _BUDGETS
 
     def spent(self) -> tuple[float, float]:

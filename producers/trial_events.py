@@ -133,13 +133,29 @@ class TrialEvents(Callback):
                 self._send(trial, "stopped", reason=self.run.stop_reason or "experiment ended")
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info) -> None:
-        self._send(trial, "failed", reason=_error_text(trial))
+        error = _error_text(trial)
+        self._decide_on_failure(trial, error, "fail")
+        self._send(trial, "failed", reason=error)
 
     def on_trial_recover(self, iteration: int, trials: list[Trial], trial: Trial, **info) -> None:
         """Its worker or node died (or it raised) and Ray runs it again from its last checkpoint."""
-        failures = trial.run_metadata.num_failures
-        self._send(trial, "stale", reason=f"{_error_text(trial)}; retry {failures} of {trial.max_failures} "
-                                          "from its last checkpoint")
+        error, failures = _error_text(trial), trial.run_metadata.num_failures
+        self._decide_on_failure(trial, error, "retry")
+        self._send(trial, "stale", reason=f"{error}; retry {failures} of {trial.max_failures} from its last checkpoint")
+
+    def _decide_on_failure(self, trial: Trial, error: str, outcome: str) -> None:
+        if trial.trial_id in self._ended:
+            return
+        result = trial.last_result or {}
+        failures, allowed = trial.run_metadata.num_failures, trial.max_failures
+        node = result.get("hostname") or result.get("node_ip")
+        where = f" on {node}" if node else ""
+        then = (f"Ray runs it again from its last checkpoint (retry {failures} of {allowed})" if outcome == "retry"
+                else f"it failed for good after {failures - 1} retr{'y' if failures == 2 else 'ies'} "
+                     f"(max_trial_retries={allowed})")
+        self.run.decide("failure", "Ray", outcome, f"it raised{where} at iteration {result.get('training_iteration', 0)}:"
+                        f" {error}; {then}", trial.trial_id, exception=error, node=node, node_id=result.get("node_id"),
+                        iteration=result.get("training_iteration"), failures=failures, max_retries=allowed)
 
 
 def _error_text(trial: Trial) -> str:

@@ -50,3 +50,11 @@ def _scalar(value: Any) -> bool | int | float | str:
 
 # A hyperparameter value: what Ray passes, JSON holds and the read model stores.
 Scalar = Annotated[Any, PlainValidator(_scalar, json_schema_input_type=Union[bool, int, float, str])]
+
+
+def json_scalar(value: Any) -> Any:
+    """A numpy number (what Ray and Optuna may hand over) as the Python one JSON holds."""
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value

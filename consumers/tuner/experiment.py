@@ -57,7 +57,8 @@ def search_algorithm(spec: JobSpec, job_id, seeds: Sequence[SeedTrial] = ()) -> 
     searched, seed = tuple(spec.search_space), searcher_seed(spec, job_id)
     if spec.search_algorithm == "tpe":
         return SteeredSearch(job_id, searched, tpe(spec, seed, seeds), seed)
-    return SteeredVariants(job_id, searched, [dict(seed.params) for seed in seeds], random_state=seed)
+    return SteeredVariants(job_id, searched, [dict(seed.params) for seed in seeds], spec.search_algorithm,
+                           random_state=seed)
 
 
 def scheduler(spec: JobSpec, job_id) -> TrialScheduler:

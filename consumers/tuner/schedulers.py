@@ -22,6 +22,7 @@ from ray.tune.schedulers import (
 )
 
 from producers.job_run import JobRun
+from schemas.values import json_scalar
 
 TIME_ATTR = "training_iteration"  # one iteration = one report = eval_every training steps
 
@@ -115,28 +116,52 @@ class _SavesStateOnTrialChanges(_ActsForAJob):
 
 
 class _RecordsEarlyStops(_ActsForAJob):
-    """Writes down why the scheduler stopped a trial before its end, for its TrialUpdated."""
+    """Puts the scheduler's decisions on the log: for ASHA each trial reaching a rung, continued
+    or stopped, with the cutoff and the results it was compared against; for HyperBand each
+    early stop. Writes why it stopped a trial before its end, for the trial's TrialUpdated."""
+
+    # Rung results written into a decision at most: the nearest to the cutoff (a 1000-trial job
+    # would otherwise put a million values on the log).
+    MAX_COMPARED = 100
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        rungs = getattr(getattr(self, "_trial_info", {}).get(trial.trial_id), "_rungs", ())  # ASHA's _Bracket
+        before = {milestone: dict(recorded) for milestone, recorded in rungs}
         decision = super().on_trial_result(tune_controller, trial, result)
         at = result.get(TIME_ATTR, 0)
         max_t = getattr(self, "_max_t", None) or self._max_t_attr  # ASHA / HyperBand
-        if decision == TrialScheduler.STOP and at < max_t:
-            self.run.scheduler_stops[trial.trial_id] = self.stop_reason(trial, at, result)
+        early_stop = decision == TrialScheduler.STOP and at < max_t
+        rung = next((m for m, recorded in rungs if trial.trial_id in recorded and trial.trial_id not in before[m]), None)
+        if rung is not None:
+            self._decide_at_rung(trial, at, rung, before[rung], result[self._metric], early_stop, rungs)
+        elif early_stop:
+            summary = f"{type(self).__name__} stopped it at iteration {at}: {self._metric}={result.get(self._metric)}"
+            self.run.decide("rung", type(self).__name__, "stop", summary, trial.trial_id,
+                            iteration=at, metric=self._metric, value=result.get(self._metric))
+            self.run.scheduler_stops[trial.trial_id] = summary
         return decision
 
-    def stop_reason(self, trial, at: int, result: dict) -> str:
-        value = result.get(self._metric)
-        reason = f"{type(self).__name__} stopped it at iteration {at}: {self._metric}={value}"
-        bracket = getattr(self, "_trial_info", {}).get(trial.trial_id)
-        for milestone, recorded in getattr(bracket, "_rungs", ()):
-            if trial.trial_id in recorded and at >= milestone:
-                others = {k: v for k, v in recorded.items() if k != trial.trial_id}
-                cutoff = bracket.cutoff(others)
-                if cutoff is not None:
-                    reason += f", below the cutoff {self._metric_op * cutoff:.4g} of rung {milestone}"
-                break
-        return reason
+    def _decide_at_rung(self, trial, at: int, rung, others: dict, value: float, stop: bool, rungs) -> None:
+        bracket = self._trial_info[trial.trial_id]
+        op, name, scheduler = self._metric_op, self._metric, type(self).__name__
+        cutoff = bracket.cutoff(others)
+        cutoff = None if cutoff is None else float(op * cutoff)
+        compared = sorted(((tid, float(op * v)) for tid, v in others.items()),
+                          key=lambda item: abs(item[1] - cutoff) if cutoff is not None else 0)[:self.MAX_COMPARED]
+        where = f"at iteration {at} (rung {rung:g})"
+        if stop:
+            summary = (f"{scheduler} stopped it {where}: {name}={value:.4g}, worse than the cutoff {cutoff:.4g} "
+                       f"(the best 1/{bracket.rf:g} of the {len(others)} trial(s) before it at this rung)")
+            self.run.scheduler_stops[trial.trial_id] = summary
+        elif cutoff is None:
+            summary = f"{scheduler} let it continue {where}: {name}={value:.4g}, the first result at this rung"
+        else:
+            summary = (f"{scheduler} let it continue {where}: {name}={value:.4g}, within the cutoff {cutoff:.4g} "
+                       f"(the best 1/{bracket.rf:g} of the {len(others)} trial(s) before it at this rung)")
+        self.run.decide("rung", scheduler, "stop" if stop else "continue", summary, trial.trial_id,
+                        rung=float(rung), iteration=at, metric=name, mode=self._mode, value=float(value), cutoff=cutoff,
+                        reduction_factor=float(bracket.rf), compared_count=len(others), compared=dict(compared),
+                        rungs=[float(m) for m, _ in rungs])
 
 
 class FIFO(_EnforcesTrialLeases, _SavesStateOnTrialChanges, FIFOScheduler):
@@ -156,16 +181,29 @@ class PBT(_EnforcesTrialLeases, _SavesStateOnTrialChanges, PopulationBasedTraini
     one continues from, and its new hyperparameters) for the trial's next TrialUpdated."""
 
     def _exploit(self, tune_controller, trial, trial_to_clone):
+        old = {k: json_scalar(trial.config[k]) for k in self._hyperparam_mutations if k in trial.config}
+        own, donor = self._trial_state[trial], self._trial_state[trial_to_clone]
         super()._exploit(tune_controller, trial, trial_to_clone)
-        self._pin_cloned_checkpoint(trial)
-        searched = {k: trial.config[k] for k in self._hyperparam_mutations if k in trial.config}
+        pinned = self._pin_cloned_checkpoint(trial)
+        searched = {k: json_scalar(trial.config[k]) for k in self._hyperparam_mutations if k in trial.config}
         self.run.scheduler_notes[trial.trial_id] = (
             f"PBT: continues from trial {trial_to_clone.trial_id}'s checkpoint at iteration "
-            f"{self._trial_state[trial_to_clone].last_train_time} with {searched}"
+            f"{donor.last_train_time} with {searched}"
         )
+        changes = ", ".join(f"{k} {old.get(k)} -> {v}" for k, v in searched.items())
+        self.run.decide(
+            "exploit", "PBT", "exploit",
+            f"PBT replaced it with trial {trial_to_clone.trial_id}'s checkpoint at iteration {donor.last_train_time} "
+            f"({self._metric}={_number(donor.last_score, self._metric_op)} against its "
+            f"{_number(own.last_score, self._metric_op)}, in the worst {self._quantile_fraction:.0%}) and explored "
+            f"{changes}", trial.trial_id,
+            source_trial=trial_to_clone.trial_id, checkpoint=pinned, iteration=json_scalar(own.last_train_time),
+            source_iteration=json_scalar(donor.last_train_time), metric=self._metric,
+            score=_number(own.last_score, self._metric_op), source_score=_number(donor.last_score, self._metric_op),
+            quantile_fraction=self._quantile_fraction, old=old, new=searched)
 
     @staticmethod
-    def _pin_cloned_checkpoint(trial) -> None:
+    def _pin_cloned_checkpoint(trial) -> str | None:
         """Copy the donor's checkpoint into the exploited trial's own folder now. Ray resumes
         the trial from the donor's checkpoint only when it runs again; a trial waiting for a
         free slot meanwhile saw the donor report on and Ray delete that checkpoint
@@ -174,7 +212,7 @@ class PBT(_EnforcesTrialLeases, _SavesStateOnTrialChanges, PopulationBasedTraini
         cloned = manager._latest_checkpoint_result
         path = getattr(getattr(cloned, "checkpoint", None), "path", None)
         if path is None or not Path(path).is_dir():
-            return
+            return path
         pinned = Path(trial.path) / "pbt_clone"
         staging = pinned.with_name("pbt_clone.staging")
         shutil.rmtree(staging, ignore_errors=True)
@@ -183,3 +221,9 @@ class PBT(_EnforcesTrialLeases, _SavesStateOnTrialChanges, PopulationBasedTraini
         staging.rename(pinned)
         manager._latest_checkpoint_result = _TrainingResult(
             checkpoint=Checkpoint(path=str(pinned), filesystem=cloned.checkpoint.filesystem), metrics=cloned.metrics)
+        return str(pinned)
+
+
+def _number(score, op: float) -> float | None:
+    """A score as the trial reported it (PBT keeps them signed for maximising)."""
+    return None if score is None else float(op * score)

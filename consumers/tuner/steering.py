@@ -11,6 +11,10 @@ trial is touched. Trials already live above a lowered concurrency run to their e
 
 Random and grid search skip configurations a parent job already tried (warm start): the
 seeds' searched values are remembered and a suggestion equal to one is discarded.
+
+Every suggestion goes on the log as a DecisionMade, with the algorithm, its seed and the
+results fed to the searcher since the previous suggestion, in the order it got them: what
+`tunix-tune audit verify` needs to run the same searcher again and compare.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from ray.tune.search import SearchGenerator
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from producers.job_run import JobRun
+from schemas.values import json_scalar
 
 # What Ray is told num_samples is: the wrapper, not Ray, decides when the search is done.
 UNBOUNDED_SAMPLES = 1_000_000
@@ -33,8 +38,11 @@ def _key(config: dict, names: tuple[str, ...]) -> tuple:
 class _Steered:
     """Mixin over a Ray SearchAlgorithm; its state travels with Ray's searcher checkpoint."""
 
-    def _steer(self, job_id, searched: tuple[str, ...], tried: list[dict]) -> None:
+    def _steer(self, job_id, searched: tuple[str, ...], tried: list[dict], algorithm: str, seed: int | None) -> None:
         self.job_id = job_id
+        self._algorithm, self._seed = algorithm, seed
+        self._fed: list[list] = []  # [trial_id, iteration] results, [trial_id, None] ends, since the last suggestion
+        self._seen = 0  # trials ended so far
         self._searched = searched
         self._tried = {_key(config, searched) for config in tried}  # parents' configurations
         self._created = 0
@@ -63,13 +71,27 @@ class _Steered:
                 continue
             self._created += 1
             self._live.add(trial.trial_id)
+            self._record_suggestion(run, trial)
             return trial
         self.set_finished()  # every suggestion was tried before: the space is exhausted
         return None
 
     def on_trial_complete(self, trial_id: str, result=None, error: bool = False) -> None:
         self._live.discard(trial_id)
+        self._fed.append([trial_id, None])
+        self._seen += 1
         super().on_trial_complete(trial_id, result=result, error=error)
+
+    def _record_suggestion(self, run: JobRun, trial) -> None:
+        config = {name: json_scalar(trial.config.get(name)) for name in self._searched}
+        fed, self._fed = self._fed, []
+        uses = "" if self._algorithm == "tpe" else " (it does not use results)"
+        shown = ", ".join(f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}"
+                          for name, value in config.items())
+        run.decide("suggestion", self._algorithm, "suggest",
+                   f"{self._algorithm} (seed {self._seed}) suggested {shown} after {self._seen} ended trial(s){uses}",
+                   trial.trial_id, algorithm=self._algorithm, seed=self._seed, suggestion=self._created,
+                   ended_seen=self._seen, fed=fed, config=config)
 
     def set_finished(self) -> None:
         self._halted_at = self._planned()
@@ -88,19 +110,25 @@ class _Steered:
 class SteeredVariants(_Steered, BasicVariantGenerator):
     """Random and grid search (Ray's BasicVariantGenerator; its state is its __dict__)."""
 
-    def __init__(self, job_id, searched: tuple[str, ...], tried: list[dict], random_state=None):
+    def __init__(self, job_id, searched: tuple[str, ...], tried: list[dict], algorithm: str, random_state=None):
         super().__init__(random_state=random_state)
-        self._steer(job_id, searched, tried)
+        self._steer(job_id, searched, tried, algorithm, random_state)
 
 
 class SteeredSearch(_Steered, SearchGenerator):
     """A Ray Searcher (TPE) without Ray's ConcurrencyLimiter: the job's limit applies instead."""
 
-    def __init__(self, job_id, searched: tuple[str, ...], searcher):
+    def __init__(self, job_id, searched: tuple[str, ...], searcher, seed: int):
         super().__init__(searcher)
-        self._steer(job_id, searched, [])
+        self._steer(job_id, searched, [], "tpe", seed)
 
-    _STEER_STATE = ("_created", "_live", "_halted_at", "_tried", "_searched", "job_id")
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if self.searcher.metric in result:  # what TPE takes in (see service.searchers.TPE)
+            self._fed.append([trial_id, result.get("training_iteration")])
+        super().on_trial_result(trial_id, result)
+
+    _STEER_STATE = ("_created", "_live", "_halted_at", "_tried", "_searched", "job_id", "_algorithm", "_seed",
+                    "_fed", "_seen")
 
     def get_state(self) -> dict:
         return {**super().get_state(), **{name: getattr(self, name) for name in self._STEER_STATE}}
