@@ -16,7 +16,7 @@ from adapters.publisher import Unavailable
 from app.auth import Forbidden, Unauthorized
 from schemas.api import ErrorBody, FieldError
 from schemas.search_space import PARAM_TYPES
-from service.errors import InvalidJob, JobConflict, JobNotFound, ModelNotFound
+from service.errors import InvalidJob, JobConflict, JobNotFound, ModelNotFound, TrialNotFound
 
 log = structlog.get_logger("api")
 
@@ -68,7 +68,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(JobNotFound)
     @app.exception_handler(ModelNotFound)
-    async def _not_found(_: Request, exc: JobNotFound | ModelNotFound) -> JSONResponse:
+    @app.exception_handler(TrialNotFound)
+    async def _not_found(_: Request, exc: JobNotFound | ModelNotFound | TrialNotFound) -> JSONResponse:
         return error_response(404, "not_found", str(exc))
 
     @app.exception_handler(JobConflict)

@@ -15,6 +15,7 @@ from schemas.api import (
     Accepted,
     BaseModelOut,
     CompareRow,
+    DecisionOut,
     ErrorBody,
     EventOut,
     ImportanceOut,
@@ -23,18 +24,22 @@ from schemas.api import (
     ModelOut,
     ModelVersionOut,
     TrialHistory,
+    TrialWhy,
     TunerOut,
 )
 from schemas.job_spec import JobSpec
 from schemas.statuses import JOB_STATUSES, JobStatus
 from schemas.steering import CommandNote, Extension, Fork, JobAdjustment, Promotion
 from service import commands, steering
+from service.as_of import parse_as_of
 from service.commands import Gateway, Published, Sender
+from service.errors import TrialNotFound
 from service.importance import param_importances
 from service.promotion import promote
 from service.models import base_models
 from service.queries import Queries
 from service.tuners import list_tuners
+from service.why import decisions, explain
 
 # Bounds of the list query; PostgreSQL's OFFSET is a bigint, and no deployment has this many jobs.
 MAX_PAGE = 200
@@ -141,15 +146,33 @@ async def list_jobs(
     return await _queries(request).list_jobs(status, limit, offset)
 
 
-@router.get("/{job_id}", response_model=JobOut, responses=_job_errors, summary="A job, its trials and best trial")
-async def get_job(job_id: UUID, request: Request):
-    return await _queries(request).get_job(job_id)
+@router.get("/{job_id}", response_model=JobOut, responses={**_job_errors, 422: {"model": ErrorBody}},
+            summary="A job, its trials and best trial; now, or as of a point of its log")
+async def get_job(job_id: UUID, request: Request, as_of: Annotated[str | None, Query(
+        description="a log position (the job's event offset, as in log_position) or an ISO 8601 time: the job "
+                    "exactly as the read model had it then, rebuilt from the log", max_length=64)] = None):
+    return await _queries(request).get_job(job_id, None if as_of is None else parse_as_of(as_of))
 
 
 @router.get("/{job_id}/events", response_model=list[EventOut], responses=_job_errors,
             summary="The job's audit trail, in log order")
 async def get_job_events(job_id: UUID, request: Request):
     return await _queries(request).job_events(job_id)
+
+
+@router.get("/{job_id}/decisions", response_model=list[DecisionOut], responses=_job_errors,
+            summary="Every decision of the job's searcher, scheduler, Ray and tuner, with its inputs, in log order")
+async def get_decisions(job_id: UUID, request: Request):
+    return decisions(await _queries(request).job_events(job_id))
+
+
+@router.get("/{job_id}/trials/{trial_id}/why", response_model=TrialWhy, responses=_job_errors,
+            summary="Why a trial ended as it did: the decisions and commands that led there")
+async def why_trial(job_id: UUID, trial_id: str, request: Request):
+    found = explain(job_id, trial_id, await _queries(request).job_events(job_id))
+    if found is None:
+        raise TrialNotFound(job_id, trial_id)
+    return found
 
 
 @router.get("/{job_id}/history", response_model=list[TrialHistory], responses=_job_errors,

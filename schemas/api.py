@@ -66,6 +66,9 @@ class JobOut(JobSummary):
     best_checkpoint_path: str | None
     trials: list[TrialOut]
     best_trial: TrialOut | None
+    # The offset of the job's latest event in this answer (its events share one partition):
+    # `?as_of=` this position gives the same answer again, rebuilt from the log.
+    log_position: int | None = None
 
 
 class TunerOut(BaseModel):
@@ -112,6 +115,32 @@ class EventOut(BaseModel):
     payload: dict[str, Any]
     kafka_partition: int
     kafka_offset: int
+
+
+class DecisionOut(BaseModel):
+    """One DecisionMade of the job's log (see schemas.events.DecisionMadePayload)."""
+
+    occurred_at: datetime
+    kafka_offset: int
+    kind: str
+    decider: str
+    outcome: str
+    trial_id: str | None
+    summary: str
+    inputs: dict[str, Any]
+
+
+class TrialWhy(BaseModel):
+    """Why a trial ended as it did: one sentence, and the decisions about it (and the job) in log order."""
+
+    job_id: UUID
+    trial_id: str
+    status: TrialStatus
+    reason: str | None
+    iteration: int | None
+    metrics: dict[str, float]
+    verdict: str
+    decisions: list[DecisionOut]
 
 
 class Accepted(BaseModel):

@@ -22,8 +22,13 @@ class InvalidJob(CommandRefused):
 
 
 class JobNotFound(CommandRefused):
-    def __init__(self, job_id: UUID):
-        super().__init__(f"no tuning job {job_id}")
+    def __init__(self, job_id: UUID, when: str = ""):
+        super().__init__(f"no tuning job {job_id}" + (f" {when}" if when else ""))
+
+
+class TrialNotFound(CommandRefused):
+    def __init__(self, job_id: UUID, trial_id: str):
+        super().__init__(f"tuning job {job_id} has no trial {trial_id}")
 
 
 class JobConflict(CommandRefused):

@@ -5,6 +5,8 @@ A query about one job raises JobNotFound when the read model has no such job.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 from uuid import UUID
 
 from sqlalchemy import func, select
@@ -24,6 +26,7 @@ from schemas.api import (
     TrialHistory,
     TrialOut,
 )
+from service.as_of import AsOf, event_of, fold
 from service.errors import JobNotFound, ModelNotFound
 
 
@@ -40,19 +43,37 @@ class Queries:
             found = await conn.scalar(select(t.events.c.event_id).where(t.events.c.event_id == event_id))
         return found is not None
 
-    async def get_job(self, job_id: UUID) -> JobOut:
-        async with self.engine.connect() as conn:
+    async def get_job(self, job_id: UUID, as_of: AsOf | None = None) -> JobOut:
+        """The job now, or as of a point of its log (service/as_of.py)."""
+        if as_of is not None:
+            return await self._job_as_of(job_id, as_of)
+        # One snapshot for the job, its trials and its log position, so the answer is the fold
+        # of exactly the events up to that position.
+        async with self.engine.connect() as raw:
+            conn = await raw.execution_options(isolation_level="REPEATABLE READ")
             job = (await conn.execute(select(t.jobs).where(t.jobs.c.job_id == job_id))).first()
             if job is None:
                 raise JobNotFound(job_id)
-            rows = await conn.execute(
-                select(t.trials)
-                .where(t.trials.c.job_id == job_id)
-                .order_by(t.trials.c.created_at, t.trials.c.trial_id)
-            )
-            trials = [TrialOut.model_validate(r, from_attributes=True) for r in rows]
-        best = next((tr for tr in trials if tr.trial_id == job.best_trial_id), None)
-        return JobOut.model_validate({**job._mapping, "trials": trials, "best_trial": best, "cost": cost_of(trials)})
+            trials = (await conn.execute(select(t.trials).where(t.trials.c.job_id == job_id))).mappings().all()
+            position = await conn.scalar(select(func.max(t.events.c.kafka_offset)).where(t.events.c.job_id == job_id))
+        return _job_out(job._mapping, trials, position)
+
+    async def _job_as_of(self, job_id: UUID, as_of: AsOf) -> JobOut:
+        e = t.events.c
+        async with self.engine.connect() as raw:
+            conn = await raw.execution_options(isolation_level="REPEATABLE READ")
+            if isinstance(as_of, int):
+                position = as_of
+            else:
+                position = await conn.scalar(select(func.max(e.kafka_offset)).where(
+                    e.job_id == job_id, e.occurred_at <= as_of))
+            rows = [] if position is None else (await conn.execute(
+                select(t.events).where(e.job_id == job_id, e.kafka_offset <= position).order_by(e.kafka_offset)
+            )).mappings().all()
+        job, trials = fold(event_of(row) for row in rows)
+        if job is None:
+            raise JobNotFound(job_id, f"at {as_of.isoformat() if isinstance(as_of, datetime) else f'log position {as_of}'}")
+        return _job_out(job, list(trials.values()), rows[-1]["kafka_offset"])
 
     async def compare(self, job_ids: list[UUID]) -> list[CompareRow]:
         """Best score, best configuration and what each job spent, side by side."""
@@ -142,6 +163,13 @@ class Queries:
     async def _exists(self, job_id: UUID) -> None:
         if await self.job_status(job_id) is None:
             raise JobNotFound(job_id)
+
+
+def _job_out(job: Mapping, trial_rows: Iterable[Mapping], position: int | None) -> JobOut:
+    trials = sorted((TrialOut.model_validate(dict(r)) for r in trial_rows), key=lambda tr: (tr.created_at, tr.trial_id))
+    best = next((tr for tr in trials if tr.trial_id == job["best_trial_id"]), None)
+    return JobOut.model_validate({**job, "trials": trials, "best_trial": best, "cost": cost_of(trials),
+                                  "log_position": position})
 
 
 def cost_of(trials: list[TrialOut]) -> Cost:

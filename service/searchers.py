@@ -14,6 +14,7 @@ from ray.tune.search.optuna import OptunaSearch
 from schemas import search_space as ss
 from schemas.job_spec import JobSpec
 from schemas.lineage import SeedTrial
+from service.steered_search import SteeredSearch, SteeredVariants
 
 
 def ray_domain(param: ss.ParamSpec, as_grid: bool = False):
@@ -69,3 +70,13 @@ def tpe(spec: JobSpec, seed: int, seeds: Sequence[SeedTrial] = ()) -> TPE:
     startup = spec.startup_trials or (max(3, min(10, len(seeds))) if seeds else 10)
     return TPE(sampler=TPESampler(seed=seed, n_startup_trials=startup), seed=seed,
                points_to_evaluate=points or None, evaluated_rewards=[s.score for s in seeds] or None)
+
+
+def search_algorithm(spec: JobSpec, job_id, seeds: Sequence[SeedTrial] = ()) -> SteeredSearch | SteeredVariants:
+    """The job's searcher, steered by its JobRun (service/steered_search.py) and seeded with
+    its parents' trials: TPE gets them as completed trials, random and grid skip them."""
+    searched, seed = tuple(spec.search_space), searcher_seed(spec, job_id)
+    if spec.search_algorithm == "tpe":
+        return SteeredSearch(job_id, searched, tpe(spec, seed, seeds), seed)
+    return SteeredVariants(job_id, searched, [dict(seed.params) for seed in seeds], spec.search_algorithm,
+                           random_state=seed)

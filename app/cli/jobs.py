@@ -88,17 +88,22 @@ def list_jobs(
 
 @jobs.command()
 def show(ctx: typer.Context, job_id: str, as_json: bool = JSON,
-         importance: bool = typer.Option(False, "--importance", help="Also hyperparameter importances (PED-ANOVA)")
+         importance: bool = typer.Option(False, "--importance", help="Also hyperparameter importances (PED-ANOVA)"),
+         as_of: str = typer.Option(None, "--as-of", help="The job as it was at this log position (an offset, see "
+                                   "log_position) or ISO time, rebuilt from its log"),
          ) -> None:
     """A job: its trials, their metrics and the best trial (lineage, cost, importances)."""
     with api_session(ctx) as api:
-        job = api.get(f"/api/tuning/jobs/{job_id}")
-        history = api.get(f"/api/tuning/jobs/{job_id}/history")
+        job = api.get(f"/api/tuning/jobs/{job_id}", as_of=as_of)
+        history = _as_of(api.get(f"/api/tuning/jobs/{job_id}/history"), job) if as_of else (
+            api.get(f"/api/tuning/jobs/{job_id}/history"))
         found = api.get(f"/api/tuning/jobs/{job_id}/importance") if importance else None
     if as_json:
         print_json({**job, "importance": found} if importance else job)
         return
     console.print(render(job, history))
+    if as_of:
+        console.print(f"as of log position {job['log_position']} (requested: {as_of}), rebuilt from the log")
     for line in summary_lines(job)[1:]:
         console.print(line, soft_wrap=True)
     if job.get("lineage"):
@@ -112,6 +117,14 @@ def show(ctx: typer.Context, job_id: str, as_json: bool = JSON,
     if found is not None:
         console.print(f"importance ({found['method']}, {found['trials_used']} trials): " + (
             ", ".join(f"{name} {value:.2f}" for name, value in found["importances"].items()) or found["note"] or "—"))
+
+
+def _as_of(history: list[dict], job: dict) -> list[dict]:
+    """The learning curves up to each trial's iteration in the job as of then."""
+    reached = {t["trial_id"]: t["iteration"] or 0 for t in job["trials"]}
+    cut = [{**h, "points": [p for p in h["points"] if (p["iteration"] or 0) <= reached[h["trial_id"]]]}
+           for h in history if h["trial_id"] in reached]
+    return [h for h in cut if h["points"]]
 
 
 @jobs.command()

@@ -13,10 +13,10 @@ from ray import tune
 from ray.tune.schedulers import TrialScheduler
 
 from consumers.tuner.schedulers import ASHA, FIFO, PBT, TIME_ATTR, HyperBand
-from consumers.tuner.steering import UNBOUNDED_SAMPLES, SteeredSearch, SteeredVariants
 from schemas.job_spec import JobSpec
 from schemas.lineage import SeedTrial
-from service.searchers import ray_domain, searcher_seed, tpe
+from service.searchers import TPE, ray_domain, search_algorithm
+from service.steered_search import UNBOUNDED_SAMPLES
 from training.folders import Folders
 from training.hyperparams import reports_per_run
 
@@ -29,6 +29,9 @@ def trial_inputs(spec: JobSpec, job_folder: Path, folders: Folders) -> dict:
         "folders": folders.resolved(),  # trials run in Ray's working directories
         "gpus": spec.resources_per_trial.gpu,
     }
+
+
+_TPE = TPE  # experiments saved by an earlier tuner pickled the searcher under this name
 
 
 def pbt_interval(spec: JobSpec) -> int:
@@ -49,16 +52,6 @@ def checkpoint_config(spec: JobSpec) -> tune.CheckpointConfig:
 def reports_per_trial(spec: JobSpec) -> int:
     """The schedulers' time budget (max_t), so none stops a trial before its score."""
     return reports_per_run(spec.fixed_params)
-
-
-def search_algorithm(spec: JobSpec, job_id, seeds: Sequence[SeedTrial] = ()) -> SteeredSearch | SteeredVariants:
-    """The job's searcher, steered by its JobRun (consumers/tuner/steering.py) and seeded with
-    its parents' trials: TPE gets them as completed trials, random and grid skip them."""
-    searched, seed = tuple(spec.search_space), searcher_seed(spec, job_id)
-    if spec.search_algorithm == "tpe":
-        return SteeredSearch(job_id, searched, tpe(spec, seed, seeds), seed)
-    return SteeredVariants(job_id, searched, [dict(seed.params) for seed in seeds], spec.search_algorithm,
-                           random_state=seed)
 
 
 def scheduler(spec: JobSpec, job_id) -> TrialScheduler:

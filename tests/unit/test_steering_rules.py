@@ -14,7 +14,7 @@ from ray.tune.experiment import Experiment
 
 from service.searchers import param_space
 from consumers.tuner.state import next_state
-from consumers.tuner.steering import SteeredVariants
+from service.steered_search import SteeredVariants
 from producers.job_run import CPU_BUDGET_SPENT, JobRun
 from schemas import events as ev
 from schemas.api import JobOut, TrialOut
@@ -85,7 +85,7 @@ def test_an_adjustment_must_change_something_and_never_nulls_a_count():
 
 
 def _variants(spec: JobSpec, tried=()):
-    searcher = SteeredVariants(JOB, tuple(spec.search_space), list(tried), random_state=0)
+    searcher = SteeredVariants(JOB, tuple(spec.search_space), list(tried), spec.search_algorithm, random_state=0)
     searcher.set_search_properties("score", "max", {})
     searcher.add_configurations(Experiment("exp", run=_trainable, num_samples=1_000_000, config=param_space(spec)))
     return searcher
