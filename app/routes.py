@@ -4,7 +4,7 @@ query route to the read model's queries; app/errors.py turns refusals into HTTP 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -26,6 +26,7 @@ from schemas.api import (
     TrialHistory,
     TrialWhy,
     TunerOut,
+    WhatIfOut,
 )
 from schemas.job_spec import JobSpec
 from schemas.statuses import JOB_STATUSES, JobStatus
@@ -39,6 +40,7 @@ from service.promotion import promote
 from service.models import base_models
 from service.queries import Queries
 from service.tuners import list_tuners
+from service.what_if import AshaOptions, what_if_asha
 from service.why import decisions, explain
 
 # Bounds of the list query; PostgreSQL's OFFSET is a bigint, and no deployment has this many jobs.
@@ -173,6 +175,26 @@ async def why_trial(job_id: UUID, trial_id: str, request: Request):
     if found is None:
         raise TrialNotFound(job_id, trial_id)
     return found
+
+
+@router.get("/{job_id}/what-if", response_model=WhatIfOut, responses=_job_errors,
+            summary="Replay another scheduler (ASHA) over the job's recorded learning curves: the trials it "
+                    "would have stopped and the trial-seconds saved")
+async def what_if(
+    job_id: UUID, request: Request, scheduler: Literal["asha"] = "asha",
+    grace_period: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    reduction_factor: Annotated[float, Query(gt=1, le=100)] = 2,
+    max_t: Annotated[int | None, Query(ge=1, le=1_000_000, description="default: the most reports of a trial")] = None,
+    metric: Annotated[str | None, Query(max_length=100, description="default: the job's metric when reported "
+                                        "along the way, else eval_loss")] = None,
+    mode: Literal["min", "max"] | None = None,
+):
+    queries = _queries(request)
+    job, history = await queries.get_job(job_id), await queries.metric_history(job_id)
+    found = what_if_asha(job, history, AshaOptions(grace_period, reduction_factor, max_t), metric, mode)
+    fields = {k: v for k, v in vars(found).items() if k not in ("options", "stopped")}
+    return WhatIfOut(**fields, **vars(found.options), seconds_saved=found.seconds_saved,
+                     saved_fraction=found.saved_fraction, stopped=[vars(s) for s in found.stopped])
 
 
 @router.get("/{job_id}/history", response_model=list[TrialHistory], responses=_job_errors,

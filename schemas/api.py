@@ -143,6 +143,32 @@ class TrialWhy(BaseModel):
     decisions: list[DecisionOut]
 
 
+class WouldStopOut(BaseModel):
+    trial_id: str
+    iteration: int
+    rung: float
+    value: float  # the trial's metric at that report
+    cutoff: float  # the rung's cutoff it fell short of
+    seconds_saved: float  # trial-seconds it ran after that report
+
+
+class WhatIfOut(BaseModel):
+    """Another scheduler replayed over the job's recorded learning curves (service/what_if.py)."""
+
+    scheduler: Literal["asha"]
+    metric: str
+    mode: Literal["min", "max"]
+    grace_period: int
+    reduction_factor: float
+    max_t: int
+    trials: int
+    trial_s: float  # trial-seconds the job's trials ran
+    seconds_saved: float
+    saved_fraction: float
+    stopped: list[WouldStopOut]
+    notes: list[str]
+
+
 class Accepted(BaseModel):
     """Answer to a command whose event was published but whose effect is not projected yet."""
 

@@ -235,9 +235,13 @@ def events(ctx: typer.Context, job_id: str, as_json: bool = JSON) -> None:
         return
     for event in trail:
         payload = event["payload"]
-        detail = (f"{payload['trial_id']} {payload['status']} iteration={payload.get('iteration')}"
-                  + (f" ({payload['reason']})" if payload.get("reason") else "")
-                  if event["type"] == "TrialUpdated" else json.dumps(payload, default=str)[:160])
+        if event["type"] == "TrialUpdated":
+            detail = (f"{payload['trial_id']} {payload['status']} iteration={payload.get('iteration')}"
+                      + (f" ({payload['reason']})" if payload.get("reason") else ""))
+        elif event["type"] == "DecisionMade":
+            detail = f"{payload['trial_id'] or 'job'} {payload['kind']}/{payload['outcome']}: {payload['summary']}"
+        else:
+            detail = json.dumps(payload, default=str)[:160]
         by = f"  [by {event['actor']}{': ' + event['reason'] if event.get('reason') else ''}]" if event.get("actor") else ""
         typer.echo(f"{event['occurred_at'][:23]}  {event['kafka_offset']:>6}  {event['type']:<18} {detail}{by}")
 

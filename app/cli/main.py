@@ -9,6 +9,7 @@ import sys
 
 import typer
 
+from app.cli.audit import audit, why
 from app.cli.jobs import jobs
 from app.cli.models import models
 from app.cli.stack import kafka, postgres, processes
@@ -21,6 +22,8 @@ cli.add_typer(services, name="services")
 cli.add_typer(serve, name="serve")
 cli.add_typer(jobs, name="jobs")
 cli.add_typer(models, name="models")
+cli.add_typer(audit, name="audit")
+jobs.command("why")(why)
 
 
 @services.command("up")
