@@ -183,7 +183,7 @@ async def why_trial(job_id: UUID, trial_id: str, request: Request):
 async def what_if(
     job_id: UUID, request: Request, scheduler: Literal["asha"] = "asha",
     grace_period: Annotated[int, Query(ge=1, le=10_000)] = 1,
-    reduction_factor: Annotated[float, Query(gt=1, le=100)] = 2,
+    reduction_factor: Annotated[float, Query(ge=1.1, le=100)] = 2,
     max_t: Annotated[int | None, Query(ge=1, le=1_000_000, description="default: the most reports of a trial")] = None,
     metric: Annotated[str | None, Query(max_length=100, description="default: the job's metric when reported "
                                         "along the way, else eval_loss")] = None,

@@ -27,8 +27,8 @@ _ENVELOPE = ("event_id", "job_id", "type", "occurred_at", "schema_version", "sou
 def parse_as_of(text: str) -> AsOf:
     """A log position (an offset, 0 or more) or an ISO 8601 time (UTC when it names no zone)."""
     text = text.strip()
-    if text.isdigit():
-        return int(text)
+    if text.isascii() and text.isdigit():
+        return min(int(text), 2**63 - 1)  # beyond every offset: the whole log
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

@@ -92,7 +92,7 @@ def what_if(
     ctx: typer.Context, job_id: str,
     scheduler: str = typer.Option("asha", "--scheduler", help="The scheduler to replay (asha)"),
     grace_period: int = typer.Option(1, "--grace-period", min=1, help="Reports before a trial can be stopped"),
-    reduction_factor: float = typer.Option(2, "--reduction-factor", min=1.01, help="Keep the best 1/this at each rung"),
+    reduction_factor: float = typer.Option(2, "--reduction-factor", min=1.1, help="Keep the best 1/this at each rung"),
     max_t: int = typer.Option(None, "--max-t", min=1, help="Reports of a whole trial (default: the most recorded)"),
     metric: str = typer.Option(None, "--metric", help="Compare on this metric (default: the job's when reported "
                                "along the way, else eval_loss)"),

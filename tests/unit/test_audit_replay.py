@@ -91,3 +91,122 @@ def test_a_log_without_suggestions_cannot_be_verified():
     log = _record_parallel_tpe(num_samples=2)
     found = verify([e for e in log if e.type != "DecisionMade"])
     assert not found.ok and "no suggestion" in found.difference
+
+
+def _job_out(trials: dict[str, tuple[float, float]], metric="eval_loss", mode="min", best=None):
+    """A finished FIFO job whose trials ran from start to end seconds after T0."""
+    from schemas.api import JobOut, TrialOut
+    return JobOut.model_validate({
+        "job_id": uuid.uuid4(), "name": "fifo", "status": "completed", "dataset_key": "d", "base_model_id": "m",
+        "metric_name": metric, "metric_mode": mode, "num_samples": len(trials), "max_concurrent_trials": 2,
+        "created_at": T0, "started_at": T0, "finished_at": T0, "best_trial_id": best, "best_metric": None,
+        "error": None, "spec": {}, "best_run_id": None, "best_checkpoint_path": None, "best_trial": None,
+        "trials": [TrialOut(trial_id=tid, status="completed", params={}, metrics={}, iteration=4, reason=None,
+                            run_id=None, artifact_path=None, created_at=T0, started_at=T0 + timedelta(seconds=a),
+                            finished_at=T0 + timedelta(seconds=b)) for tid, (a, b) in trials.items()]})
+
+
+def _curves(curves: dict[str, tuple[float, list[float]]]):
+    """Each trial's eval_loss at iterations 1.., one report every 10 s from its start."""
+    from schemas.api import MetricPoint, TrialHistory
+    return [TrialHistory(trial_id=tid, points=[
+        MetricPoint(iteration=i, occurred_at=T0 + timedelta(seconds=start + 10 * i), metrics={"eval_loss": v})
+        for i, v in enumerate(values, start=1)]) for tid, (start, values) in curves.items()]
+
+
+def test_what_if_asha_stops_the_trials_behind_at_a_rung_and_counts_the_seconds_after():
+    from service.what_if import AshaOptions, what_if_asha
+    # a leads; b is worse than a at iteration 1; c is better than both at 1 but worse than a and b at 2.
+    job = _job_out({"a": (0, 40), "b": (5, 45), "c": (50, 90)}, best="a")
+    history = _curves({"a": (0, [2.0, 1.5, 1.2, 1.0]), "b": (5, [3.0, 2.5, 2.0, 1.8]),
+                       "c": (50, [1.9, 1.9, 1.8, 1.7])})
+    found = what_if_asha(job, history, AshaOptions(grace_period=1, reduction_factor=2))
+    assert found.metric == "eval_loss" and found.options.max_t == 4 and found.trial_s == 40 + 40 + 40
+    stops = {s.trial_id: s for s in found.stopped}
+    assert set(stops) == {"b", "c"}, found.stopped
+    # b's first report (at 15 s) is worse than a's 2.0: stopped at rung 1, its last 30 s saved.
+    assert (stops["b"].iteration, stops["b"].rung, stops["b"].cutoff, stops["b"].seconds_saved) == (1, 1, 2.0, 30)
+    # c passes rung 1 (1.9 against the median 2.5 of a's and b's), then at rung 2 only a (b stopped at rung 1)
+    # set the cutoff: its 1.5.
+    assert stops["c"].iteration == 2 and stops["c"].rung == 2 and stops["c"].value == 1.9
+    assert stops["c"].cutoff == 1.5 and stops["c"].seconds_saved == 90 - 70
+    assert found.seconds_saved == 50 and found.saved_fraction == round(50 / 120, 4)
+    assert not any("best trial" in note for note in found.notes)
+
+
+def test_what_if_uses_eval_loss_when_the_job_metric_comes_only_at_the_end():
+    from schemas.api import MetricPoint
+    from service.what_if import what_if_asha
+    job = _job_out({"a": (0, 40), "b": (5, 45)}, metric="score", mode="max", best="b")
+    history = _curves({"a": (0, [2.0, 1.5, 1.2, 1.0]), "b": (5, [3.0, 2.5, 2.0, 1.8])})
+    for h in history:
+        h.points.append(MetricPoint(iteration=5, occurred_at=T0 + timedelta(seconds=60), metrics={"score": 50.0}))
+    found = what_if_asha(job, history)
+    assert (found.metric, found.mode) == ("eval_loss", "min")
+    assert [s.trial_id for s in found.stopped] == ["b"] and "best trial b" in found.notes[0]
+
+
+def _steps_log() -> list[EventOut]:
+    job_id = uuid.uuid4()
+    spec = JobSpec.model_validate(example_spec(num_samples=2, max_concurrent_trials=2))
+    events = [ev.JobCreated(job_id=job_id, source="t", payload=ev.JobCreatedPayload(spec=spec)),
+              ev.JobStarted(job_id=job_id, source="t", actor="ann", reason="go")]
+    for status, iteration, score in (("pending", None, None), ("running", None, None), ("running", 1, 3.0),
+                                     ("completed", 2, 4.0)):
+        for trial in ("t1", "t2"):
+            events.append(ev.TrialUpdated(job_id=job_id, source="t", payload=ev.TrialUpdatedPayload(
+                trial_id=trial, status=status, iteration=iteration, params={"learning_rate": 0.01},
+                metrics={} if score is None else {"score": score + (trial == "t2")})))
+    events.append(ev.DecisionMade(job_id=job_id, source="t", payload=ev.DecisionMadePayload(
+        kind="rung", decider="ASHA", outcome="continue", trial_id="t1", summary="ASHA let it continue",
+        inputs={"rung": 1.0})))
+    events.append(ev.JobCompleted(job_id=job_id, source="t", payload=ev.JobCompletedPayload(
+        best_trial_id="t2", metric_name="score", best_metric=5.0)))
+    return [_row(e.model_copy(update={"occurred_at": T0 + timedelta(seconds=i)}), 100 + i)
+            for i, e in enumerate(events)]
+
+
+def test_a_job_folds_from_its_log_rows_to_the_rows_the_projector_wrote_at_each_point():
+    from service.as_of import event_of, fold
+    from service.projection import project_job, project_trial
+    log = _steps_log()
+    job, trials = None, {}
+    for n, row in enumerate(log, start=1):  # the projector's way, one event at a time
+        event = event_of(row.model_dump())
+        assert event.event_id == row.event_id and event.type == row.type
+        if event.type == "TrialUpdated":
+            trials[event.payload.trial_id] = project_trial(trials.get(event.payload.trial_id), event) or trials[
+                event.payload.trial_id]
+        job = project_job(job, event)
+        assert fold(event_of(r.model_dump()) for r in log[:n]) == (job, trials)
+    assert job["status"] == "completed" and trials["t2"]["metrics"] == {"score": 5.0}
+
+
+def test_as_of_takes_a_log_position_or_a_time_and_names_the_rule_otherwise():
+    import pytest
+
+    from service.as_of import parse_as_of
+    from service.errors import InvalidJob
+    assert parse_as_of("42") == 42
+    assert parse_as_of("2026-11-28T19:30:00Z") == datetime(2026, 11, 28, 19, 30, tzinfo=timezone.utc)
+    assert parse_as_of("2026-11-28T19:30:00") == datetime(2026, 11, 28, 19, 30, tzinfo=timezone.utc)
+    with pytest.raises(InvalidJob) as refused:
+        parse_as_of("yesterday")
+    assert refused.value.problems[0].field == "as_of" and "log position" in refused.value.problems[0].rule
+
+
+def test_why_names_the_decision_that_ended_a_trial():
+    from service.why import explain
+    log = _steps_log()
+    stop = ev.DecisionMade(job_id=log[0].job_id, source="t", payload=ev.DecisionMadePayload(
+        kind="rung", decider="ASHA", outcome="stop", trial_id="t3", summary="ASHA stopped it at iteration 1 (rung 1)",
+        inputs={"rung": 1.0}))
+    stopped = ev.TrialUpdated(job_id=log[0].job_id, source="t", payload=ev.TrialUpdatedPayload(
+        trial_id="t3", status="stopped", iteration=1, reason="ASHA stopped it at iteration 1 (rung 1)"))
+    log = log[:-1] + [_row(stop, 200), _row(stopped, 201)] + log[-1:]
+    best = explain(log[0].job_id, "t2", log)
+    assert best.verdict.startswith("completed") and "the job's best trial" in best.verdict
+    assert explain(log[0].job_id, "t1", log).decisions[0].summary == "ASHA let it continue"
+    early = explain(log[0].job_id, "t3", log)
+    assert early.status == "stopped" and early.verdict == "stopped early: ASHA stopped it at iteration 1 (rung 1)"
+    assert explain(log[0].job_id, "nope", log) is None
