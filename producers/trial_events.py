@@ -148,7 +148,7 @@ class TrialEvents(Callback):
             return
         result = trial.last_result or {}
         failures, allowed = trial.run_metadata.num_failures, trial.max_failures
-        node = result.get("hostname") or result.get("node_ip")
+        node = _node_of(trial, result)
         where = f" on {node}" if node else ""
         then = (f"Ray runs it again from its last checkpoint (retry {failures} of {allowed})" if outcome == "retry"
                 else f"it failed for good after {failures - 1} retr{'y' if failures == 2 else 'ies'} "
@@ -156,6 +156,20 @@ class TrialEvents(Callback):
         self.run.decide("failure", "Ray", outcome, f"it raised{where} at iteration {result.get('training_iteration', 0)}:"
                         f" {error}; {then}", trial.trial_id, exception=error, node=node, node_id=result.get("node_id"),
                         iteration=result.get("training_iteration"), failures=failures, max_retries=allowed)
+
+
+def _node_of(trial: Trial, result: dict) -> str | None:
+    """Where the trial ran: its last report says, else Ray's placement, else the error's
+    `ray::... (pid=..., ip=...)` line (a trial that raised before its first report)."""
+    location = getattr(getattr(trial, "temporary_state", None), "location", None)
+    found = result.get("hostname") or result.get("node_ip") or getattr(location, "hostname", None)
+    if found:
+        return found
+    try:
+        match = re.search(r"\bip=([\w.:-]+)", Path(trial.error_file).read_text())
+    except (OSError, TypeError):
+        return None
+    return match.group(1) if match else None
 
 
 def _error_text(trial: Trial) -> str:

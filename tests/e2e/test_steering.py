@@ -149,8 +149,13 @@ def test_a_cpu_budget_stops_the_job_on_spend(tuning_stack):
     job = wait_for_job(base, job_id, 300, procs)
     # Completed with the best trial that ended before the spend, or failed when none had scored.
     assert job["status"] == "completed" or "no trial reported" in job["error"], job["error"]
+    # The spend may run out during a trial (stopped) or as one ends (no further trial starts).
     stopped = [t for t in job["trials"] if t["status"] == "stopped"]
-    assert stopped and all(t["reason"] == "cpu_s budget spent" for t in stopped), [
+    assert all(t["reason"] == "cpu_s budget spent" for t in stopped), [
         (t["status"], t["reason"], t["cpu_s"]) for t in job["trials"]]
     assert sum(t["status"] == "completed" for t in job["trials"]) < 3
     assert 9 <= job["cost"]["cpu_s"] < 9 + 30  # stopped within a report of the spend
+    budget = [e["payload"] for e in _events(base, job_id) if e["type"] == "DecisionMade" and e["payload"]["kind"] == "budget"]
+    assert len(budget) == 1 and budget[0]["outcome"] == "stop_job" and budget[0]["trial_id"] is None, budget
+    assert budget[0]["inputs"]["budget"] == "cpu_s" and budget[0]["inputs"]["spent"]["cpu_s"] >= 9
+    assert set(budget[0]["inputs"]["running"]) >= {t["trial_id"] for t in stopped if t["started_at"]}

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import statistics
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -17,6 +21,7 @@ from tests.waiting import wait_until
 
 # Short trials: a few seconds of real training each on these CPUs.
 FIXED = {"max_steps": 30, "eval_every": 10, "batch_size": 32}
+CLI = [sys.executable, "-m", "app.cli.main"]
 
 
 def _wait_for_job(stack: dict, job_id: str, timeout: float) -> dict:
@@ -31,7 +36,8 @@ def test_job_runs_trials_in_parallel_and_picks_the_true_best(tuning_stack):
     )
     job_id = httpx.post(f"{base}/api/tuning/jobs", json=spec, timeout=30).json()["job_id"]
     assert httpx.post(f"{base}/api/tuning/jobs/{job_id}/start", timeout=30).status_code == 202
-    job = _wait_for_job(tuning_stack, job_id, 600)
+    live = _watch_live(tuning_stack, job_id, 600)  # every distinct answer of a live GET while it ran
+    job = _wait_for_job(tuning_stack, job_id, 60)
     assert job["status"] == "completed", job.get("error") or [p.output() for p in tuning_stack["procs"]]
 
     trials = job["trials"]
@@ -54,10 +60,86 @@ def test_job_runs_trials_in_parallel_and_picks_the_true_best(tuning_stack):
     trail = [e["type"] for e in httpx.get(f"{base}/api/tuning/jobs/{job_id}/events", timeout=30).json()]
     assert trail[:2] == ["JobCreated", "JobStarted"] and trail[-1] == "JobCompleted"
     assert trail.count("TrialUpdated") >= 3 * 3  # pending/running/results/completed per trial
+    assert trail.count("DecisionMade") >= 3  # a suggestion per trial
+
+    _as_of_equals_what_a_live_get_returned(base, job_id, live, job)
+    _what_if_asha_matches_asha_by_hand(base, job_id, job)
+
+
+def _watch_live(stack: dict, job_id: str, timeout: float) -> list[dict]:
+    base, seen = stack["url"], []
+
+    def ended():
+        for proc in stack["procs"]:
+            assert proc.proc.poll() is None, f"{proc.log_path.name} exited:\n{proc.output()}"
+        job = httpx.get(f"{base}/api/tuning/jobs/{job_id}", timeout=10).json()
+        if not seen or job["log_position"] != seen[-1]["log_position"]:
+            seen.append(job)
+        return job["status"] in ("completed", "failed", "cancelled")
+    wait_until(ended, timeout, f"job {job_id} to end", interval=0.2)
+    return seen
+
+
+def _as_of_equals_what_a_live_get_returned(base: str, job_id: str, live: list[dict], final: dict) -> None:
+    """A job read as of a log position is what a live GET answered when the read model was there."""
+    assert len(live) >= 4, [j["log_position"] for j in live]
+    picks = [live[0], live[len(live) // 3], live[2 * len(live) // 3], live[-1]]
+    assert len({j["status"] for j in picks}) >= 2  # moments of the running job and the ended one
+    for then in picks:
+        rebuilt = httpx.get(f"{base}/api/tuning/jobs/{job_id}", params={"as_of": then["log_position"]}, timeout=30)
+        assert rebuilt.status_code == 200 and rebuilt.json() == then, (then["log_position"], rebuilt.text[:500])
+    # A time: the last event that occurred then; now is the whole log.
+    assert httpx.get(f"{base}/api/tuning/jobs/{job_id}", params={"as_of": datetime.now().astimezone().isoformat()},
+                     timeout=30).json() == final
+    created = datetime.fromisoformat(final["created_at"])
+    before = httpx.get(f"{base}/api/tuning/jobs/{job_id}", params={"as_of": "2000-01-01T00:00:00Z"}, timeout=30)
+    assert before.status_code == 404 and created.year > 2000
+    refused = httpx.get(f"{base}/api/tuning/jobs/{job_id}", params={"as_of": "last tuesday"}, timeout=30)
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "as_of", refused.text
+    shown = subprocess.run([*CLI, "jobs", "--api-url", base, "show", job_id, "--as-of", str(picks[1]["log_position"])],
+                           capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0 and f"as of log position {picks[1]['log_position']}" in shown.stdout, shown.stderr
+
+
+def _what_if_asha_matches_asha_by_hand(base: str, job_id: str, job: dict) -> None:
+    """What-if ASHA over this FIFO job's curves: the trials stopped and the seconds saved, as an
+    independent successive-halving pass over the same reports finds them."""
+    history = httpx.get(f"{base}/api/tuning/jobs/{job_id}/history", timeout=30).json()
+    found = httpx.get(f"{base}/api/tuning/jobs/{job_id}/what-if", params={"scheduler": "asha"}, timeout=30).json()
+    assert found["metric"] == "eval_loss" and found["trials"] == 3
+    reports = sorted((p["occurred_at"], h["trial_id"], p["iteration"], p["metrics"]["eval_loss"])
+                     for h in history for p in h["points"] if "eval_loss" in p["metrics"])
+    max_t = max(r[2] for r in reports)
+    rungs: dict[int, dict[str, float]] = {m: {} for m in (1, 2, 4, 8, 16) if m < max_t}
+    stopped: dict[str, tuple[int, str]] = {}
+    for at, trial_id, iteration, loss in reports:
+        if trial_id in stopped or iteration >= max_t:
+            continue
+        rung = max(m for m in [*rungs, 0] if m <= iteration) if iteration >= 1 else 0
+        if rung and trial_id not in rungs[rung]:
+            earlier = sorted(rungs[rung].values())
+            if earlier and loss > statistics.median(earlier):  # worse than the better half: stopped
+                stopped[trial_id] = (iteration, at)
+            rungs[rung][trial_id] = loss
+    assert {s["trial_id"]: s["iteration"] for s in found["stopped"]} == {k: v[0] for k, v in stopped.items()}
+    ends = {t["trial_id"]: datetime.fromisoformat(t["finished_at"]) for t in job["trials"]}
+    saved = sum((ends[k] - datetime.fromisoformat(at)).total_seconds() for k, (_, at) in stopped.items())
+    assert abs(found["seconds_saved"] - saved) < 0.01 and found["seconds_saved"] < found["trial_s"]
+    told = subprocess.run([*CLI, "audit", "--api-url", base, "what-if", job_id, "--scheduler", "asha"],
+                          capture_output=True, text=True, timeout=60)
+    assert told.returncode == 0 and f"would stop {len(stopped)} of 3 trials" in told.stdout, told.stdout + told.stderr
+    print(told.stdout)
 
 
 def _start(stack: dict, **overrides) -> str:
     return start_job(stack["url"], **overrides)
+
+
+def _why(stack: dict, job_id: str, trial_id: str) -> str:
+    told = subprocess.run([*CLI, "jobs", "--api-url", stack["url"], "why", job_id, trial_id],
+                          capture_output=True, text=True, timeout=60)
+    assert told.returncode == 0, told.stderr
+    return told.stdout
 
 
 def test_a_failing_trial_is_recorded_and_the_job_goes_on(tuning_stack):
@@ -73,6 +155,9 @@ def test_a_failing_trial_is_recorded_and_the_job_goes_on(tuning_stack):
     assert by_length[8]["status"] == "failed" and "ValueError" in by_length[8]["reason"]
     assert by_length[32]["status"] == "completed"
     assert job["best_trial_id"] == by_length[32]["trial_id"]
+    told = _why(tuning_stack, job_id, by_length[8]["trial_id"])
+    assert f"trial {by_length[8]['trial_id']}: failed: it raised on " in told and "ValueError" in told, told
+    assert "failed for good" in told and re.search(r"failure\s+fail", told), told
 
 
 def test_too_many_failing_trials_fail_the_job(tuning_stack):
@@ -124,7 +209,19 @@ def test_asha_stops_weak_trials_early_and_says_why(tuning_stack):
     assert stopped, "ASHA stopped no trial early"
     for trial in stopped:
         assert trial["reason"].startswith("ASHA stopped it at iteration"), trial["reason"]
-        assert "below the cutoff" in trial["reason"] and trial["iteration"] < 9
+        assert "worse than the cutoff" in trial["reason"] and trial["iteration"] < 9
+    # The decision is on the log with its inputs, and `jobs why` tells it.
+    rungs = [e["payload"] for e in httpx.get(f"{tuning_stack['url']}/api/tuning/jobs/{job_id}/events", timeout=30).json()
+             if e["type"] == "DecisionMade" and e["payload"]["kind"] == "rung"]
+    stop = next(d for d in rungs if d["trial_id"] == stopped[0]["trial_id"] and d["outcome"] == "stop")
+    inputs = stop["inputs"]
+    assert inputs["value"] > inputs["cutoff"] and inputs["compared_count"] >= 1 and inputs["compared"]
+    median = statistics.median(inputs["compared"].values())  # reduction_factor 2: the median
+    assert abs(median - inputs["cutoff"]) <= 1e-9 * max(1.0, abs(median)), inputs
+    assert any(d["outcome"] == "continue" for d in rungs)
+    told = _why(tuning_stack, job_id, stopped[0]["trial_id"])
+    assert f"trial {stopped[0]['trial_id']}: stopped early: ASHA stopped it at iteration" in told, told
+    assert re.search(r"rung\s+stop", told) and re.search(r"suggestion\s+suggest", told), told
     finished = [t for t in job["trials"] if t["status"] == "completed"]
     best = min(finished, key=lambda t: t["metrics"]["eval_loss"])
     assert job["best_trial_id"] == best["trial_id"]
@@ -155,22 +252,59 @@ def test_pbt_continues_weak_trials_from_strong_ones_checkpoints(tuning_stack):
     resumed = [t for t in job["trials"] if t["trial_id"] in {x["trial_id"] for x in exploits}]
     manifests = [json.loads((Path(t["artifact_path"]) / "manifest.json").read_text()) for t in resumed]
     assert any(m["resumed_at_step"] > 0 for m in manifests), manifests
+    decided = [e["payload"] for e in trail if e["type"] == "DecisionMade" and e["payload"]["kind"] == "exploit"]
+    assert {d["trial_id"] for d in decided} == {x["trial_id"] for x in exploits}
+    for d in decided:
+        assert d["inputs"]["source_trial"] != d["trial_id"] and d["inputs"]["old"] != d["inputs"]["new"]
+        assert d["inputs"]["checkpoint"] and d["inputs"]["source_score"] is not None
+    told = _why(tuning_stack, job_id, decided[0]["trial_id"])
+    assert f"PBT replaced it with trial {decided[0]['inputs']['source_trial']}'s checkpoint" in told, told
+    assert "PBT exploited it" in told, told
     best = min(job["trials"], key=lambda t: t["metrics"]["eval_loss"])
     assert job["best_trial_id"] == best["trial_id"]
 
 
-def test_tpe_search_completes_within_its_concurrency(tuning_stack):
+def test_a_parallel_tpe_job_verifies_against_its_log_and_an_altered_copy_does_not(tuning_stack, tmp_path):
+    base = tuning_stack["url"]
     job_id = _start(
-        tuning_stack, name="tpe", num_samples=4, max_concurrent_trials=1, search_algorithm="tpe", seed=1,
-        fixed_params={"max_steps": 30, "eval_every": 10},
+        tuning_stack, name="tpe", num_samples=6, max_concurrent_trials=2, search_algorithm="tpe", seed=1,
+        startup_trials=2, fixed_params={"max_steps": 30, "eval_every": 10},
         search_space={"learning_rate": {"type": "loguniform", "min": 1e-4, "max": 1e-2},
                       "batch_size": {"type": "choice", "values": [16, 32]}},
     )
     job = _wait_for_job(tuning_stack, job_id, 900)
     assert job["status"] == "completed", job["error"]
-    assert len(job["trials"]) == 4 and all(t["status"] == "completed" for t in job["trials"])
-    spans = sorted((t["started_at"], t["finished_at"]) for t in job["trials"])
-    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False)), "TPE ran trials at once despite a limit of 1"
+    assert len(job["trials"]) == 6 and all(t["status"] == "completed" for t in job["trials"])
+    spans = [(t["started_at"], t["finished_at"]) for t in job["trials"]]
+    assert all(sum(s <= start < e for s, e in spans) <= 2 for start, _ in spans), "TPE ran more than 2 at once"
+
+    trail = httpx.get(f"{base}/api/tuning/jobs/{job_id}/events", timeout=30).json()
+    suggestions = [e["payload"] for e in trail if e["type"] == "DecisionMade" and e["payload"]["kind"] == "suggestion"]
+    assert len(suggestions) == 6 and all(s["inputs"]["algorithm"] == "tpe" and s["inputs"]["seed"] == 1
+                                         for s in suggestions)
+    verified = subprocess.run([*CLI, "audit", "--api-url", base, "verify", job_id], capture_output=True, text=True,
+                              timeout=120)
+    assert verified.returncode == 0 and "replayed all 6 suggestions" in verified.stdout, verified.stdout + verified.stderr
+
+    # One result altered in a copy of the log: the first result fed swaps places with the second
+    # (TPE's good and bad groups change), and the replay parts from the log at the first
+    # suggestion TPE made from those two (startup_trials=2: the ones before were at random).
+    fed = [trial_id for s in suggestions for trial_id, iteration in s["inputs"]["fed"] if iteration is None]
+    modelled = fed[1]
+    scores = {t["trial_id"]: t["metrics"]["score"] for t in job["trials"]}
+    altered_score = min(scores.values()) - 10 if scores[fed[0]] > scores[fed[1]] else max(scores.values()) + 10
+    for event in trail:
+        p = event["payload"]
+        if event["type"] == "TrialUpdated" and p["trial_id"] == fed[0] and p["status"] == "completed":
+            p["metrics"]["score"] = altered_score
+    copy = tmp_path / "altered-log.json"
+    copy.write_text(json.dumps(trail))
+    refused = subprocess.run([*CLI, "audit", "--api-url", base, "verify", job_id, "--log", str(copy)],
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    first_after = next(n for n, s in enumerate(suggestions, start=1) if [modelled, None] in s["inputs"]["fed"])
+    assert f"first difference: suggestion {first_after} (trial {suggestions[first_after - 1]['trial_id']})" in (
+        refused.stdout), refused.stdout
 
 
 def test_tuner_killed_mid_job_resumes_without_rerunning_finished_trials(tuning_stack):

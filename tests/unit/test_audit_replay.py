@@ -71,13 +71,13 @@ def test_a_parallel_tpe_job_replays_to_the_same_suggestions():
 def test_an_altered_result_is_named_at_the_first_suggestion_it_changes():
     log = _record_parallel_tpe()
     suggestions = [e.payload for e in log if e.type == "DecisionMade"]
-    fed_first = next(trial_id for s in suggestions for trial_id, _ in s["inputs"]["fed"])
-    ends = [e for e in log if e.type == "TrialUpdated"]
-    first = next(e for e in ends if e.payload["trial_id"] == fed_first)
-    others = [e.payload["metrics"]["score"] for e in ends if e is not first]
-    # The first result fed becomes the best of all (or the worst): TPE's good and bad groups change.
-    best = first.payload["metrics"]["score"] >= max(others)
-    altered_value = min(others) - 10 if best else max(others) + 10
+    fed = [trial_id for s in suggestions for trial_id, _ in s["inputs"]["fed"]]
+    ends = {e.payload["trial_id"]: e for e in log if e.type == "TrialUpdated"}
+    first, second = (ends[trial_id].payload["metrics"]["score"] for trial_id in fed[:2])
+    # The first result fed swaps places with the second: TPE's good and bad groups change.
+    scores = [e.payload["metrics"]["score"] for e in ends.values()]
+    altered_value = min(scores) - 10 if first > second else max(scores) + 10
+    first = ends[fed[0]]
     altered = [e.model_copy(update={"payload": {**e.payload, "metrics": {"score": altered_value}}}) if e is first else e
                for e in log]
     found = verify(altered)
