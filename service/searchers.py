@@ -39,11 +39,13 @@ def ray_domain(param: ss.ParamSpec, as_grid: bool = False):
 
 
 def param_space(spec: JobSpec) -> dict:
-    """Searched parameters as Ray domains, fixed ones as constants."""
+    """Searched parameters as Ray domains, fixed ones as constants. Searched ones in name order:
+    a searcher draws them in this order, and the spec's own order does not survive every copy
+    of the log (PostgreSQL's JSONB orders keys its own way), so a replay would draw differently."""
     grid = spec.search_algorithm == "grid"
     return {
         **spec.fixed_params,
-        **{name: ray_domain(p, as_grid=grid) for name, p in spec.search_space.items()},
+        **{name: ray_domain(spec.search_space[name], as_grid=grid) for name in sorted(spec.search_space)},
     }
 
 

@@ -53,7 +53,7 @@ class _Results:
             if e.type != "TrialUpdated":
                 continue
             p = e.payload
-            if p.get("iteration") is not None and p.get("metrics") and p["status"] == "running":
+            if p.get("iteration") is not None and p.get("metrics"):  # a report, or the end carrying the last one
                 self.reports.setdefault((p["trial_id"], p["iteration"]), []).append(p)
             if p["status"] in TRIAL_TERMINAL and p["trial_id"] not in self.ends:
                 self.ends[p["trial_id"]] = p

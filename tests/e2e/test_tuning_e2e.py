@@ -95,7 +95,7 @@ def _as_of_equals_what_a_live_get_returned(base: str, job_id: str, live: list[di
     before = httpx.get(f"{base}/api/tuning/jobs/{job_id}", params={"as_of": "2000-01-01T00:00:00Z"}, timeout=30)
     assert before.status_code == 404 and created.year > 2000
     refused = httpx.get(f"{base}/api/tuning/jobs/{job_id}", params={"as_of": "last tuesday"}, timeout=30)
-    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "as_of", refused.text
+    assert refused.status_code == 422 and refused.json()["details"][0]["field"] == "as_of", refused.text
     shown = subprocess.run([*CLI, "jobs", "--api-url", base, "show", job_id, "--as-of", str(picks[1]["log_position"])],
                            capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0 and f"as of log position {picks[1]['log_position']}" in shown.stdout, shown.stderr
@@ -268,7 +268,7 @@ def test_a_parallel_tpe_job_verifies_against_its_log_and_an_altered_copy_does_no
     base = tuning_stack["url"]
     job_id = _start(
         tuning_stack, name="tpe", num_samples=6, max_concurrent_trials=2, search_algorithm="tpe", seed=1,
-        startup_trials=2, fixed_params={"max_steps": 30, "eval_every": 10},
+        startup_trials=2, metric_name="eval_loss", metric_mode="min", fixed_params={"max_steps": 30, "eval_every": 10},
         search_space={"learning_rate": {"type": "loguniform", "min": 1e-4, "max": 1e-2},
                       "batch_size": {"type": "choice", "values": [16, 32]}},
     )
@@ -291,12 +291,13 @@ def test_a_parallel_tpe_job_verifies_against_its_log_and_an_altered_copy_does_no
     # suggestion TPE made from those two (startup_trials=2: the ones before were at random).
     fed = [trial_id for s in suggestions for trial_id, iteration in s["inputs"]["fed"] if iteration is None]
     modelled = fed[1]
-    scores = {t["trial_id"]: t["metrics"]["score"] for t in job["trials"]}
-    altered_score = min(scores.values()) - 10 if scores[fed[0]] > scores[fed[1]] else max(scores.values()) + 10
+    losses = {t["trial_id"]: t["metrics"]["eval_loss"] for t in job["trials"]}
+    assert losses[fed[0]] != losses[fed[1]], losses
+    altered = max(losses.values()) + 10 if losses[fed[0]] < losses[fed[1]] else min(losses.values()) - 10
     for event in trail:
         p = event["payload"]
         if event["type"] == "TrialUpdated" and p["trial_id"] == fed[0] and p["status"] == "completed":
-            p["metrics"]["score"] = altered_score
+            p["metrics"]["eval_loss"] = altered
     copy = tmp_path / "altered-log.json"
     copy.write_text(json.dumps(trail))
     refused = subprocess.run([*CLI, "audit", "--api-url", base, "verify", job_id, "--log", str(copy)],
