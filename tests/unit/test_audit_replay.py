@@ -32,12 +32,13 @@ def _score(config: dict) -> float:
     return -abs(math.log10(config["learning_rate"]) + 2) - config["batch_size"] / 100
 
 
-def _record_parallel_tpe(num_samples: int = 8, concurrency: int = 2) -> list[EventOut]:
-    """A TPE job run the way Ray drives the steered searcher: two trials at once, each ending
-    in turn (the older first), a new suggestion whenever a slot frees up."""
+def _record_parallel_tpe(num_samples: int = 8, concurrency: int = 2, algorithm: str = "tpe") -> list[EventOut]:
+    """A job run the way Ray drives the steered searcher: two trials at once, each ending in turn
+    (the older first), a new suggestion whenever a slot frees up."""
     job_id = uuid.uuid4()
+    tpe = {"startup_trials": 2} if algorithm == "tpe" else {}
     spec = JobSpec.model_validate(example_spec(num_samples=num_samples, max_concurrent_trials=concurrency,
-                                               search_algorithm="tpe", startup_trials=2, search_space=SPACE))
+                                               search_algorithm=algorithm, search_space=SPACE, **tpe))
     log: list[ev.Event] = [ev.JobCreated(job_id=job_id, source="t", payload=ev.JobCreatedPayload(spec=spec))]
     with JobRun.open(job_id, log.append, spec) as run:
         searcher = search_algorithm(spec, job_id)
@@ -85,6 +86,11 @@ def test_an_altered_result_is_named_at_the_first_suggestion_it_changes():
     assert "the log has" in found.difference and "the replay suggests" in found.difference
     # TPE samples at random until startup_trials have ended: those suggestions still match.
     assert found.matched >= 2
+
+
+def test_a_random_search_replays_from_its_seed():
+    found = verify(_record_parallel_tpe(num_samples=5, algorithm="random"))
+    assert found.ok and found.algorithm == "random" and found.matched == 5, found
 
 
 def test_a_log_without_suggestions_cannot_be_verified():
