@@ -15,7 +15,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 from schemas import events as ev
-from service.errors import InvalidJob, Problem
 from service.projection import Row, fenced, project_job, project_trial
 
 AsOf = int | datetime
@@ -24,17 +23,11 @@ _ENVELOPE = ("event_id", "job_id", "type", "occurred_at", "schema_version", "sou
              "causation_id", "claim", "actor", "reason")
 
 
-def parse_as_of(text: str) -> AsOf:
-    """A log position (an offset, 0 or more) or an ISO 8601 time (UTC when it names no zone)."""
-    text = text.strip()
-    if text.isascii() and text.isdigit():
-        return min(int(text), 2**63 - 1)  # beyond every offset: the whole log
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidJob([Problem("as_of", "must be a log position (an offset, 0 or more) or an ISO 8601 time "
-                                           "such as 2026-11-28T19:30:00Z")]) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+def as_of_point(value: int | datetime) -> AsOf:
+    """A log position as it is; a time in UTC when it names no zone."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
 
 
 def event_of(row: Mapping[str, Any]) -> ev.Event:

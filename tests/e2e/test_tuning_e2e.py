@@ -95,7 +95,7 @@ def _as_of_equals_what_a_live_get_returned(base: str, job_id: str, live: list[di
     before = httpx.get(f"{base}/api/tuning/jobs/{job_id}", params={"as_of": "2000-01-01T00:00:00Z"}, timeout=30)
     assert before.status_code == 404 and created.year > 2000
     refused = httpx.get(f"{base}/api/tuning/jobs/{job_id}", params={"as_of": "last tuesday"}, timeout=30)
-    assert refused.status_code == 422 and refused.json()["details"][0]["field"] == "as_of", refused.text
+    assert refused.status_code == 422 and refused.json()["details"][0]["field"].endswith("as_of"), refused.text
     shown = subprocess.run([*CLI, "jobs", "--api-url", base, "show", job_id, "--as-of", str(picks[1]["log_position"])],
                            capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0 and f"as of log position {picks[1]['log_position']}" in shown.stdout, shown.stderr

@@ -188,17 +188,12 @@ def test_a_job_folds_from_its_log_rows_to_the_rows_the_projector_wrote_at_each_p
     assert job["status"] == "completed" and trials["t2"]["metrics"] == {"score": 5.0}
 
 
-def test_as_of_takes_a_log_position_or_a_time_and_names_the_rule_otherwise():
-    import pytest
-
-    from service.as_of import parse_as_of
-    from service.errors import InvalidJob
-    assert parse_as_of("42") == 42
-    assert parse_as_of("2026-11-28T19:30:00Z") == datetime(2026, 11, 28, 19, 30, tzinfo=timezone.utc)
-    assert parse_as_of("2026-11-28T19:30:00") == datetime(2026, 11, 28, 19, 30, tzinfo=timezone.utc)
-    with pytest.raises(InvalidJob) as refused:
-        parse_as_of("yesterday")
-    assert refused.value.problems[0].field == "as_of" and "log position" in refused.value.problems[0].rule
+def test_as_of_reads_a_time_without_a_zone_as_utc():
+    from service.as_of import as_of_point
+    assert as_of_point(42) == 42
+    assert as_of_point(datetime(2026, 11, 28, 19, 30)) == datetime(2026, 11, 28, 19, 30, tzinfo=timezone.utc)
+    ist = timezone(timedelta(hours=5, minutes=30))
+    assert as_of_point(datetime(2026, 11, 28, 19, 30, tzinfo=ist)).utcoffset() == timedelta(hours=5, minutes=30)
 
 
 def test_why_names_the_decision_that_ended_a_trial():
