@@ -16,7 +16,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import httpx
@@ -41,7 +40,7 @@ def plain_tuner_fit() -> tuple[float, list[float]]:
     import ray
     from ray import tune
 
-    from consumers.tuner.experiment import checkpoint_config, trial_inputs, tune_config
+    from consumers.tuner.experiment import checkpoint_config, trial_inputs
     from service.searchers import param_space
     from consumers.tuner.trainable import train_trial
     from training.folders import Folders
@@ -54,7 +53,11 @@ def plain_tuner_fit() -> tuple[float, list[float]]:
             started = time.perf_counter()
             grid = tune.Tuner(
                 tune.with_parameters(train_trial, **trial_inputs(spec, Path(storage) / "plain", Folders())),
-                param_space=param_space(spec), tune_config=tune_config(spec, job_id=uuid.uuid4()),
+                # Plain Ray Tune: its own grid search and concurrency limit (the service's steered
+                # searcher acts only for a job it runs).
+                param_space=param_space(spec), tune_config=tune.TuneConfig(
+                    metric=spec.metric_name, mode=spec.metric_mode, num_samples=spec.num_samples,
+                    max_concurrent_trials=spec.max_concurrent_trials, reuse_actors=True),
                 run_config=tune.RunConfig(name="plain", storage_path=storage, verbose=0, checkpoint_config=checkpoint_config(spec)),
             ).fit()
             elapsed = time.perf_counter() - started
