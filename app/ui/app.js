@@ -159,7 +159,9 @@ async function showJob(jobId, seq) {
       el("h2", {}, "Plots"), el("p", { class: "muted", id: "importance-note" }),
       el("div", { class: "plots" },
         el("div", { class: "plot", id: "plot-history" }), el("div", { class: "plot", id: "plot-parallel" }),
-        el("div", { class: "plot", id: "plot-curves" }), el("div", { class: "plot", id: "plot-importance", hidden: true })),
+        el("div", { class: "plot", id: "plot-curves" }), el("div", { class: "plot", id: "plot-decisions" }),
+        el("div", { class: "plot", id: "plot-importance", hidden: true })),
+      el("h2", {}, "Decisions"), el("div", { id: "decision-list" }),
       el("h2", {}, "Audit trail"), el("div", { id: "audit-trail" }),
     ));
   }
@@ -180,6 +182,7 @@ async function showJob(jobId, seq) {
   updateControls(job);
   renderTrials(job, searched);
   renderPlots(job, history, searched);
+  renderDecisions(job, events);
   renderAudit(events);
   renderImportance(job, done, seq);
   if (!TERMINAL.includes(job.status) || Date.now() < followUntil) refreshTimer = setTimeout(route, REFRESH_MS);

@@ -174,12 +174,13 @@ function eventDetails(e) {
 function renderAudit(events) {
   const box = document.getElementById("audit-trail");
   if (!events) return box.replaceChildren(el("p", { class: "muted" }, "The audit trail could not be read."));
-  const shown = events.filter(e => e.type !== "TrialUpdated");
+  const shown = events.filter(e => e.type !== "TrialUpdated" && e.type !== "DecisionMade");
   const rows = shown.map(e => el("tr", { "data-event-type": e.type }, el("td", { class: "muted" }, when(e.occurred_at)),
     el("td", {}, e.type), el("td", {}, e.actor ?? "—"), el("td", { class: "note" }, e.reason ?? ""),
     el("td", { class: "note" }, eventDetails(e))));
   box.replaceChildren(table("audit-table", ["time", "event", "actor", "reason", "details"], rows),
-    el("p", { class: "muted" }, `${events.length - shown.length} trial update(s) not listed: see the trials above.`));
+    el("p", { class: "muted" }, `${events.length - shown.length} trial update(s) and decision(s) not listed: `
+      + "see the trials and the decisions above."));
 }
 
 // ---- compare -------------------------------------------------------------------------------

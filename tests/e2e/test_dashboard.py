@@ -257,3 +257,35 @@ def test_steer_a_job_from_its_page_then_promote_fork_and_compare(browser, tuning
     wait_until(lambda: _count(browser, "#plot-compare .scatterlayer .trace") >= 3, 30, "every trial's curve")
     assert browser.execute_script("return document.querySelectorAll('#plot-compare .legend .traces').length") == 2
     browser.save_screenshot(str(ARTIFACTS / "dashboard-compare.png"))
+
+
+def test_the_job_page_draws_its_decisions_on_a_timeline(browser, tuning_stack):
+    base = tuning_stack["url"]
+    spec = example_spec(name="decisions", num_samples=4, max_concurrent_trials=2, scheduler="asha", seed=3,
+                        metric_name="eval_loss", metric_mode="min",
+                        fixed_params={"max_steps": 40, "eval_every": 10, "batch_size": 32},
+                        search_space={"learning_rate": {"type": "loguniform", "min": 1e-6, "max": 1e-2}})
+    job_id = httpx.post(f"{base}/api/tuning/jobs", json=spec, timeout=30).json()["job_id"]
+    assert httpx.post(f"{base}/api/tuning/jobs/{job_id}/start", json={"reason": "timeline"}, timeout=30).status_code == 202
+    job = wait_for_job(base, job_id, 600, tuning_stack["procs"])
+    assert job["status"] == "completed", job["error"]
+    decisions = [e["payload"] for e in _events(base, job_id) if e["type"] == "DecisionMade"]
+    kinds = {(d["kind"], d["outcome"]) for d in decisions}
+    assert ("suggestion", "suggest") in kinds and ("rung", "continue") in kinds, kinds
+
+    browser.get(f"{base}/ui/#/jobs/{job_id}")
+    wait_until(lambda: _count(browser, "#decision-table tbody tr[data-kind]") == len(decisions), 60,
+               "every decision listed")
+    # One marker per decision, plus the start command on the job's row.
+    wait_until(lambda: _count(browser, "#plot-decisions .scatterlayer .point") >= len(decisions) + 1, 60,
+               "the decision timeline")
+    listed = _text(browser, "#decision-table")
+    for trial in job["trials"]:
+        assert trial["trial_id"] in listed
+    assert _count(browser, "#decision-table tr[data-kind='suggestion']") == len(job["trials"])
+    rows = browser.execute_script("return Plotly.d3 ? null : document.getElementById('plot-decisions').layout"
+                                  ".yaxis.categoryarray")
+    assert set(rows) == {"job", *(t["trial_id"] for t in job["trials"])}
+    assert "DecisionMade" not in _text(browser, "#audit-table") and "JobStarted" in _text(browser, "#audit-table")
+    browser.execute_script("document.getElementById('plot-decisions').scrollIntoView()")
+    print("screenshot:", _full_page_shot(browser, "dashboard-decisions.png"))
