@@ -4,17 +4,16 @@ query route to the read model's queries; app/errors.py turns refusals into HTTP 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import Field
 from fastapi.responses import JSONResponse
 
 from app.auth import actor, require_token
 from schemas.api import (
     Accepted,
+    AsOf,
     BaseModelOut,
     CompareRow,
     DecisionOut,
@@ -34,7 +33,6 @@ from schemas.job_spec import JobSpec
 from schemas.statuses import JOB_STATUSES, JobStatus
 from schemas.steering import CommandNote, Extension, Fork, JobAdjustment, Promotion
 from service import commands, steering
-from service.as_of import as_of_point
 from service.commands import Gateway, Published, Sender
 from service.errors import TrialNotFound
 from service.importance import param_importances
@@ -45,7 +43,6 @@ from service.tuners import list_tuners
 from service.what_if import AshaOptions, what_if_asha
 from service.why import decisions, explain
 
-LogPosition = Annotated[int, Field(ge=0, le=2**63 - 1)]  # an offset of the job's partition
 # Bounds of the list query; PostgreSQL's OFFSET is a bigint, and no deployment has this many jobs.
 MAX_PAGE = 200
 MAX_OFFSET = 1_000_000_000
@@ -153,10 +150,10 @@ async def list_jobs(
 
 @router.get("/{job_id}", response_model=JobOut, responses={**_job_errors, 422: {"model": ErrorBody}},
             summary="A job, its trials and best trial; now, or as of a point of its log")
-async def get_job(job_id: UUID, request: Request, as_of: Annotated[LogPosition | datetime | None, Query(
+async def get_job(job_id: UUID, request: Request, as_of: Annotated[AsOf | None, Query(
         description="a log position (the job's event offset, as in log_position) or an ISO 8601 time (UTC when "
                     "it names no zone): the job exactly as the read model had it then, rebuilt from the log")] = None):
-    return await _queries(request).get_job(job_id, None if as_of is None else as_of_point(as_of))
+    return await _queries(request).get_job(job_id, as_of)
 
 
 @router.get("/{job_id}/events", response_model=list[EventOut], responses=_job_errors,

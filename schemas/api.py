@@ -2,13 +2,48 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal, Union
 from uuid import UUID
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, PlainValidator, TypeAdapter, ValidationError
 
 from schemas.statuses import JobStatus, TrialStatus
+from schemas.values import INT64_MAX
+
+_TIME = TypeAdapter(datetime)
+
+
+def _as_of(value: Any) -> int | datetime:
+    """A log position (an offset) or a time, UTC when it names no zone; one rule when neither."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= INT64_MAX:
+        return value
+    text = value.strip() if isinstance(value, str) else ""
+    if text.isascii() and text.isdigit() and int(text) <= INT64_MAX:
+        return int(text)
+    moment = value if isinstance(value, datetime) else None
+    if moment is None and text and not _number(text):  # pydantic would read a number as a Unix time
+        try:
+            moment = _TIME.validate_strings(text)
+        except ValidationError:
+            pass
+    if moment is None:
+        raise ValueError("must be a log position (an offset, 0 or more) or an ISO 8601 time such as "
+                         "2026-11-28T19:30:00Z")
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+# `?as_of=`: the point of a job's log to read the job at (service/as_of.py).
+AsOf = Annotated[int | datetime, PlainValidator(_as_of, json_schema_input_type=Union[
+    Annotated[int, Field(ge=0, le=INT64_MAX)], datetime])]
 
 
 class TrialOut(BaseModel):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from schemas import events as ev
@@ -21,13 +21,6 @@ AsOf = int | datetime
 
 _ENVELOPE = ("event_id", "job_id", "type", "occurred_at", "schema_version", "source", "correlation_id",
              "causation_id", "claim", "actor", "reason")
-
-
-def as_of_point(value: int | datetime) -> AsOf:
-    """A log position as it is; a time in UTC when it names no zone."""
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value
 
 
 def event_of(row: Mapping[str, Any]) -> ev.Event:

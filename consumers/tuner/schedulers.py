@@ -190,7 +190,8 @@ class PBT(_EnforcesTrialLeases, _SavesStateOnTrialChanges, PopulationBasedTraini
             f"PBT: continues from trial {trial_to_clone.trial_id}'s checkpoint at iteration "
             f"{donor.last_train_time} with {searched}"
         )
-        changes = ", ".join(f"{k} {old.get(k)} -> {v}" for k, v in searched.items())
+        source = {k: json_scalar(trial_to_clone.config[k]) for k in searched if k in trial_to_clone.config}
+        changes = ", ".join(f"{k} {source.get(k)} -> {v}" for k, v in searched.items())  # PBT perturbs the source's
         self.run.decide(
             "exploit", "PBT", "exploit",
             f"PBT replaced it with trial {trial_to_clone.trial_id}'s checkpoint at iteration {donor.last_train_time} "
@@ -200,7 +201,7 @@ class PBT(_EnforcesTrialLeases, _SavesStateOnTrialChanges, PopulationBasedTraini
             source_trial=trial_to_clone.trial_id, checkpoint=pinned, iteration=json_scalar(own.last_train_time),
             source_iteration=json_scalar(donor.last_train_time), metric=self._metric,
             score=_number(own.last_score, self._metric_op), source_score=_number(donor.last_score, self._metric_op),
-            quantile_fraction=self._quantile_fraction, old=old, new=searched)
+            quantile_fraction=self._quantile_fraction, old=old, source_params=source, new=searched)
 
     @staticmethod
     def _pin_cloned_checkpoint(trial) -> str | None:

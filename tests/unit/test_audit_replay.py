@@ -188,12 +188,23 @@ def test_a_job_folds_from_its_log_rows_to_the_rows_the_projector_wrote_at_each_p
     assert job["status"] == "completed" and trials["t2"]["metrics"] == {"score": 5.0}
 
 
-def test_as_of_reads_a_time_without_a_zone_as_utc():
-    from service.as_of import as_of_point
-    assert as_of_point(42) == 42
-    assert as_of_point(datetime(2026, 11, 28, 19, 30)) == datetime(2026, 11, 28, 19, 30, tzinfo=timezone.utc)
-    ist = timezone(timedelta(hours=5, minutes=30))
-    assert as_of_point(datetime(2026, 11, 28, 19, 30, tzinfo=ist)).utcoffset() == timedelta(hours=5, minutes=30)
+def test_as_of_is_a_log_position_or_a_time_in_utc_and_one_rule_otherwise():
+    import pytest
+    from pydantic import TypeAdapter, ValidationError
+
+    from schemas.api import AsOf
+    as_of = TypeAdapter(AsOf)
+    assert as_of.validate_python("42") == 42 and as_of.validate_python(7) == 7
+    assert as_of.validate_python("2026-11-28T19:30:00") == datetime(2026, 11, 28, 19, 30, tzinfo=timezone.utc)
+    ist = as_of.validate_python("2026-11-28T19:30:00+05:30")
+    assert ist.utcoffset() == timedelta(hours=5, minutes=30)
+    for bad in ("last tuesday", "-3", str(2**63), ""):
+        with pytest.raises(ValidationError) as refused:
+            as_of.validate_python(bad)
+        assert "log position" in str(refused.value) and refused.value.error_count() == 1
+    schema = as_of.json_schema()
+    assert {"type": "integer", "minimum": 0, "maximum": 2**63 - 1} in schema["anyOf"]
+    assert {"type": "string", "format": "date-time"} in schema["anyOf"]
 
 
 def test_why_names_the_decision_that_ended_a_trial():
