@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-import itertools
 import re
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from schemas.grid import GridPoints
 from schemas.search_space import Choice, Grid, ParamSpec
 from schemas.values import Scalar, Text
 
 MAX_NUM_SAMPLES = 1000
 MAX_CONCURRENT_TRIALS = 64
+# Trials a job may plan: num_samples x its grid points. Each planned trial becomes a Ray trial,
+# a row and a few events per change in the read model, and a line of the job's answer (GET
+# returns every trial); 10x MAX_NUM_SAMPLES keeps that in the same range as the largest
+# non-grid job while allowing a 10-point grid at the full sample count or a 100 x 100 grid once.
+MAX_PLANNED_TRIALS = 10_000
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _RESOURCE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:/-]{0,99}$")
 
@@ -130,6 +136,25 @@ class JobSpec(BaseModel):
             raise ValueError(f"fixed_params and search_space both set {', '.join(both)}; set each once")
         return self
 
+    @model_validator(mode="after")
+    def _planned_trials_capped(self):
+        # Multiplied axis by axis with an early exit: 1000^50 points are refused after a few
+        # multiplications, and nothing is ever listed.
+        points = 1
+        for values in self._grid_axes().values():
+            points *= len(values)
+            if points > MAX_PLANNED_TRIALS:
+                sizes = self._grid_sizes()
+                raise _field_error("search_space", sizes, f"the grid has more than {MAX_PLANNED_TRIALS} points "
+                                   f"({sizes} values); a job plans at most {MAX_PLANNED_TRIALS} trials "
+                                   "(num_samples x grid points)")
+        if self.num_samples * points > MAX_PLANNED_TRIALS:
+            raise _field_error("num_samples", self.num_samples,
+                               f"must be at most {MAX_PLANNED_TRIALS // points}: {self.num_samples} x {points} grid "
+                               f"points would plan {self.num_samples * points} trials; a job plans at most "
+                               f"{MAX_PLANNED_TRIALS} (num_samples x grid points)")
+        return self
+
     def perturbed_params(self) -> list[str]:
         """What a PBT scheduler changes in running trials: every searched parameter except
         grids (a grid value is a trial's identity). Empty for other schedulers."""
@@ -137,12 +162,32 @@ class JobSpec(BaseModel):
             return []
         return [name for name, param in self.search_space.items() if not isinstance(param, Grid)]
 
-    def grid_points(self) -> list[dict]:
-        """Every combination of grid values (choices too, with the grid search algorithm): a
-        grid job runs each num_samples times. [{}] when nothing is a grid."""
-        grid = {name: p.values for name, p in self.search_space.items()
+    def _grid_axes(self) -> dict[str, list]:
+        return {name: p.values for name, p in self.search_space.items()
                 if isinstance(p, Grid) or (isinstance(p, Choice) and self.search_algorithm == "grid")}
-        return [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())]
+
+    def _grid_sizes(self) -> str:
+        return " x ".join(f"{name} {len(values)}" for name, values in self._grid_axes().items())
+
+    def grid_points(self) -> GridPoints:
+        """Every combination of grid values (choices too, with the grid search algorithm), in
+        search_space order, the last parameter varying fastest (itertools.product's order): a
+        grid job runs each num_samples times. One point, {}, when nothing is a grid. A lazy view
+        (count, point(i), iteration): never a list, whatever the grid's size."""
+        return GridPoints(self._grid_axes())
 
     def planned_trials(self) -> int:
-        return self.num_samples * len(self.grid_points())
+        return self.num_samples * self.grid_points().count
+
+    def adjusted(self, changes: dict[str, Any]) -> JobSpec:
+        """This spec with `changes` (a JobAdjusted's), validated again as a whole: every rule
+        (bounds, the planned-trial cap, no unknown field) holds for the result, which
+        model_copy(update=...) does not check. Raises pydantic's ValidationError."""
+        return JobSpec.model_validate({**self.model_dump(), **changes})
+
+
+def _field_error(field: str, value: Any, rule: str) -> ValidationError:
+    """A model rule's error located at one field, so a 422 names the field (a plain ValueError
+    in a model validator is located at the whole body)."""
+    error = PydanticCustomError("planned_trials", rule)
+    return ValidationError.from_exception_data("JobSpec", [InitErrorDetails(type=error, loc=(field,), input=value)])

@@ -53,9 +53,12 @@ class _Steered:
         run = JobRun.find(self.job_id)
         if run is None:
             return None
-        points = run.spec.grid_points()
-        if self._tried and set(points[0]) == set(self._searched):  # a pure grid: parents' points are done
-            return run.spec.num_samples * sum(_key(p, self._searched) not in self._tried for p in points)
+        grid = run.spec.grid_points()
+        if self._tried and set(grid.names) == set(self._searched):  # a pure grid: parents' points are done
+            # Each tried configuration removes the grid points equal to it: O(tried), never a
+            # walk over the grid, as this runs at every step of Ray's loop.
+            done = sum(grid.multiplicity(dict(key)) for key in self._tried)
+            return run.spec.num_samples * (grid.count - done)
         return run.spec.planned_trials()
 
     def next_trial(self):
