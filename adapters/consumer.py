@@ -9,6 +9,7 @@ import socket
 from collections.abc import Callable
 from typing import Protocol
 
+from adapters.kafka_security import client_options
 from adapters.logs import configure_logging
 from adapters.probes import Checks, bind, serve_probes
 from adapters.settings import Settings
@@ -36,7 +37,11 @@ async def run_consumer(consumer: Consumer, probe_socket: socket.socket) -> None:
 
 def consumer_main(build: Callable[[Settings], Consumer], probe_port: Callable[[Settings], int],
                   before: Callable[[Settings], None] | None = None) -> None:
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+        client_options(settings)  # TLS files that do not load: refused here, not deep in a Kafka client
+    except ValueError as exc:  # a contradictory setting (adapters/kafka_security.py): one line, no secret
+        raise SystemExit(f"refused to start: {exc}") from None
     configure_logging(settings.log_format, settings.log_level)
     # The port is bound before anything else starts: a taken port stops the process at once.
     probe_socket = bind(settings.probe_host, probe_port(settings))

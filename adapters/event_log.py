@@ -1,10 +1,14 @@
 """The event log's topics and reading it from offset 0, as the tuner's catch-up, replay and
 auditors do: no consumer group, so the live consumers' committed offsets are untouched, and
-only up to the end offsets seen at the start, so a read of a busy topic still ends."""
+only up to the end offsets seen at the start, so a read of a busy topic still ends.
+
+Every function takes `security`, the process's `adapters.kafka_security.client_options(settings)`
+({} on a plaintext broker), and builds its clients with it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -12,12 +16,14 @@ from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 
 from schemas.topics import Topic
 
+Security = Mapping[str, Any] | None  # aiokafka kwargs from adapters.kafka_security.client_options
 
-async def ensure_topics(bootstrap_servers: str, topics: tuple[Topic, ...]) -> None:
+
+async def ensure_topics(bootstrap_servers: str, topics: tuple[Topic, ...], security: Security = None) -> None:
     """Create the topics that are missing, with their partition counts and retention: 3
     replicas and min.insync.replicas=2 on a cluster of 3 brokers or more (with the producers'
     acks=all, an acknowledged event is on two brokers), else one replica per broker."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000, **(security or {}))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -35,8 +41,8 @@ async def ensure_topics(bootstrap_servers: str, topics: tuple[Topic, ...]) -> No
         await admin.close()
 
 
-async def partition_ids(bootstrap_servers: str, topic: str) -> list[int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+async def partition_ids(bootstrap_servers: str, topic: str, security: Security = None) -> list[int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **(security or {}))
     await admin.start()
     try:
         (described,) = await admin.describe_topics([topic])
@@ -47,13 +53,14 @@ async def partition_ids(bootstrap_servers: str, topic: str) -> list[int]:
 
 async def read_to_end(
     bootstrap_servers: str, topic: str, max_records: int = 5000, partitions: list[int] | None = None,
+    security: Security = None,
 ) -> AsyncIterator[tuple[ConsumerRecord, ...]]:
     """Yield batches of records, each partition in offset order, up to today's end offsets
     (of every partition, or of those given)."""
-    ids = partitions if partitions is not None else await partition_ids(bootstrap_servers, topic)
+    ids = partitions if partitions is not None else await partition_ids(bootstrap_servers, topic, security)
     parts = [TopicPartition(topic, p) for p in ids]
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False
+        bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False, **(security or {})
     )
     await consumer.start()
     try:
@@ -78,9 +85,9 @@ async def read_to_end(
         await consumer.stop()
 
 
-async def end_offsets(bootstrap_servers: str, topic: str) -> dict[int, int]:
-    parts = [TopicPartition(topic, p) for p in await partition_ids(bootstrap_servers, topic)]
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None)
+async def end_offsets(bootstrap_servers: str, topic: str, security: Security = None) -> dict[int, int]:
+    parts = [TopicPartition(topic, p) for p in await partition_ids(bootstrap_servers, topic, security)]
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, **(security or {}))
     await consumer.start()
     try:
         return {tp.partition: off for tp, off in (await consumer.end_offsets(parts)).items()}
@@ -88,10 +95,10 @@ async def end_offsets(bootstrap_servers: str, topic: str) -> dict[int, int]:
         await consumer.stop()
 
 
-async def group_members(bootstrap_servers: str, group_id: str) -> list[dict]:
+async def group_members(bootstrap_servers: str, group_id: str, security: Security = None) -> list[dict]:
     """The live members of a consumer group: client id, host and assigned partitions (an
     empty list while the group rebalances or when nobody is in it)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000, **(security or {}))
     await admin.start()
     try:
         (response,) = await admin.describe_consumer_groups([group_id])

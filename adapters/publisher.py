@@ -10,8 +10,11 @@ publish after a failure, so the API starts, and answers 503, while Kafka is down
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from typing import Any
 
 from faststream.kafka import KafkaBroker
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
 from adapters.event_log import ensure_topics
 from schemas import events as ev
@@ -29,10 +32,13 @@ class Unavailable(Exception):
 
 
 class EventPublisher:
-    def __init__(self, bootstrap_servers: str, topics: Topics, timeout_s: float = 30):
+    def __init__(self, bootstrap_servers: str, topics: Topics, timeout_s: float = 30,
+                 security: Mapping[str, Any] | None = None):
+        """`security`: the process's `adapters.kafka_security.client_options(settings)`."""
         self.bootstrap_servers = bootstrap_servers
         self.topics = topics
         self.timeout_s = timeout_s
+        self.security = dict(security or {})
         self.broker = KafkaBroker(
             # A list: FastStream would hand a comma-separated string to aiokafka as one host.
             [server.strip() for server in bootstrap_servers.split(",")],
@@ -40,6 +46,7 @@ class EventPublisher:
             acks="all",
             enable_idempotence=True,
             logger=None,
+            security=_faststream_security(self.security),
         )
         for event_type in ev.EVENT_CLASSES:
             name = event_type.__name__
@@ -62,7 +69,7 @@ class EventPublisher:
                 return
             try:
                 await asyncio.wait_for(self.broker.start(), self.timeout_s)
-                await asyncio.wait_for(ensure_topics(self.bootstrap_servers, self.topics.all), self.timeout_s)
+                await asyncio.wait_for(ensure_topics(self.bootstrap_servers, self.topics.all, self.security), self.timeout_s)
             except Exception as exc:
                 await self.broker.stop()
                 raise Unavailable("kafka", _explain(exc)) from exc
@@ -97,6 +104,19 @@ class EventPublisher:
                                    self.timeout_s)
         except Exception as exc:
             raise Unavailable("kafka", _explain(exc)) from exc
+
+
+def _faststream_security(options: Mapping[str, Any]) -> BaseSecurity | None:
+    """The same aiokafka options as FastStream's security object (it takes no raw SASL kwargs)."""
+    protocol = options.get("security_protocol", "PLAINTEXT")
+    if protocol == "PLAINTEXT":
+        return None
+    context = options.get("ssl_context")
+    if protocol == "SSL":
+        return BaseSecurity(ssl_context=context)
+    kind = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
+    return kind[options["sasl_mechanism"]](options["sasl_plain_username"], options["sasl_plain_password"],
+                                           ssl_context=context, use_ssl=protocol == "SASL_SSL")
 
 
 def _explain(exc: BaseException) -> str:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from adapters import kafka_security
 from adapters.database import asyncpg_url
 from schemas.topics import DEFAULT_PREFIX, Topics
 from training.folders import Folders
@@ -25,12 +26,23 @@ _ENV = {
     "kafka_brokers": "TUNIX_KAFKA_BROKERS",
     "pg_port": "TUNIX_PG_PORT",
     "external_kafka": "KAFKA_BOOTSTRAP_SERVERS",
+    "kafka_security_protocol": "TUNIX_KAFKA_SECURITY_PROTOCOL",
+    "kafka_sasl_mechanism": "TUNIX_KAFKA_SASL_MECHANISM",
+    "kafka_sasl_username": "TUNIX_KAFKA_SASL_USERNAME",
+    "kafka_sasl_password": "TUNIX_KAFKA_SASL_PASSWORD",
+    "kafka_ssl_cafile": "TUNIX_KAFKA_SSL_CAFILE",
+    "kafka_ssl_certfile": "TUNIX_KAFKA_SSL_CERTFILE",
+    "kafka_ssl_keyfile": "TUNIX_KAFKA_SSL_KEYFILE",
+    "kafka_ssl_key_password": "TUNIX_KAFKA_SSL_KEY_PASSWORD",
+    "kafka_local_users": "TUNIX_KAFKA_LOCAL_USERS",
     "external_database_url": "DATABASE_URL",
     "topic_prefix": "TUNIX_TOPIC_PREFIX",
     "api_host": "TUNIX_API_HOST",
     "api_port": "TUNIX_API_PORT",
     "api_token": "TUNIX_API_TOKEN",
     "api_tokens": "TUNIX_API_TOKENS",
+    "api_allowed_hosts": "TUNIX_API_ALLOWED_HOSTS",
+    "api_body_timeout_s": "TUNIX_API_BODY_TIMEOUT_S",
     "create_wait_s": "TUNIX_CREATE_WAIT_S",
     "publish_timeout_s": "TUNIX_PUBLISH_TIMEOUT_S",
     "max_body_bytes": "TUNIX_MAX_BODY_BYTES",
@@ -65,6 +77,17 @@ class Settings:
     kafka_heap_opts: str = "-Xmx512m -Xms256m"
     pg_port: int = 15432
     external_kafka: str | None = None  # comma-separated host:port list
+    # How every Kafka client authenticates (adapters/kafka_security.py); secrets stay out of repr.
+    kafka_security_protocol: str = "PLAINTEXT"  # PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL
+    kafka_sasl_mechanism: str = "PLAIN"  # PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = field(default=None, repr=False)
+    kafka_ssl_cafile: Path | None = None  # the brokers' CA; default: the system's CAs
+    kafka_ssl_certfile: Path | None = None  # a client certificate (mTLS), with its key
+    kafka_ssl_keyfile: Path | None = None
+    kafka_ssl_key_password: str | None = field(default=None, repr=False)
+    # The local broker's extra SASL/PLAIN users, `name:password,...` (services up with SASL_PLAINTEXT).
+    kafka_local_users: str | None = field(default=None, repr=False)
     external_database_url: str | None = None  # any PostgreSQL URL; the database must exist
     topic_prefix: str = DEFAULT_PREFIX
     api_host: str = "127.0.0.1"
@@ -73,6 +96,11 @@ class Settings:
     api_token: str | None = None
     # Named tokens with rights, `name:read|write:token,...`: the name is the actor of commands.
     api_tokens: str | None = None
+    # Without tokens, the Host names (comma-separated) the API answers besides localhost,
+    # 127.0.0.1 and [::1]: a DNS-rebound page cannot reach it (app/http_guard.py).
+    api_allowed_hosts: str | None = None
+    # How long a request's whole body may take to arrive before a 408 closes the connection.
+    api_body_timeout_s: float = 10.0
     # How long POST /jobs waits for the projector before answering 202 instead of 201.
     create_wait_s: float = 5.0
     # How long a publish may take before the gateway gives up and answers 503.
@@ -118,6 +146,9 @@ class Settings:
                 else Path(raw) if kind.startswith("Path") else raw
             )
         return cls(**values)
+
+    def __post_init__(self) -> None:
+        kafka_security.check(self)  # a contradictory Kafka security setting stops the process at start
 
     @property
     def local_kafka(self) -> str:

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from adapters.database import make_engine
+from adapters.kafka_security import client_options
 from adapters.logs import configure_logging
 from adapters.publisher import EventPublisher, Unavailable
 from adapters.settings import Settings
@@ -29,10 +30,11 @@ from service.queries import Queries
 
 def create_app(settings: Settings, gateway: Gateway | None = None, queries: Queries | None = None) -> FastAPI:
     """The app; `gateway` and `queries` replace the real Kafka and PostgreSQL adapters (tests)."""
+    kafka_security = client_options(settings)  # built here: TLS files that do not load stop `serve` at once
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.settings = settings
+        app.state.settings, app.state.kafka_security = settings, kafka_security
         if gateway is not None:
             app.state.gateway, app.state.queries, app.state.publisher = gateway, queries, gateway.publisher
             app.state.engine = None
@@ -40,7 +42,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None, queries: Quer
             return
         app.state.engine = make_engine(settings.database_url, pool_size=10)
         app.state.publisher = EventPublisher(settings.kafka_bootstrap_servers, settings.topics,
-                                             settings.publish_timeout_s)
+                                             settings.publish_timeout_s, kafka_security)
         app.state.queries = Queries(app.state.engine)
         app.state.gateway = Gateway(app.state.publisher, app.state.queries, settings.training_folders,
                                     settings.create_wait_s, settings.registry_dir)
@@ -106,9 +108,9 @@ def create_app(settings: Settings, gateway: Gateway | None = None, queries: Quer
 def serve() -> None:
     import uvicorn
 
-    settings = Settings.from_env()
-    configure_logging(settings.log_format, settings.log_level)
     try:
+        settings = Settings.from_env()  # a contradictory Kafka security setting: said once, no secret
+        configure_logging(settings.log_format, settings.log_level)
         app = create_app(settings)
     except ValueError as exc:  # a malformed TUNIX_API_TOKENS: said once, without the tokens
         raise SystemExit(f"api refused to start: {exc}") from None

@@ -240,4 +240,5 @@ async def list_base_models(request: Request):
                    summary="Live tuners: their partitions and the jobs each one runs")
 async def get_tuners(request: Request):
     settings = request.app.state.settings
-    return await list_tuners(settings.kafka_bootstrap_servers, settings.tuner_group_id, _queries(request))
+    return await list_tuners(settings.kafka_bootstrap_servers, settings.tuner_group_id, _queries(request),
+                             request.app.state.kafka_security)

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from aiokafka.errors import KafkaError
 
-from adapters.event_log import group_members
+from adapters.event_log import Security, group_members
 from adapters.publisher import Unavailable
 from schemas.api import TunerOut
 from service.queries import Queries
 
 
-async def list_tuners(bootstrap_servers: str, group_id: str, queries: Queries) -> list[TunerOut]:
+async def list_tuners(bootstrap_servers: str, group_id: str, queries: Queries,
+                      security: Security = None) -> list[TunerOut]:
     try:
-        members = await group_members(bootstrap_servers, group_id)
+        members = await group_members(bootstrap_servers, group_id, security)
     except (KafkaError, OSError) as exc:
         raise Unavailable("kafka", f"{type(exc).__name__}: {exc}") from exc
     owned = await queries.jobs_by_owner()

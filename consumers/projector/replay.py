@@ -17,7 +17,8 @@ import structlog
 from sqlalchemy import func, select
 
 from adapters.database import make_engine
-from adapters.event_log import partition_ids, read_to_end
+from adapters.event_log import Security, partition_ids, read_to_end
+from adapters.kafka_security import client_options
 from adapters.logs import configure_logging
 from adapters.migrations import migrate
 from adapters.settings import Settings
@@ -31,15 +32,16 @@ class NotEmpty(Exception):
     pass
 
 
-async def replay(database_url: str, schema: str | None, bootstrap_servers: str, topic: str) -> dict:
+async def replay(database_url: str, schema: str | None, bootstrap_servers: str, topic: str,
+                 security: Security = None) -> dict:
     engine = make_engine(database_url, schema=schema)
     try:
         async with engine.connect() as conn:
             if await conn.scalar(select(func.count()).select_from(tables.events)):
                 raise NotEmpty(f"the target {'schema ' + schema if schema else 'database'} already has events")
-        partitions = len(await partition_ids(bootstrap_servers, topic))
+        partitions = len(await partition_ids(bootstrap_servers, topic, security))
         projected = refused = 0
-        async for records in read_to_end(bootstrap_servers, topic):
+        async for records in read_to_end(bootstrap_servers, topic, security=security):
             letters = await project_records(engine, records, partitions)
             refused += len(letters)
             projected += len(records) - len(letters)
@@ -54,13 +56,17 @@ def main() -> None:
     parser.add_argument("--database-url", help="empty database to rebuild into (default DATABASE_URL); "
                         "postgresql://user:password@host:port/db")
     args = parser.parse_args()
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:  # a contradictory Kafka security setting
+        raise SystemExit(f"replay refused: {exc}") from None
     configure_logging(settings.log_format, settings.log_level)
     url = args.database_url or settings.database_url
     try:
         migrate(url, args.schema)
-        summary = asyncio.run(replay(url, args.schema, settings.kafka_bootstrap_servers, settings.topics.events.name))
-    except ValueError as exc:  # a URL that is not PostgreSQL's
+        summary = asyncio.run(replay(url, args.schema, settings.kafka_bootstrap_servers, settings.topics.events.name,
+                                     client_options(settings)))
+    except ValueError as exc:  # a URL that is not PostgreSQL's, TLS files that do not load
         raise SystemExit(f"replay refused: {exc}") from None
     except NotEmpty as exc:
         raise SystemExit(f"replay refused: {exc}; pick a new --schema or an empty database") from None

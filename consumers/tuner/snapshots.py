@@ -17,16 +17,18 @@ from uuid import UUID
 
 from aiokafka import AIOKafkaProducer
 
-from adapters.event_log import read_to_end
+from adapters.event_log import Security, read_to_end
 from consumers.tuner.state import TunerJob
 
 
 class Snapshots:
-    def __init__(self, bootstrap_servers: str, topic: str):
+    def __init__(self, bootstrap_servers: str, topic: str, security: Security = None):
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
+        self.security = security
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=True, linger_ms=5)
+            bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=True, linger_ms=5,
+            **(security or {}))
 
     async def start(self) -> None:
         await self._producer.start()
@@ -37,7 +39,8 @@ class Snapshots:
     async def load(self, partitions: set[int]) -> dict[int, dict[UUID, TunerJob]]:
         """The unfinished jobs of these events partitions, as last saved, by partition."""
         jobs: dict[int, dict[UUID, TunerJob]] = {p: {} for p in partitions}
-        async for records in read_to_end(self.bootstrap_servers, self.topic, partitions=sorted(partitions)):
+        async for records in read_to_end(self.bootstrap_servers, self.topic, partitions=sorted(partitions),
+                                             security=self.security):
             for record in records:
                 job_id = UUID(record.key.decode())
                 if record.value is None:

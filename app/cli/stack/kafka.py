@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import shutil
 import socket
 import struct
@@ -30,7 +31,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import processes
+from . import kafka_sasl, processes
 from .paths import logs_dir, settings, state_dir
 
 _MARKER = b"kafka.Kafka"  # in the broker's command line
@@ -159,6 +160,8 @@ def _broker_count(port: int) -> int:
     body += struct.pack(">i?", 0, False)  # topics=[] , allow_auto_topic_creation
     with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
         sock.settimeout(2)
+        if kafka_sasl.enabled(settings()):
+            kafka_sasl.authenticate(sock, settings(), _recv)
         sock.sendall(struct.pack(">i", len(body)) + body)
         size = struct.unpack(">i", _recv(sock, 4))[0]
         resp = _recv(sock, size)
@@ -209,6 +212,7 @@ def _replication(count: int) -> dict[str, str]:
 def _write_config(node: Node) -> Path:
     """(Re)write the node's properties each start so port env changes apply."""
     voters = ",".join(f"{n.id}@127.0.0.1:{n.controller_port}" for n in nodes())
+    sasl = kafka_sasl.enabled(settings())
     props = {
         "process.roles": "broker,controller",
         "node.id": str(node.id),
@@ -226,8 +230,14 @@ def _write_config(node: Node) -> Path:
         **_replication(len(nodes())),
         # Consumers join immediately instead of waiting 3s for more members.
         "group.initial.rebalance.delay.ms": "0",
+        # SASL_PLAINTEXT: every listener asks for a password, ACLs decide (kafka_sasl.py).
+        **(kafka_sasl.server_properties(settings(), node.port, node.controller_port) if sasl else {}),
     }
-    node.config.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+    # Owner-only: with SASL the file holds the users' passwords.
+    fd = os.open(node.config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as config:
+        config.write("".join(f"{k}={v}\n" for k, v in props.items()))
     return node.config
 
 

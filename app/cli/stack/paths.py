@@ -15,7 +15,10 @@ from adapters.settings import Settings
 @cache
 def settings() -> Settings:
     """The CLI process's settings, read from the environment once."""
-    return Settings.from_env()
+    try:
+        return Settings.from_env()
+    except ValueError as exc:  # a contradictory setting (adapters/kafka_security.py): one line, no secret
+        raise SystemExit(f"tunix-tune: {exc}") from None
 
 
 def state_dir() -> Path:
