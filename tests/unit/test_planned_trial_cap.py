@@ -1,65 +1,24 @@
-"""Grid points are indexed, never listed, and a job plans at most MAX_PLANNED_TRIALS trials:
-the lazy view against itertools.product's order, the cap in the spec's own validation, and
-the 422 that create, PATCH, extend and fork answer through the app over fakes."""
+"""A job plans at most MAX_PLANNED_TRIALS trials (num_samples x grid points): the rule in the
+spec's own validation (so a forged event is refused by the consumers' parser too), JobSpec.adjusted,
+and the 422 that create, PATCH, extend and fork answer through the app over fakes."""
 
 from __future__ import annotations
 
-import itertools
+import json
 import uuid
 from datetime import datetime, timezone
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from producers.job_run import JobRun
+from schemas import events as ev
 from schemas.api import JobOut
-from schemas.grid import GridPoints
 from schemas.job_spec import MAX_PLANNED_TRIALS, JobSpec
-from service.errors import JobNotFound
-from service.steered_search import SteeredVariants
-from tests.specs import example_spec
 from service.commands import Gateway
+from service.errors import JobNotFound
+from tests.specs import example_spec
 from tests.unit.fakes import FakePublisher, FakeReadModel
 from training.folders import Folders
-
-# Small values with repeats and values equal across types (1, 1.0, True): the cases where a
-# point's identity is subtle.
-VALUES = st.lists(st.sampled_from([0, 1, 1.0, True, 2, "a", "b", False]), min_size=1, max_size=4)
-AXES = st.dictionaries(st.sampled_from(["a", "b", "c", "d"]), VALUES, max_size=4)
-
-
-@given(AXES)
-def test_the_lazy_grid_is_itertools_product_in_order(axes):
-    listed = [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
-    grid = GridPoints(axes)
-    assert grid.count == len(listed) and list(grid) == listed
-    assert [grid.point(i) for i in range(grid.count)] == listed
-    assert [grid[i - grid.count] for i in range(grid.count)] == listed  # negative indices from the end
-    with pytest.raises(IndexError):
-        grid.point(grid.count)
-
-
-@given(AXES, st.data())
-def test_multiplicity_counts_the_equal_points_without_walking_the_grid(axes, data):
-    listed = [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
-    grid = GridPoints(axes)
-    point = data.draw(st.sampled_from(listed)) if data.draw(st.booleans()) else {
-        name: data.draw(st.sampled_from([0, 2, "a", "z", 7.5])) for name in axes}
-    assert grid.multiplicity(point) == sum(p == point for p in listed)
-    assert (point in grid) == (point in listed)
-
-
-def test_a_grid_of_a_billion_points_is_counted_and_indexed_without_listing_it():
-    thousand = list(range(1000))
-    grid = GridPoints({"a": thousand, "b": thousand, "c": thousand})
-    assert grid.count == 10**9
-    assert grid.point(123_456_789) == {"a": 123, "b": 456, "c": 789}
-    assert grid[-1] == {"a": 999, "b": 999, "c": 999}
-    huge = GridPoints({f"p{i}": thousand for i in range(50)})  # 10^150: beyond len(), not beyond count
-    assert huge.count == 10**150 and huge.point(10**150 - 1) == {f"p{i}": 999 for i in range(50)}
-    assert huge.multiplicity({f"p{i}": 7 for i in range(50)}) == 1
 
 
 def _grid_spec(num_samples=1, **sizes) -> dict:
@@ -77,24 +36,6 @@ def test_the_spec_lists_its_grid_as_before_choices_included_with_grid_search():
     assert list(random.grid_points()) == [{}] and random.planned_trials() == random.num_samples
 
 
-TRIED = st.lists(st.dictionaries(st.sampled_from(["a", "b", "c", "d"]), st.sampled_from([0, 1, True, 2, "a", 9]),
-                                 max_size=4), max_size=6)
-
-
-@given(AXES.filter(bool), TRIED)
-def test_a_warm_started_grid_plans_its_untried_points_as_listing_them_would(axes, tried):
-    spec = JobSpec.model_validate(example_spec(num_samples=2, search_algorithm="grid", search_space={
-        name: {"type": "grid", "values": values} for name, values in axes.items()}))
-    searched = tuple(spec.search_space)
-    keys = {tuple((name, config.get(name)) for name in searched) for config in tried}
-    listed = [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
-    untried = sum(tuple((name, p[name]) for name in searched) not in keys for p in listed) if tried else len(listed)
-    job_id = uuid.uuid4()
-    with JobRun.open(job_id, lambda e: None, spec):
-        searcher = SteeredVariants(job_id, searched, tried, "grid", random_state=0)
-        assert searcher._planned() == 2 * untried  # what the wrapper checks at every step of Ray's loop
-
-
 def _rules(exc: ValidationError) -> dict[str, str]:
     return {".".join(map(str, e["loc"])): e["msg"] for e in exc.errors()}
 
@@ -109,6 +50,20 @@ def test_the_spec_refuses_more_planned_trials_than_the_cap_naming_the_field():
         JobSpec.model_validate(_grid_spec(num_samples=3, a=100, b=50))
     assert _rules(samples.value)["num_samples"].startswith("must be at most 2: 3 x 5000 grid points would plan 15000")
     assert JobSpec.model_validate(_grid_spec(num_samples=2, a=100, b=50)).planned_trials() == MAX_PLANNED_TRIALS
+
+
+def test_a_forged_event_over_the_cap_is_refused_by_the_consumers_parser():
+    """What the projector dead-letters and the tuner skips: the same JobSpec rule, from Kafka."""
+    spec = JobSpec.model_validate(_grid_spec(num_samples=2, a=100, b=50))
+    for event in (ev.JobCreated(job_id=uuid.uuid4(), source="t", payload=ev.JobCreatedPayload(spec=spec)),
+                  ev.JobExtended(job_id=uuid.uuid4(), source="t", payload=ev.JobExtendedPayload(
+                      num_samples_added=1, claim=None, spec=spec))):
+        wire = json.loads(ev.serialize_event(event))
+        assert ev.parse_event(json.dumps(wire)).payload.spec == spec  # at the cap: parses
+        wire["payload"]["spec"]["num_samples"] = 3  # 15,000 planned trials, as another producer could write
+        with pytest.raises(ValidationError) as refused:
+            ev.parse_event(json.dumps(wire))
+        assert f"{event.type}.payload.spec.num_samples" in _rules(refused.value)  # the tag, then the field
 
 
 def test_adjusted_validates_what_model_copy_lets_through():
