@@ -81,3 +81,30 @@ async def drop_database(database_url: str, name: str, timeout_s: float = 15) -> 
                 await asyncio.sleep(0.2)
     finally:
         await admin.close()
+
+
+# SQLSTATE classes that say the database cannot take the write now, whatever was written:
+# connection (08), rollback (40: serialization, deadlock), resources (53), object state (55),
+# operator intervention (57: shutdown, cancel), system (58), internal (XX).
+_TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "55", "57", "58", "XX")
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether a failed write may succeed if tried again unchanged (PostgreSQL down, busy or
+    restarting), as opposed to a write this data can never make (a poison record)."""
+    import asyncpg
+    from sqlalchemy import exc as sa
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (OSError, TimeoutError, ConnectionError, asyncpg.InterfaceError, sa.TimeoutError,
+                            sa.DisconnectionError)):
+            return True
+        sqlstate = getattr(exc, "sqlstate", None)
+        if isinstance(exc, asyncpg.PostgresError) and isinstance(sqlstate, str):
+            return sqlstate[:2] in _TRANSIENT_SQLSTATE_CLASSES
+        if isinstance(exc, (sa.OperationalError, sa.InterfaceError)) and getattr(exc, "orig", None) is None:
+            return True
+        exc = getattr(exc, "orig", None) or exc.__cause__ or exc.__context__
+    return False

@@ -36,6 +36,8 @@ def read_record(record: ConsumerRecord, partitions: int) -> LoggedEvent | Refuse
         event = parse_event(record.value)
     except ValidationError as exc:
         return Refused(record, _describe(exc))
+    except Exception as exc:  # whatever else a hostile body raises (no body at all, say), never a stop
+        return Refused(record, f"not an event: {type(exc).__name__}: {exc}".splitlines()[0][:500])
     reason = misrouted(record.key, record.partition, partitions, str(event.job_id))
     if reason is not None:
         return Refused(record, reason)

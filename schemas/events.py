@@ -13,10 +13,10 @@ from uuid import UUID, uuid4
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
 
-from schemas.job_spec import JobSpec
+from schemas.job_spec import ADJUSTABLE_FIELDS, JobSpec
 from schemas.lineage import Lineage
 from schemas.statuses import TrialStatus
-from schemas.values import Scalar, Text, storable_text
+from schemas.values import Scalar, Text, Timestamp, storable_text
 
 SCHEMA_VERSION = 1
 # Limits match the read model's columns, so a valid event can always be projected.
@@ -43,8 +43,12 @@ class JobStartedPayload(_Payload):
     pass
 
 
+# Free text on the log: what the gateway's command bodies allow (schemas/steering.py), and an error's cause.
+Reason = Annotated[Text, Field(max_length=2000)]
+
+
 class JobCancelRequestedPayload(_Payload):
-    reason: str | None = None
+    reason: Reason | None = None
 
 
 class TrialUpdatedPayload(_Payload):
@@ -67,6 +71,15 @@ class JobAdjustedPayload(_Payload):
 
     changes: dict[str, Scalar | None] = Field(min_length=1)
     previous: dict[str, Scalar | None] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _adjustable_fields_only(self):
+        # Whether the adjusted spec is valid depends on the job: service.projection.refusal checks it.
+        for changes in (self.changes, self.previous):
+            if not set(changes) <= set(ADJUSTABLE_FIELDS):
+                unknown = ", ".join(sorted(set(changes) - set(ADJUSTABLE_FIELDS)))
+                raise ValueError(f"{unknown}: an adjustment changes only {', '.join(ADJUSTABLE_FIELDS)}")
+        return self
 
 
 class JobExtendedPayload(_Payload):
@@ -123,11 +136,11 @@ class JobCompletedPayload(_Payload):
 
 
 class JobFailedPayload(_Payload):
-    error: str
+    error: Annotated[Text, Field(max_length=10_000)]
 
 
 class JobCancelledPayload(_Payload):
-    reason: str | None = None
+    reason: Reason | None = None
 
 
 class _Envelope(BaseModel):
@@ -135,7 +148,7 @@ class _Envelope(BaseModel):
 
     event_id: UUID = Field(default_factory=uuid4)
     job_id: UUID
-    occurred_at: datetime = Field(default_factory=utc_now)
+    occurred_at: Timestamp = Field(default_factory=utc_now)
     schema_version: Literal[1] = SCHEMA_VERSION
     source: str = Field(min_length=1, max_length=200)
     correlation_id: UUID | None = None
@@ -145,7 +158,7 @@ class _Envelope(BaseModel):
     claim: int | None = Field(default=None, ge=1, le=_INT4_MAX)
     # Who sent the command (the name bound to the API token; "anonymous" without tokens) and why.
     actor: str | None = Field(default=None, max_length=200)
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: Reason | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from schemas.grid import GridPoints
-from schemas.search_space import Choice, Grid, ParamSpec
+from schemas.search_space import MAX_VALUE_TEXT, Choice, Grid, ParamSpec
 from schemas.values import Scalar, Text
 
 MAX_NUM_SAMPLES = 1000
 MAX_CONCURRENT_TRIALS = 64
+# What an adjustment (PATCH, JobAdjusted) may change in a created or running job.
+ADJUSTABLE_FIELDS = ("max_concurrent_trials", "num_samples", "time_budget_s", "max_failed_trials")
 # Trials a job may plan: num_samples x its grid points. Each planned trial becomes a Ray trial,
 # a row and a few events per change in the read model, and a line of the job's answer (GET
 # returns every trial); 10x MAX_NUM_SAMPLES keeps that in the same range as the largest
@@ -22,6 +24,18 @@ MAX_CONCURRENT_TRIALS = 64
 MAX_PLANNED_TRIALS = 10_000
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _RESOURCE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:/-]{0,99}$")
+# A parameter's name where it is not a searched one (fixed values, a warm start's renames): any
+# storable text, bounded like the searched ones' names.
+ParamName = Annotated[Text, Field(min_length=1, max_length=64)]
+
+
+def _short_value(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > MAX_VALUE_TEXT:
+        raise ValueError(f"text values must be at most {MAX_VALUE_TEXT} characters")
+    return value
+
+
+SpecValue = Annotated[Scalar, AfterValidator(_short_value)]
 
 
 class Resources(BaseModel):
@@ -38,7 +52,7 @@ class Resources(BaseModel):
     @classmethod
     def _custom_resources(cls, custom: dict[str, float]) -> dict[str, float]:
         for name, amount in custom.items():
-            if not _RESOURCE_NAME.match(name) or name.upper() in ("CPU", "GPU", "MEMORY", "OBJECT_STORE_MEMORY"):
+            if not _RESOURCE_NAME.fullmatch(name) or name.upper() in ("CPU", "GPU", "MEMORY", "OBJECT_STORE_MEMORY"):
                 raise ValueError(f"custom resource {name!r} must be a Ray resource name (letters, digits, "
                                  "._:-/; not CPU, GPU or memory, which have their own fields)")
             if not (0 < amount <= 10_000) or amount != amount:
@@ -74,7 +88,7 @@ class WarmStart(BaseModel):
     # ... or only the trials whose end is on the parent's log at or before this Kafka offset.
     at_offset: int | None = Field(default=None, ge=0, le=2**63 - 1, strict=True)
     # Parent parameter name -> this job's name, for a parameter that was renamed.
-    rename: dict[str, str] = Field(default_factory=dict, max_length=50)
+    rename: dict[ParamName, ParamName] = Field(default_factory=dict, max_length=50)
 
 
 class JobSpec(BaseModel):
@@ -90,7 +104,7 @@ class JobSpec(BaseModel):
     max_concurrent_trials: int = Field(ge=1, le=MAX_CONCURRENT_TRIALS, strict=True)
     search_space: dict[str, ParamSpec] = Field(min_length=1, max_length=50)
     # Hyperparameters every trial gets as they are (not searched).
-    fixed_params: dict[Text, Scalar] = Field(default_factory=dict, max_length=50)
+    fixed_params: dict[ParamName, SpecValue] = Field(default_factory=dict, max_length=50)
     search_algorithm: Literal["random", "grid", "tpe"] = "random"
     scheduler: Literal["fifo", "asha", "hyperband", "pbt"] = "fifo"
     resources_per_trial: Resources = Field(default_factory=Resources)
@@ -116,7 +130,7 @@ class JobSpec(BaseModel):
     @classmethod
     def _param_names_are_identifiers(cls, space: dict[str, ParamSpec]) -> dict[str, ParamSpec]:
         for name in space:
-            if not _PARAM_NAME.match(name):
+            if not _PARAM_NAME.fullmatch(name):
                 raise ValueError(
                     f"parameter name {name!r} must be an identifier "
                     "(letters, digits, underscore; at most 64 characters)"

@@ -1,9 +1,11 @@
 """Values every contract accepts only if every consumer can store them: text PostgreSQL can
-hold (no NUL, valid UTF-8), finite floats, integers within 64 bits (JSONB through orjson)."""
+hold (no NUL, valid UTF-8), finite floats, integers within 64 bits (JSONB through orjson), and
+times PostgreSQL and Python can both hold once converted to UTC."""
 
 from __future__ import annotations
 
 import math
+from datetime import datetime, timezone
 from typing import Annotated, Any, Union
 
 from pydantic import AfterValidator, Field, PlainValidator, StrictInt
@@ -39,6 +41,26 @@ def scalar_problem(value: Any) -> str | None:
 
 
 Text = Annotated[str, AfterValidator(storable_text)]
+# Every time on the log lies in this window: an event cannot have happened before Unix time began,
+# and 9999 is the last year Python's datetime holds (an offset can push a valid time past it).
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(9999, 12, 31, tzinfo=timezone.utc)
+
+
+def storable_time(value: datetime) -> datetime:
+    """The same instant, with a zone (UTC when it names none), inside [EARLIEST, LATEST]."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    try:
+        in_utc = value.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00 is in year 0 once in UTC
+        in_utc = None
+    if in_utc is None or not EARLIEST <= in_utc <= LATEST:
+        raise ValueError(f"time must lie between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d} (UTC)")
+    return value
+
+
+Timestamp = Annotated[datetime, AfterValidator(storable_time)]
 Int64 = Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]
 
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from schemas import events as ev
-from service.projection import Row, fenced, project_job, project_trial
+from service.projection import Row, fenced, project_job, project_trial, row_refusal
 
 AsOf = int | datetime
 
@@ -36,7 +36,8 @@ def fold(events: Iterable[ev.Event]) -> tuple[Row | None, dict[str, Row]]:
     job: Row | None = None
     trials: dict[str, Row] = {}
     for event in events:
-        if fenced(job, event) or (job is None and event.type != "JobCreated"):
+        refused = row_refusal(job, event)
+        if refused is not None or fenced(job, event):
             continue
         if isinstance(event, ev.TrialUpdated):
             trial = project_trial(trials.get(event.payload.trial_id), event)

@@ -7,9 +7,13 @@ first terminal status wins, so the same log always folds into the same read mode
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from pydantic import ValidationError
+
 from schemas import events as ev
+from schemas.job_spec import JobSpec
 from schemas.statuses import TERMINAL_JOB_STATUSES, TRIAL_TERMINAL
 
 Row = dict[str, Any]
@@ -29,8 +33,56 @@ def fenced(job: Row | None, event: ev.Event) -> bool:
     return job is not None and ev.superseded(event, job["claim"])
 
 
+def refusal(status: str | None, event: ev.Event, spec: Mapping[str, Any] | JobSpec | None = None) -> str | None:
+    """Why `event` cannot apply to a job in `status` (None: never created) whose spec is
+    `spec`, or None. Every consumer refuses the same events: the projector dead-letters them,
+    the tuner and the as-of fold skip them, so none acts on what the read model never shows."""
+    if status is None:
+        return None if isinstance(event, ev.JobCreated) else f"unknown job_id {event.job_id}"
+    if isinstance(event, ev.JobExtended) and status != "completed":
+        return f"job {event.job_id} is {status}; only a completed job can be extended"
+    if isinstance(event, ev.JobAdjusted) and not is_terminal_job(status) and spec is not None:
+        try:
+            (spec if isinstance(spec, JobSpec) else JobSpec.model_validate(spec)).adjusted(event.payload.changes)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'spec'}: {e['msg']}"
+                                 for e in exc.errors(include_url=False)[:5])
+            return f"the adjusted spec is not valid: {problems}"
+    return None
+
+
+def row_refusal(job: Row | None, event: ev.Event) -> str | None:
+    """`refusal` for a job as the read model has it (a row, or None)."""
+    return refusal(job["status"], event, job["spec"]) if job is not None else refusal(None, event)
+
+
+def next_status(status: str | None, event: ev.Event) -> str | None:
+    """A job's status after `event` (None while it has not been created). Statuses only move
+    forward; the first terminal status stays, except that a completed job may be extended."""
+    if status is None:
+        return "created" if isinstance(event, ev.JobCreated) else None
+    if isinstance(event, ev.JobExtended):
+        return "running" if status == "completed" else status
+    if is_terminal_job(status):
+        return status
+    match event:
+        case ev.JobStarted() if status == "created":
+            return "running"
+        case ev.JobCancelRequested():
+            # A job that never started has no tuner to stop: it is cancelled at once.
+            return "cancelled" if status == "created" else "cancelling"
+        case ev.JobCompleted():
+            return "completed"
+        case ev.JobFailed():
+            return "failed"
+        case ev.JobCancelled():
+            return "cancelled"
+    return status
+
+
 def project_job(job: Row | None, event: ev.Event) -> Row | None:
-    """The job row after `event`; None only while the job has not been created."""
+    """The job row after `event`; None only while the job has not been created. The caller
+    has refused what `refusal` refuses."""
     if event.type == "TrialUpdated":  # the bulk of the log; trials never change their job
         return job
     if isinstance(event, ev.JobCreated):
@@ -42,6 +94,7 @@ def project_job(job: Row | None, event: ev.Event) -> Row | None:
     if job is None or is_terminal_job(job["status"]):
         return job
     at = event.occurred_at
+    status = next_status(job["status"], event)
     match event:
         case ev.JobClaimed(payload=claim):
             return {**job, "owner": claim.tuner_id, "claim": claim.generation, "updated_at": at}
@@ -49,14 +102,10 @@ def project_job(job: Row | None, event: ev.Event) -> Row | None:
             spec = {**job["spec"], **p.changes}
             return {**job, "spec": spec, "num_samples": spec["num_samples"],
                     "max_concurrent_trials": spec["max_concurrent_trials"], "updated_at": at}
-        case ev.JobStarted() if job["status"] == "created":
-            return {**job, "status": "running", "started_at": at, "updated_at": at}
+        case ev.JobStarted() if status != job["status"]:
+            return {**job, "status": status, "started_at": at, "updated_at": at}
         case ev.JobCancelRequested():
-            # A job that never started has no tuner to stop: it is cancelled at once.
-            status = "cancelled" if job["status"] == "created" else "cancelling"
-            return _finish(job, at, status) if status == "cancelled" else {
-                **job, "status": status, "updated_at": at
-            }
+            return _finish(job, at, status) if is_terminal_job(status) else {**job, "status": status, "updated_at": at}
         case ev.JobCompleted():
             p = event.payload
             return _finish(

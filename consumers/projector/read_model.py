@@ -13,11 +13,12 @@ from typing import Any
 from asyncpg import Connection
 
 from consumers.projector.bulk import copy_rows, insert_rows
-from service.projection import Row, fenced, metric_point, model_version_row, project_job, project_trial
 from consumers.records import LoggedEvent
 from schemas import events as ev
 from schemas import tables as t
 from schemas.metrics import FENCED_EVENTS
+from service.projection import Row, fenced, metric_point, model_version_row, project_job, project_trial, row_refusal
+
 
 @dataclass(frozen=True)
 class Unprojectable:
@@ -43,8 +44,9 @@ async def apply_batch(conn: Connection, batch: list[LoggedEvent]) -> list[Unproj
     for logged in fresh:
         event = logged.event
         job = jobs.get(event.job_id)
-        if job is None and event.type != "JobCreated":
-            refused.append(Unprojectable(logged, f"unknown job_id {event.job_id}"))
+        reason = row_refusal(job, event)
+        if reason is not None:
+            refused.append(Unprojectable(logged, reason))
             continue
         if fenced(job, event):  # from a replaced owner: on the log, not in the read model
             FENCED_EVENTS.labels(event.type).inc()

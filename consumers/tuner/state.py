@@ -1,9 +1,13 @@
 """What the tuner knows about the jobs on its partitions, folded from the event log (pure).
 
-A tuner keeps only unfinished jobs; a finished one is dropped (its tombstone goes to the state
-topic, see snapshots.py). The fold is monotone: folding an event twice, or folding events a
-snapshot already holds, changes nothing, so a tuner may load a snapshot that is a little
-ahead of its committed offsets and fold from those offsets on.
+The job's status moves by the projector's own rules (service/projection.py: `refusal` and
+`next_status`), so the tuner acts on exactly the jobs the read model shows: an event the
+projector dead-letters (a JobExtended for a job never created or not completed, an adjustment
+that breaks the spec) changes nothing here. A finished job is kept in a slim form (its status,
+spec and seeds), so a second JobCreated or a late JobExtended is judged as the projector judges
+it. The fold is monotone: folding an event twice, or folding events a snapshot already holds,
+changes nothing, so a tuner may load a snapshot that is a little ahead of its committed offsets
+and fold from those offsets on.
 """
 
 from __future__ import annotations
@@ -11,12 +15,15 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from schemas import events as ev
 from schemas.job_spec import JobSpec
 from schemas.lineage import SeedTrial
 from schemas.statuses import TRIAL_TERMINAL
+from service.projection import is_terminal_job, next_status, refusal
 
 
 class TunerJob(BaseModel):
@@ -24,9 +31,7 @@ class TunerJob(BaseModel):
 
     job_id: UUID
     spec: JobSpec
-    started: bool = False
-    cancel_requested: bool = False
-    finished: bool = False
+    status: str = "created"  # as the read model has it (service.projection.next_status)
     # Trials whose terminal TrialUpdated is on the log: a resumed experiment sends them no more.
     ended_trials: frozenset[str] = frozenset()
     # Trials whose latest status is running: if their owner vanished without handing the job
@@ -44,9 +49,27 @@ class TunerJob(BaseModel):
     # trial_id -> (cpu_s, gpu_s) of its latest report on the log: the cost budget's ledger.
     costs: dict[str, tuple[float, float]] = {}
 
+    @model_validator(mode="before")
+    @classmethod
+    def _status_from_older_snapshots(cls, data: Any) -> Any:
+        # Snapshots written before `status` kept three flags instead.
+        if isinstance(data, dict) and "status" not in data and "started" in data:
+            data = {**data, "status": "cancelled" if data.get("finished") and data.get("cancel_requested")
+                    else "completed" if data.get("finished")
+                    else "cancelling" if data.get("cancel_requested") else "running" if data["started"] else "created"}
+        return data
+
     @property
     def should_run(self) -> bool:
-        return self.started and not self.finished
+        return self.status in ("running", "cancelling")
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self.status == "cancelling"
+
+    @property
+    def finished(self) -> bool:
+        return is_terminal_job(self.status)
 
     def spent_s(self) -> float:
         """Seconds of the time budget spent: earlier claims, plus the current claim up to its
@@ -58,35 +81,32 @@ class TunerJob(BaseModel):
 
 def next_state(job: TunerJob | None, event: ev.Event) -> TunerJob | None:
     """The tuner's view of one job after `event` (the same object when nothing changes)."""
-    if isinstance(event, ev.JobExtended) and (job is None or job.finished):
-        # The finished job was dropped: it comes back as the extension describes it.
-        p = event.payload
-        return TunerJob(job_id=event.job_id, spec=p.spec, started=True, claim=p.claim,
-                        seeds=job.seeds if job is not None else ())
+    if refusal(job.status if job else None, event, job.spec if job else None) is not None:
+        return job  # the projector dead-letters it
     if job is None:
-        if isinstance(event, ev.JobCreated):
-            lineage = event.payload.lineage
-            return TunerJob(job_id=event.job_id, spec=event.payload.spec, seeds=tuple(lineage.seeds) if lineage else ())
-        return None
+        lineage = event.payload.lineage
+        return TunerJob(job_id=event.job_id, spec=event.payload.spec, seeds=tuple(lineage.seeds) if lineage else ())
+    if isinstance(event, ev.JobExtended) and job.finished:
+        # The completed job runs again as the extension describes it, its seeds unchanged; its
+        # latest claim is the one the read model fences by (the payload's is only a copy of it).
+        return TunerJob(job_id=event.job_id, spec=event.payload.spec, status=next_status(job.status, event),
+                        owner=job.owner, claim=job.claim, seeds=job.seeds)
     if job.finished or ev.superseded(event, job.claim):
         return job
     if event.claim is not None and event.claim == job.claim:
         job = job.model_copy(update={"last_seen_at": max(job.last_seen_at or event.occurred_at, event.occurred_at)})
+    status = next_status(job.status, event)
+    if status != job.status:
+        return _slim(job.model_copy(update={"status": status})) if is_terminal_job(status) else (
+            job.model_copy(update={"status": status}))
     match event:
-        case ev.JobStarted():
-            return job.model_copy(update={"started": True})
-        case ev.JobCancelRequested():
-            # A job never started is cancelled by the projector's rules; nothing to stop here.
-            return job.model_copy(update={"cancel_requested": True, "finished": not job.started})
         case ev.JobClaimed(payload=claim):
             return job.model_copy(update={
                 "owner": claim.tuner_id, "claim": claim.generation, "claimed_at": event.occurred_at,
                 "last_seen_at": event.occurred_at, "budget_spent_s": claim.budget_spent_s,
             })
         case ev.JobAdjusted(payload=adjusted):
-            return job.model_copy(update={"spec": job.spec.model_copy(update=adjusted.changes)})
-        case ev.JobCompleted() | ev.JobFailed() | ev.JobCancelled():
-            return job.model_copy(update={"finished": True})
+            return job.model_copy(update={"spec": job.spec.adjusted(adjusted.changes)})
     if isinstance(event, ev.TrialUpdated) and event.payload.cpu_s is not None:
         job = job.model_copy(update={"costs": {**job.costs, event.payload.trial_id: (
             event.payload.cpu_s, event.payload.gpu_s or 0.0)}})
@@ -99,6 +119,12 @@ def next_state(job: TunerJob | None, event: ev.Event) -> TunerJob | None:
         case ev.TrialUpdated(payload=trial):  # stale or preempted: no longer running anywhere
             return job.model_copy(update={"live_trials": job.live_trials - {trial.trial_id}})
     return job
+
+
+def _slim(job: TunerJob) -> TunerJob:
+    """A finished job as the tuner keeps it: what judging later events and an extension need."""
+    keep = {"job_id", "spec", "status", "owner", "claim"} | ({"seeds"} if job.status == "completed" else set())
+    return TunerJob(**{name: getattr(job, name) for name in keep})
 
 
 def claim_event(job: TunerJob, tuner_id: str, source: str) -> ev.JobClaimed:

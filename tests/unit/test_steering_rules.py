@@ -58,14 +58,20 @@ def test_the_read_model_folds_adjustments_and_extensions():
     assert project_job(states[3], late) is states[3]  # a finished job is not adjusted
 
 
-def test_the_tuner_resumes_an_extended_job_it_had_dropped():
+def test_the_tuner_resumes_an_extended_job_and_only_a_completed_one():
     job = None
     for event in _log()[:3]:
         job = next_state(job, event)
     assert job.spec.max_concurrent_trials == 3 and job.spec.time_budget_s is None
-    assert next_state(job, _log()[3]).finished
-    back = next_state(None, _log()[4])  # the finished job was dropped from memory
-    assert back.should_run and back.spec.num_samples == 4 and back.claim == 1
+    done = next_state(job, _log()[3])
+    assert done.finished and done.status == "completed"
+    back = next_state(done, _log()[4])  # the finished job is kept, slim, to judge an extension
+    assert back.should_run and back.spec.num_samples == 4 and back.claim == done.claim  # what the read model fences by
+    # What the projector dead-letters, the tuner never runs: an extension of a job it never saw
+    # or of one that did not complete.
+    assert next_state(None, _log()[4]) is None
+    cancelled = next_state(job, ev.JobCancelled(job_id=JOB, source="t"))
+    assert next_state(cancelled, _log()[4]) is cancelled and not cancelled.should_run
 
 
 def test_a_model_version_row_names_who_promoted_it():
