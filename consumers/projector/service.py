@@ -26,7 +26,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.consumer import consumer_main
-from adapters.database import make_engine
+from adapters.database import make_engine, transient
+from adapters.kafka_security import client_options
 from adapters.migrations import migrate
 from adapters.publisher import EventPublisher
 from adapters.settings import Settings
@@ -43,13 +44,42 @@ LAG_EVERY_S = 1.0
 async def project_parsed(
     engine: AsyncEngine, records: tuple[ConsumerRecord, ...], parsed: list[LoggedEvent]
 ) -> list[Refused]:
-    """Project parsed events in one transaction; return the records refused by the read model."""
+    """Project parsed events in one transaction; return the records refused by the read model.
+
+    A batch that fails for any reason but the database being unreachable or busy (adapters.
+    database.transient: those raise, and the batch is retried) is projected again one event per
+    transaction, in log order: an event that still fails is refused with its error, so one
+    poison record never stalls its partition, and the others are projected."""
     if not parsed:
         return []
+    by_position = {(r.partition, r.offset): r for r in records}
+    try:
+        return await _project_together(engine, by_position, parsed)
+    except Exception as exc:
+        if transient(exc):
+            raise
+        log.warning("batch cannot be projected; projecting its events one by one", size=len(parsed),
+                    error=_one_line(exc))
+    refused: list[Refused] = []
+    for logged in parsed:
+        try:
+            refused += await _project_together(engine, by_position, [logged])
+        except Exception as exc:
+            if transient(exc):
+                raise  # what was projected so far stays; the redelivered batch skips it (event_id)
+            refused.append(Refused(by_position[(logged.partition, logged.offset)],
+                                   f"cannot be projected: {_one_line(exc)}"))
+    return refused
+
+
+async def _project_together(engine: AsyncEngine, by_position: dict, parsed: list[LoggedEvent]) -> list[Refused]:
     async with batch_transaction(engine) as conn:
         refused = await apply_batch(conn, parsed)
-    by_position = {(r.partition, r.offset): r for r in records}
     return [Refused(by_position[(u.logged.partition, u.logged.offset)], u.reason) for u in refused]
+
+
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
 
 
 async def project_records(
@@ -65,9 +95,10 @@ class Projector:
         self.settings = settings
         self.topic = settings.topics.events
         self.engine = make_engine(settings.database_url)
-        self.publisher = EventPublisher(settings.kafka_bootstrap_servers, settings.topics)
+        self.publisher = EventPublisher(settings.kafka_bootstrap_servers, settings.topics,
+                                        security=client_options(settings))
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            bootstrap_servers=settings.kafka_bootstrap_servers, **client_options(settings),
             group_id=settings.projector_group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

@@ -24,6 +24,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from adapters.consumer import consumer_main
+from adapters.event_log import group_members
+from adapters.kafka_security import client_options
 from adapters.publisher import EventPublisher
 from adapters.settings import Settings
 from consumers.records import LoggedEvent, read_record
@@ -31,7 +33,7 @@ from consumers.tuner.ray_processes import start_ray, stop_ray
 from consumers.tuner.snapshots import Snapshots
 from consumers.tuner.state import TunerJob, claim_event, next_state
 from producers.job_outcome import job_failed
-from producers.interrupted_trials import handed_over, left_running
+from producers.interrupted_trials import cancelled_unowned, handed_over, left_running
 from producers.job_run import SOURCE, JobRun
 from schemas import events as ev
 from schemas.metrics import EVENTS_CONSUMED, JOB_DURATION, JOBS_OWNED, TAKEOVER_SECONDS
@@ -49,11 +51,12 @@ class Tuner:
         self.tuner_id = settings.tuner_id or f"{socket.gethostname()}-{os.getpid()}"
         self.topic = settings.topics.events.name
         bootstrap = settings.kafka_bootstrap_servers
-        self.publisher = EventPublisher(bootstrap, settings.topics, PUBLISH_TIMEOUT_S)
-        self.snapshots = Snapshots(bootstrap, settings.topics.tuner_state.name)
+        self.publisher = EventPublisher(bootstrap, settings.topics, PUBLISH_TIMEOUT_S, client_options(settings))
+        self.snapshots = Snapshots(bootstrap, settings.topics.tuner_state.name, client_options(settings))
         session_ms = int(settings.tuner_session_timeout_s * 1000)
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=settings.tuner_group_id, client_id=self.tuner_id,
+            bootstrap_servers=bootstrap, **client_options(settings),
+            group_id=settings.tuner_group_id, client_id=self.tuner_id,
             enable_auto_commit=False, auto_offset_reset="earliest",
             session_timeout_ms=session_ms, heartbeat_interval_ms=max(100, session_ms // 3),
             # Members get this long to stop their experiments before a rebalance goes on without them.
@@ -66,6 +69,9 @@ class Tuner:
         self.catching_up: dict[int, tuple[int, float]] = {}  # partition -> (end offset to reach, since)
         self.running: dict[UUID, asyncio.Task] = {}
         self.waiting: list[UUID] = []
+        self.claimed: dict[UUID, int] = {}  # job -> the generation this tuner claimed it under
+        self.reclaim: set[UUID] = set()  # jobs to claim again once their run has stopped
+        self._tasks: set[asyncio.Task] = set()  # fire-and-forget work, kept from the collector
         self.releasing: set[int] = set()  # partitions being handed over: their jobs start nothing
         self._lock = asyncio.Lock()  # folding and saving vs. the rebalance listener
         self._stop = asyncio.Event()
@@ -190,15 +196,17 @@ class Tuner:
         event = read.event
         EVENTS_CONSUMED.labels(event.type).inc()
         before = self.jobs.get(event.job_id)
-        job = next_state(before, event)
+        try:
+            job = next_state(before, event)
+        except Exception:  # a record no rule foresaw: skipped (the projector dead-letters it), never a stop
+            log.exception("event not folded", job_id=str(event.job_id), event_id=str(event.event_id),
+                          offset=f"{record.partition}/{record.offset}")
+            return
         if job is None or job is before:
             return
         self.dirty.add(event.job_id)
         self.partition_of[event.job_id] = record.partition
-        if job.finished:
-            self.jobs.pop(event.job_id, None)
-        else:
-            self.jobs[event.job_id] = job
+        self.jobs[event.job_id] = job  # a finished job stays, slim (state.py), to judge later events
         if record.partition in self.catching_up:
             return  # acted on once the partition is caught up
         with structlog.contextvars.bound_contextvars(job_id=str(event.job_id), event_id=str(event.event_id)):
@@ -209,10 +217,10 @@ class Tuner:
                 log.info("job adjusted", job_id=str(job.job_id), changes=event.payload.changes)
             elif isinstance(event, ev.JobCancelRequested):
                 self._cancel(job.job_id)
-            elif isinstance(event, ev.JobClaimed) and event.payload.tuner_id != self.tuner_id:
-                if (run := JobRun.find(job.job_id)) is not None:  # another tuner claimed it: stop
-                    log.warning("job claimed by another tuner", job_id=str(job.job_id), by=event.payload.tuner_id)
-                    run.hand_over()
+            elif isinstance(event, ev.JobClaimed) and self.claimed.get(job.job_id) != event.payload.generation:
+                # A claim this tuner did not make, for a job on its partition: only the group can say
+                # whether its claimer owns the partition now.
+                self._spawn(self._settle_claim(job.job_id, record.partition, event.payload.tuner_id))
 
     # -- running jobs ----------------------------------------------------------------------
 
@@ -226,16 +234,58 @@ class Tuner:
             self.waiting.append(job_id)
 
     def _cancel(self, job_id: UUID) -> None:
-        if job_id in self.waiting:
-            self.waiting.remove(job_id)
-            asyncio.create_task(self.publisher.publish(ev.JobCancelled(job_id=job_id, source=SOURCE)))
-        elif (run := JobRun.find(job_id)) is not None:
+        if (run := JobRun.find(job_id)) is not None:
             run.cancel()
             log.info("cancelling job", job_id=str(job_id))
+        elif job_id not in self.running and self.jobs[job_id].should_run:
+            # Waiting for a slot, or run nowhere: nothing to stop, so the job ends here.
+            if job_id in self.waiting:
+                self.waiting.remove(job_id)
+            self.reclaim.discard(job_id)
+            job = self.jobs[job_id]
+            log.info("cancelling a job that runs nowhere", job_id=str(job_id), owner=job.owner)
+            self._spawn(self._publish_all(cancelled_unowned(job_id, job.live_trials)))
+
+    async def _settle_claim(self, job_id: UUID, partition: int, claimer: str) -> None:
+        """Someone else claimed a job on this tuner's partition. A claimer the group assigned the
+        partition to takes the job over; a claim no member backs (a tuner that is gone, or a forged
+        record) is outbid: this tuner claims the job again and resumes it."""
+        try:
+            members = await group_members(self.settings.kafka_bootstrap_servers, self.settings.tuner_group_id,
+                                          client_options(self.settings))
+        except (KafkaError, OSError) as exc:
+            log.warning("cannot tell who owns the partition; asking again", job_id=str(job_id), error=str(exc))
+            asyncio.get_running_loop().call_later(
+                CLAIM_RETRY_S, lambda: self._spawn(self._settle_claim(job_id, partition, claimer)))
+            return
+        owner = next((m["client_id"] for m in members if partition in m["partitions"]), None)
+        job = self.jobs.get(job_id)
+        if owner != self.tuner_id or job is None or not job.should_run or self.partition_of.get(job_id) != partition:
+            if (run := JobRun.find(job_id)) is not None:  # the partition moved on: the new owner runs it
+                log.warning("job claimed by another tuner", job_id=str(job_id), by=claimer, partition_owner=owner)
+                run.hand_over()
+            return
+        log.warning("claim not backed by the tuner group; claiming the job again", job_id=str(job_id), by=claimer)
+        if (run := JobRun.find(job_id)) is not None or job_id in self.running:
+            self.reclaim.add(job_id)  # its events now carry a superseded claim: restart it under a new one
+            if run is not None:
+                run.hand_over()
+        else:
+            self._schedule(job_id)
+
+    def _spawn(self, work) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _publish_all(self, events: list[ev.Event]) -> None:
+        for event in events:
+            await self.publisher.publish(event)
 
     async def _claim(self, job: TunerJob) -> TunerJob:
         """Publish the job's next claim, and mark stale the trials its last owner left running."""
         claim = claim_event(job, self.tuner_id, SOURCE)
+        self.claimed[job.job_id] = claim.payload.generation  # before its echo can come back
         await self.publisher.publish(claim)
         for event in left_running(job.job_id, job.live_trials, job.owner, claim.claim):
             await self.publisher.publish(event)
@@ -283,7 +333,10 @@ class Tuner:
             log.exception("could not publish the job's outcome", job_id=str(job_id))
         finally:
             self.running.pop(job_id, None)
-            if self.waiting:
+            if job_id in self.reclaim:
+                self.reclaim.discard(job_id)
+                self._schedule(job_id)
+            elif self.waiting:
                 self._schedule(self.waiting.pop(0))
 
     def _retry(self, job_id: UUID) -> None:
