@@ -8,6 +8,7 @@ format from every line of a process.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 import structlog
@@ -46,10 +47,25 @@ def configure_logging(log_format: str | None = None, level: str = "INFO") -> Non
             ],
         )
     )
+    handler.addFilter(RedactSecrets())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     # Libraries are chatty at INFO; their warnings and errors are what an operator needs.
     root.setLevel(max(level_no, logging.WARNING))
+
+
+class RedactSecrets(logging.Filter):
+    """aiokafka's DEBUG log prints every request, SASL's included: PLAIN's carries the password
+    in clear (`sasl_auth_bytes=b'user\\x00user\\x00password'`). Redacted here so that turning
+    a library's log up to DEBUG never writes a Kafka password."""
+
+    _AUTH_BYTES = re.compile(r"""sasl_auth_bytes=b(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "sasl_auth_bytes" in message:
+            record.msg, record.args = self._AUTH_BYTES.sub("sasl_auth_bytes=<redacted>", message), None
+        return True
 
 
 def adopt_library_logger(name: str) -> None:

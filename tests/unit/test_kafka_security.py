@@ -3,6 +3,7 @@ options for every client, secrets never shown; the local broker's SASL propertie
 
 from __future__ import annotations
 
+import logging
 import ssl
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram512
 
 from adapters.kafka_security import client_options
+from adapters.logs import configure_logging
 from adapters.publisher import _faststream_security
 from adapters.settings import Settings
 from app.cli.stack import kafka_sasl
@@ -107,3 +109,16 @@ def test_the_local_broker_asks_every_listener_for_a_password_and_denies_without_
 def test_the_local_broker_refuses_what_it_cannot_run():
     with pytest.raises(RuntimeError, match="point KAFKA_BOOTSTRAP_SERVERS at a broker with TLS"):
         kafka_sasl.enabled(Settings.from_env(SASL))
+
+
+def test_the_services_log_handler_redacts_sasl_bytes_even_at_debug(capsys):
+    configure_logging("json", "INFO")
+    try:
+        library = logging.getLogger("aiokafka.conn")
+        library.setLevel(logging.DEBUG)  # an operator debugging the connection
+        library.debug("%s Request %d: %s", "<conn>", 3,
+                      r"SaslAuthenticateRequest_v1(sasl_auth_bytes=b'gateway\x00gateway\x00s3cret-pw')")
+    finally:
+        library.setLevel(logging.NOTSET)
+    written = capsys.readouterr().err
+    assert "SaslAuthenticateRequest_v1(sasl_auth_bytes=<redacted>)" in written and "s3cret-pw" not in written
