@@ -4,7 +4,8 @@ the principals and ACLs of docs/operations.md ("Security model"), every client b
 Settings.from_env as the processes build theirs.
 
 - the gateway principal publishes; the real projector process, as its principal, projects the
-  event and dead-letters a bad record; the tuner principal saves and loads its state;
+  event and dead-letters a bad record; the tuner principal saves and loads its state and
+  joins its group, which the gateway principal lists;
 - a read-only principal reads the log but cannot write to it, and the projector principal
   cannot write events (only dead letters);
 - a wrong password is refused by authentication, and no password reaches a log or an error.
@@ -23,17 +24,18 @@ import uuid
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from confluent_kafka.admin import AclBinding, AclBindingFilter, AclOperation, AclPermissionType, AdminClient
 from confluent_kafka.admin import ResourcePatternType, ResourceType
 from sqlalchemy import text
 
 from adapters.database import create_database, drop_database, make_engine
-from adapters.event_log import end_offsets, ensure_topics, read_to_end
+from adapters.event_log import end_offsets, ensure_topics, group_members, read_to_end
 from adapters.kafka_security import client_options
 from adapters.logs import RedactSecrets
 from adapters.publisher import EventPublisher, Unavailable
 from adapters.settings import Settings
+from app.cli.stack.paths import state_dir
 from consumers.tuner.snapshots import Snapshots
 from consumers.tuner.state import TunerJob
 from schemas import events as ev
@@ -46,7 +48,7 @@ from tests.waiting import eventually, wait_until
 RUN = uuid.uuid4().hex[:8]
 TOPICS = Topics(f"sasl-{RUN}.tuning")
 PASSWORDS = {user: secrets.token_urlsafe(16) for user in ("admin", "gateway", "projector", "tuner", "auditor")}
-PROJECTOR_GROUP = f"sasl-{RUN}-projector"
+PROJECTOR_GROUP, TUNER_GROUP = f"sasl-{RUN}-projector", f"sasl-{RUN}-tuner"
 
 
 def _free_pair() -> int:
@@ -94,12 +96,14 @@ def _recommended_acls() -> list[AclBinding]:
                 for u in ("gateway", "projector", "tuner", "auditor")]
     return describe + [
         _acl("gateway", topic, TOPICS.events.name, op.WRITE),
+        _acl("gateway", group, TUNER_GROUP, op.DESCRIBE),  # GET /api/tuners lists the tuner group
         _acl("projector", topic, TOPICS.events.name, op.READ),
         _acl("projector", group, PROJECTOR_GROUP, op.READ),
         _acl("projector", topic, TOPICS.dead_letter.name, op.WRITE),
         _acl("tuner", topic, TOPICS.events.name, op.READ), _acl("tuner", topic, TOPICS.events.name, op.WRITE),
         _acl("tuner", topic, TOPICS.tuner_state.name, op.READ),
         _acl("tuner", topic, TOPICS.tuner_state.name, op.WRITE),
+        _acl("tuner", group, TUNER_GROUP, op.READ),
         _acl("auditor", topic, TOPICS.events.name, op.READ),
     ]
 
@@ -122,7 +126,12 @@ def _grant(bootstrap: str, acls: list[AclBinding]) -> None:
 async def sasl_kafka(stack, tmp_path_factory):
     """A SASL_PLAINTEXT broker with the recommended ACLs; `admin` is its super user."""
     others = ",".join(f"{u}:{p}" for u, p in PASSWORDS.items() if u != "admin")
-    env = {**os.environ, "TUNIX_STATE_DIR": str(tmp_path_factory.mktemp("sasl-kafka")),
+    state = tmp_path_factory.mktemp("sasl-kafka")
+    jars = state_dir() / "kafka" / "lib"
+    if (jars / ".complete").is_file():  # the local stack's jars: no Maven run for this broker
+        (state / "kafka").mkdir()
+        (state / "kafka" / "lib").symlink_to(jars)
+    env = {**os.environ, "TUNIX_STATE_DIR": str(state),
            "TUNIX_KAFKA_PORT": str(_free_pair()), "TUNIX_KAFKA_BROKERS": "1",
            "TUNIX_KAFKA_HEAP_OPTS": "-Xmx256m -Xms128m", "TUNIX_KAFKA_LOCAL_USERS": others,
            "DATABASE_URL": stack.database_url}  # an external database: `services up` starts only Kafka
@@ -193,14 +202,26 @@ async def test_each_service_principal_does_its_part(sasl_kafka, stack, tmp_path)
         (letter,) = await eventually(dead_letters, 30, "the bad record dead-lettered by the projector")
         assert letter.key == b"not-a-job" and dict(letter.headers)[DLQ_REASON_HEADER]
 
-        # The tuner principal keeps its compact state on the tuner-state topic.
-        snapshots = Snapshots(bootstrap, TOPICS.tuner_state.name, client_options(_as(bootstrap, "tuner")))
+        # The tuner principal keeps its compact state on the tuner-state topic, joins its group,
+        # and the gateway principal sees it there (GET /api/tuners).
+        tuner = client_options(_as(bootstrap, "tuner"))
+        snapshots = Snapshots(bootstrap, TOPICS.tuner_state.name, tuner)
+        member = AIOKafkaConsumer(TOPICS.events.name, bootstrap_servers=bootstrap, group_id=TUNER_GROUP,
+                                  client_id="tuner-1", **tuner)
         await snapshots.start()
+        await member.start()
         try:
             state = TunerJob(job_id=created.job_id, spec=created.payload.spec)
             await snapshots.save({created.job_id: (2, state)})
             assert (await snapshots.load({2}))[2] == {created.job_id: state}
+
+            async def tuners():
+                await member.getmany(timeout_ms=100)
+                members = await group_members(bootstrap, TUNER_GROUP, client_options(_as(bootstrap, "gateway")))
+                return [m["client_id"] for m in members if m["partitions"]]
+            assert await eventually(tuners, 60, "the tuner in its group, as the gateway sees it") == ["tuner-1"]
         finally:
+            await member.stop()
             await snapshots.close()
     finally:
         projector.stop()
