@@ -4,7 +4,7 @@ The job's status moves by the projector's own rules (service/projection.py: `ref
 `next_status`), so the tuner acts on exactly the jobs the read model shows: an event the
 projector dead-letters (a JobExtended for a job never created or not completed, an adjustment
 that breaks the spec) changes nothing here. A finished job is kept in a slim form (its status,
-spec and seeds), so a second JobCreated or a late JobExtended is judged as the projector judges
+claim and, once completed, seeds), so a second JobCreated or a late JobExtended is judged as the projector judges
 it. The fold is monotone: folding an event twice, or folding events a snapshot already holds,
 changes nothing, so a tuner may load a snapshot that is a little ahead of its committed offsets
 and fold from those offsets on.
@@ -30,7 +30,7 @@ class TunerJob(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     job_id: UUID
-    spec: JobSpec
+    spec: JobSpec | None  # None once finished: nothing judges a finished job by its spec
     status: str = "created"  # as the read model has it (service.projection.next_status)
     # Trials whose terminal TrialUpdated is on the log: a resumed experiment sends them no more.
     ended_trials: frozenset[str] = frozenset()
@@ -122,9 +122,10 @@ def next_state(job: TunerJob | None, event: ev.Event) -> TunerJob | None:
 
 
 def _slim(job: TunerJob) -> TunerJob:
-    """A finished job as the tuner keeps it: what judging later events and an extension need."""
-    keep = {"job_id", "spec", "status", "owner", "claim"} | ({"seeds"} if job.status == "completed" else set())
-    return TunerJob(**{name: getattr(job, name) for name in keep})
+    """A finished job as the tuner keeps it, a few hundred bytes: what judging later events
+    needs (status, claim) and, for a completed job, what its extension starts from (seeds)."""
+    return TunerJob(job_id=job.job_id, spec=None, status=job.status, owner=job.owner, claim=job.claim,
+                    seeds=job.seeds if job.status == "completed" else ())
 
 
 def claim_event(job: TunerJob, tuner_id: str, source: str) -> ev.JobClaimed:
