@@ -1,14 +1,18 @@
 """Every error answer of the API, in one place and one body (schemas.api.ErrorBody): 422 names
 each field and rule, 404/409 say why a command does not apply, 413 for oversized bodies, 503
-when a backing service is down; never a stack trace."""
+when a backing service is down; never a stack trace. An unexpected error is a 500 naming an
+error id, under which the traceback is logged."""
 
 from __future__ import annotations
 
+from uuid import uuid4
+
+import asyncpg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
@@ -22,8 +26,22 @@ log = structlog.get_logger("api")
 
 
 def error_response(status: int, error: str, message: str, details=()) -> JSONResponse:
-    body = ErrorBody(error=error, message=message, details=list(details))
+    body = ErrorBody(error=error, message=_shown(message), details=list(details))
     return JSONResponse(body.model_dump(), status_code=status)
+
+
+def _shown(text: str) -> str:
+    """Text as UTF-8 can carry it: a lone surrogate the client sent (in a key, echoed in a field
+    path or a rule) is shown as its escape, \\ud800, not turned into bytes no JSON reader takes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def internal_error(exc: BaseException, method: str, path: str) -> JSONResponse:
+    """A 500 that names an id and nothing else; the traceback is logged under the id."""
+    error_id = uuid4().hex[:16]
+    log.error("unexpected error", error_id=error_id, method=method, path=path, exc_info=exc)
+    return error_response(500, "internal_error", f"unexpected error {error_id}: the API's log has the details "
+                                                 "under this id")
 
 
 def validation_error(details: list[FieldError]) -> JSONResponse:
@@ -32,7 +50,7 @@ def validation_error(details: list[FieldError]) -> JSONResponse:
 
 def field_errors(errors: list[dict]) -> list[FieldError]:
     return [
-        FieldError(field="body" if e["type"] == "json_invalid" else _field(e["loc"]), rule=_rule(e))
+        FieldError(field="body" if e["type"] == "json_invalid" else _shown(_field(e["loc"])), rule=_shown(_rule(e)))
         for e in errors
     ]
 
@@ -64,7 +82,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(InvalidJob)
     async def _invalid_job(_: Request, exc: InvalidJob) -> JSONResponse:
-        return validation_error([FieldError(field=p.field, rule=p.rule) for p in exc.problems])
+        return validation_error([FieldError(field=_shown(p.field), rule=_shown(p.rule)) for p in exc.problems])
 
     @app.exception_handler(JobNotFound)
     @app.exception_handler(ModelNotFound)
@@ -108,6 +126,25 @@ def install(app: FastAPI) -> None:
     for exc_type in (OSError, TimeoutError, OperationalError, InterfaceError):
         app.add_exception_handler(exc_type, _database_down)
 
+    @app.exception_handler(DBAPIError)
+    async def _database_refused(request: Request, exc: DBAPIError) -> JSONResponse:
+        # The gateway only reads, with values from the request: a value PostgreSQL refuses (text
+        # with NUL, a time out of its range) is the request's fault. The schemas bound every
+        # parameter so this should not happen; the database's words stay in the log.
+        cause = getattr(exc.orig, "__cause__", None) or exc.orig
+        if not isinstance(cause, asyncpg.exceptions.DataError):
+            return internal_error(exc, request.method, request.url.path)
+        error_id = uuid4().hex[:16]
+        log.warning("database refused a request value", error_id=error_id, path=request.url.path,
+                    detail=str(cause).splitlines()[0] if str(cause) else type(cause).__name__)
+        return error_response(422, "invalid_value", f"a value in the request cannot be used to search the read "
+                                                    f"model (error id {error_id})")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette calls this for what escapes every middleware (InternalErrors catches the rest).
+        return internal_error(exc, request.method, request.url.path)
+
 
 def _allowed_methods(request: Request) -> list[str]:
     """Every method some route serves at this path (Starlette names only the first route's)."""
@@ -120,3 +157,29 @@ def _allowed_methods(request: Request) -> list[str]:
 
 
 _ERROR_NAMES = {404: "not_found", 405: "method_not_allowed", 406: "not_acceptable", 415: "unsupported_media_type"}
+
+
+class InternalErrors:
+    """ASGI middleware: an exception no handler took becomes internal_error's 500 here, inside
+    the security headers (Starlette's own last-resort handler answers outside every middleware
+    and logs the traceback a second time through the server)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def tracking_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:  # too late for an answer: the server closes the connection
+                raise
+            await internal_error(exc, scope.get("method", ""), scope.get("path", ""))(scope, receive, send)

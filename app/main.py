@@ -20,6 +20,7 @@ from adapters.publisher import EventPublisher, Unavailable
 from adapters.settings import Settings
 from app import dashboard, errors, openapi
 from app.body_limit import BodyLimitMiddleware
+from app.http_guard import HostCheck, SecurityHeaders, allowed_hosts
 from app.auth import parse_tokens
 from app.routes import compare_router, models_router, registry_router, router, tuners_router
 from schemas.api import ErrorBody, Health, Readiness
@@ -60,7 +61,12 @@ def create_app(settings: Settings, gateway: Gateway | None = None, queries: Quer
         responses={413: {"model": ErrorBody, "description": "The request body is over the size limit"}},
     )
     app.state.principals = parse_tokens(settings.api_tokens, settings.api_token)  # refuses a malformed entry
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # Outermost last: headers on every answer, the Host checked before anything is read, an
+    # unexpected error answered (500 with an id) inside both, the body read within its limits.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, timeout_s=settings.api_body_timeout_s)
+    app.add_middleware(errors.InternalErrors)
+    app.add_middleware(HostCheck, allowed=None if app.state.principals else allowed_hosts(settings.api_allowed_hosts))
+    app.add_middleware(SecurityHeaders)
     errors.install(app)
     app.include_router(router)
     app.include_router(models_router)
@@ -114,7 +120,10 @@ def serve() -> None:
         app = create_app(settings)
     except ValueError as exc:  # a malformed TUNIX_API_TOKENS: said once, without the tokens
         raise SystemExit(f"api refused to start: {exc}") from None
-    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False)
+    # An idle keep-alive connection is closed after 5 s (uvicorn's default, said here on purpose);
+    # a slow request body gets a 408 from BodyLimitMiddleware after TUNIX_API_BODY_TIMEOUT_S.
+    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False,
+                timeout_keep_alive=5, server_header=False)
 
 
 if __name__ == "__main__":

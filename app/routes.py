@@ -31,7 +31,8 @@ from schemas.api import (
 )
 from schemas.job_spec import JobSpec
 from schemas.statuses import JOB_STATUSES, JobStatus
-from schemas.steering import CommandNote, Extension, Fork, JobAdjustment, Promotion
+from schemas.bounded import bounded_text
+from schemas.steering import CommandNote, Extension, Fork, JobAdjustment, Promotion, TrialId
 from service import commands, steering
 from service.commands import Gateway, Published, Sender
 from service.errors import TrialNotFound
@@ -46,6 +47,10 @@ from service.why import decisions, explain
 # Bounds of the list query; PostgreSQL's OFFSET is a bigint, and no deployment has this many jobs.
 MAX_PAGE = 200
 MAX_OFFSET = 1_000_000_000
+# Text from a path or query reaches SQL and the audit's replays: storable text, as long as the
+# events' fields it is compared with (a model name as ModelPromoted holds it, a metric's name).
+ModelName = bounded_text(100, min_length=1)
+MetricName = bounded_text(100, min_length=1)
 
 router = APIRouter(prefix="/api/tuning/jobs", tags=["tuning jobs"], dependencies=[Depends(require_token)])
 tuners_router = APIRouter(prefix="/api/tuners", tags=["tuners"], dependencies=[Depends(require_token)])
@@ -165,13 +170,14 @@ async def get_job_events(job_id: UUID, request: Request):
 @router.get("/{job_id}/decisions", response_model=list[DecisionOut], responses=_job_errors,
             summary="Every decision of the job's searcher, scheduler, Ray and tuner, with its inputs, in log order")
 async def get_decisions(job_id: UUID, request: Request):
-    return decisions(await _queries(request).job_events(job_id))
+    # A long log is a lot of work for Python: off the event loop, as every fold and replay here.
+    return await asyncio.to_thread(decisions, await _queries(request).job_events(job_id))
 
 
 @router.get("/{job_id}/trials/{trial_id}/why", response_model=TrialWhy, responses=_job_errors,
             summary="Why a trial ended as it did: the decisions and commands that led there")
-async def why_trial(job_id: UUID, trial_id: str, request: Request):
-    found = explain(job_id, trial_id, await _queries(request).job_events(job_id))
+async def why_trial(job_id: UUID, trial_id: TrialId, request: Request):
+    found = await asyncio.to_thread(explain, job_id, trial_id, await _queries(request).job_events(job_id))
     if found is None:
         raise TrialNotFound(job_id, trial_id)
     return found
@@ -185,13 +191,14 @@ async def what_if(
     grace_period: Annotated[int, Query(ge=1, le=10_000)] = 1,
     reduction_factor: Annotated[float, Query(ge=1.1, le=100)] = 2,
     max_t: Annotated[int | None, Query(ge=1, le=1_000_000, description="default: the most reports of a trial")] = None,
-    metric: Annotated[str | None, Query(max_length=100, description="default: the job's metric when reported "
-                                        "along the way, else eval_loss")] = None,
+    metric: Annotated[MetricName | None, Query(description="default: the job's metric when reported along the "
+                                               "way, else eval_loss")] = None,
     mode: Literal["min", "max"] | None = None,
 ):
     queries = _queries(request)
     job, history = await queries.get_job(job_id), await queries.metric_history(job_id)
-    found = what_if_asha(job, history, AshaOptions(grace_period, reduction_factor, max_t), metric, mode)
+    found = await asyncio.to_thread(what_if_asha, job, history, AshaOptions(grace_period, reduction_factor, max_t),
+                                    metric, mode)
     fields = {k: v for k, v in vars(found).items() if k not in ("options", "stopped")}
     return WhatIfOut(**fields, **vars(found.options), seconds_saved=found.seconds_saved,
                      saved_fraction=found.saved_fraction, stopped=[vars(s) for s in found.stopped])
@@ -226,7 +233,7 @@ async def list_models(request: Request):
 
 @registry_router.get("/{name}/versions", response_model=list[ModelVersionOut], responses=_job_errors,
                      summary="Every promoted version of a model, newest first")
-async def list_model_versions(name: str, request: Request):
+async def list_model_versions(name: ModelName, request: Request):
     return await _queries(request).model_versions(name)
 
 

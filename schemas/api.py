@@ -30,7 +30,12 @@ def _as_of(value: Any) -> int | datetime:
     if moment is None:
         raise ValueError("must be a log position (an offset, 0 or more) or an ISO 8601 time such as "
                          "2026-11-28T19:30:00Z")
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+    moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+    try:  # compared in UTC: 0001-01-01T00:00:00+14:00 is in year 0 there, which nothing can hold
+        moment.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError("must be a time from 0001-01-01 to 9999-12-31 once in UTC") from None
+    return moment
 
 
 def _number(text: str) -> bool:

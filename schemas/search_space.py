@@ -11,6 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from schemas.values import Int64, scalar_problem
 
+# The longest text value a spec may give a hyperparameter (a choice, a grid point, a fixed value).
+MAX_VALUE_TEXT = 1000
+
 
 class _Param(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -41,6 +44,8 @@ class _Values(_Param):
                 )
             if (problem := scalar_problem(value)) is not None:
                 raise ValueError(f"item {i}: {problem}")
+            if isinstance(value, str) and len(value) > MAX_VALUE_TEXT:
+                raise ValueError(f"item {i}: text values must be at most {MAX_VALUE_TEXT} characters")
         return values
 
 

@@ -6,11 +6,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from schemas.job_spec import MAX_CONCURRENT_TRIALS, MAX_NUM_SAMPLES
+from schemas.bounded import JsonValue, bounded_text
+from schemas.job_spec import MAX_CONCURRENT_TRIALS, MAX_NUM_SAMPLES, JobSpec
 
-Reason = str | None
+# Every command's reason goes onto its event's envelope, which holds at most this much.
+MAX_REASON = 2000
+# Text the API takes is text every consumer can store (schemas/values.py): no NUL, valid UTF-8.
+Reason = bounded_text(MAX_REASON) | None
+TrialId = bounded_text(200, min_length=1)
 
 
 def _integral(value: Any) -> Any:
@@ -19,8 +24,23 @@ def _integral(value: Any) -> Any:
 
 
 Count = Annotated[int, BeforeValidator(_integral)]
-REASON = Field(default=None, max_length=2000, description="why, in words: kept on the job's audit trail")
+REASON = Field(default=None, description="why, in words: kept on the job's audit trail")
 MODEL_NAME = r"^[a-z0-9][a-z0-9._-]{0,99}$"
+
+
+# A fork's changes are spec fields, checked again as a whole spec; bounded here (storable JSON,
+# known fields) so a refusal names the change (`changes.x`) and nothing the log cannot hold gets far.
+_FORKABLE = tuple(name for name in JobSpec.model_fields if name != "warm_start")  # the fork sets warm_start
+
+
+def _spec_field(name: str) -> str:
+    if name not in _FORKABLE:
+        raise ValueError(f"{name[:100]!r} is not a job spec field that a fork may change "
+                         f"(one of {', '.join(_FORKABLE)})")
+    return name
+
+
+SpecField = Annotated[str, AfterValidator(_spec_field)]
 
 
 class _Body(BaseModel):
@@ -75,7 +95,8 @@ class Fork(_Body):
     at_offset: Count | None = Field(default=None, ge=0, le=2**63 - 1, strict=True,
                                     description="or with the trials whose end is on the log at or before this offset")
     # Spec fields to change (search_space, scheduler, search_algorithm, num_samples, name, ...).
-    changes: dict[str, Any] = Field(default_factory=dict, max_length=30)
+    changes: dict[SpecField, JsonValue] = Field(default_factory=dict, max_length=30, json_schema_extra={
+        "propertyNames": {"enum": list(_FORKABLE)}})
     reason: Reason = REASON
 
 
@@ -83,7 +104,6 @@ class Promotion(_Body):
     """POST .../promote: copy a trial's model into artifacts/models/{name}/{version}/."""
 
     name: str = Field(pattern=MODEL_NAME, description="registry name: lower-case letters, digits, . _ -")
-    trial_id: str | None = Field(default=None, min_length=1, max_length=200,
-                                 description="the job's best trial when unset")
+    trial_id: TrialId | None = Field(default=None, description="the job's best trial when unset")
     stage: str = Field(default="candidate", pattern=r"^[a-z][a-z0-9_-]{0,39}$")
     reason: Reason = REASON

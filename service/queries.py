@@ -5,6 +5,7 @@ A query about one job raises JobNotFound when the read model has no such job.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from uuid import UUID
@@ -70,7 +71,8 @@ class Queries:
             rows = [] if position is None else (await conn.execute(
                 select(t.events).where(e.job_id == job_id, e.kafka_offset <= position).order_by(e.kafka_offset)
             )).mappings().all()
-        job, trials = fold(event_of(row) for row in rows)
+        # Parsing and folding a long log is CPU work: off the API's event loop.
+        job, trials = await asyncio.to_thread(lambda: fold([event_of(row) for row in rows]))
         if job is None:
             raise JobNotFound(job_id, f"at {as_of.isoformat() if isinstance(as_of, datetime) else f'log position {as_of}'}")
         return _job_out(job, list(trials.values()), rows[-1]["kafka_offset"])

@@ -20,5 +20,6 @@ async def api(gateway):
     """An httpx client on the app; job queries are not wired (the commands' answers are)."""
     app = create_app(Settings(), gateway=gateway)
     async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway") as client:
+        # localhost: an API without tokens answers only local Host names (app/http_guard.py)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as client:
             yield client

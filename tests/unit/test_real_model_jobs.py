@@ -22,7 +22,8 @@ async def real_models(tmp_path):
     gateway = fake_gateway(projects=False, wait_s=0, folders=Folders(models=tmp_path / "models", hf_cache=tmp_path / "hub"))
     app = create_app(Settings(), gateway=gateway)
     async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway") as client:
+        # localhost: an API without tokens answers only local Host names (app/http_guard.py)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as client:
             yield client, gateway, tmp_path
 
 

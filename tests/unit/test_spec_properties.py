@@ -46,7 +46,7 @@ def job_bodies(draw) -> dict:
 
 def test_every_body_the_api_accepts_is_an_event_every_consumer_can_store():
     gateway = fake_gateway(projects=False, wait_s=0)
-    with TestClient(create_app(Settings(), gateway=gateway)) as client:
+    with TestClient(create_app(Settings(), gateway=gateway), base_url="http://localhost") as client:
 
         @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
         @given(job_bodies())
