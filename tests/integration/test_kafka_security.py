@@ -89,11 +89,11 @@ def _acl(user: str, kind: ResourceType, name: str, operation: AclOperation,
 
 
 def _recommended_acls() -> list[AclBinding]:
-    """docs/operations.md's table: every principal may see the deployment's topics (the
+    """docs/operations.md's table: the service principals may see the deployment's topics (the
     publisher checks they exist); each writes and reads only what its role needs."""
     topic, group, op = ResourceType.TOPIC, ResourceType.GROUP, AclOperation
     describe = [_acl(u, topic, f"{TOPICS.prefix}.", op.DESCRIBE, ResourcePatternType.PREFIXED)
-                for u in ("gateway", "projector", "tuner", "auditor")]
+                for u in ("gateway", "projector", "tuner")]
     return describe + [
         _acl("gateway", topic, TOPICS.events.name, op.WRITE),
         _acl("gateway", group, TUNER_GROUP, op.DESCRIBE),  # GET /api/tuners lists the tuner group
