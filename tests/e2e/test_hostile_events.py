@@ -15,6 +15,7 @@ from adapters.settings import Settings
 from schemas import events as ev
 from schemas.job_spec import JobSpec
 from schemas.topics import DLQ_REASON_HEADER, Topics
+from tests.extreme_events import encode, extreme_stream
 from tests.kafka_log import read_all
 from tests.service_stack import start_job, wait_for_job
 from tests.specs import example_spec
@@ -24,13 +25,16 @@ from tests.waiting import wait_until
 LONG = {"max_steps": 3000, "eval_every": 10, "batch_size": 32}
 
 
-def _produce(stack: dict, *events: ev.Event) -> list:
-    """Publish as another system would, in one burst; each record's (partition, offset)."""
+def _produce(stack: dict, *events: ev.Event, raw: list[tuple[bytes, bytes]] = ()) -> list:
+    """Publish as another system would, in one burst (`raw`: (key, body) records first); each
+    record's (partition, offset)."""
+    records = [*raw, *((e.key(), ev.serialize_event(e)) for e in events)]
+
     async def send():
         producer = AIOKafkaProducer(bootstrap_servers=stack["env"]["KAFKA_BOOTSTRAP_SERVERS"], acks="all")
         await producer.start()
         try:
-            sent = [await producer.send(_topics(stack).events.name, ev.serialize_event(e), key=e.key()) for e in events]
+            sent = [await producer.send(_topics(stack).events.name, value, key=key) for key, value in records]
             return [(m.partition, m.offset) for m in [await s for s in sent]]
         finally:
             await producer.stop()
@@ -87,7 +91,7 @@ def _committed(stack: dict, positions: list) -> bool:
     return all((found := offsets.get(TopicPartition(topic, p))) and found.offset > o for p, o in positions)
 
 
-def test_extensions_the_projector_dead_letters_are_never_run(tuning_stack):
+def test_extensions_the_projector_dead_letters_are_never_run_and_the_tuner_folds_every_edge(tuning_stack):
     base = tuning_stack["url"]
     cancelled = httpx.post(f"{base}/api/tuning/jobs", json=example_spec(name="cancelled before start"),
                            timeout=30).json()["job_id"]
@@ -97,9 +101,16 @@ def test_extensions_the_projector_dead_letters_are_never_run(tuning_stack):
     spec = JobSpec.model_validate(example_spec(name="extended", fixed_params={"max_steps": 30}))
     extensions = [ev.JobExtended(job_id=job_id, source="another-system", payload=ev.JobExtendedPayload(
         num_samples_added=1, spec=spec)) for job_id in (never_created, uuid.UUID(cancelled))]
-    positions = _produce(tuning_stack, *extensions)
+    # Ahead of them, events at the edges of every contract (none that would start a job: the
+    # tuner runs one job at a time for every test of this stack).
+    edges = [(str(job_id).encode(), encode(body)) for job_id, body in extreme_stream(18, jobs=6)
+             if body["type"] not in ("JobStarted", "JobExtended")]
+    positions = _produce(tuning_stack, *extensions, raw=edges)
 
     wait_until(lambda: _committed(tuning_stack, positions), 60, "the tuner folding past the extensions")
+    tuner = next(p for p in tuning_stack["procs"] if p.log_path.name.startswith("consumers.tuner"))
+    assert tuner.proc.poll() is None and httpx.get(f"{tuner.probe_url}/readyz", timeout=10).status_code == 200
+    assert "event not folded" not in tuner.log_path.read_text(errors="replace")  # every record met a rule
     bootstrap, topics = tuning_stack["env"]["KAFKA_BOOTSTRAP_SERVERS"], _topics(tuning_stack)
     ids = {str(never_created).encode(), cancelled.encode()}
     acted = [r for r in asyncio.run(read_all(bootstrap, topics.events.name))
