@@ -24,6 +24,9 @@ ADJUSTABLE_FIELDS = ("max_concurrent_trials", "num_samples", "time_budget_s", "m
 MAX_PLANNED_TRIALS = 10_000
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _RESOURCE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:/-]{0,99}$")
+# A dataset key is one folder name under the datasets folder: no "/", no leading "." (so no
+# "..", no absolute path); the same pattern as training.datasets.DATASET_KEY.
+DATASET_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
 # A parameter's name where it is not a searched one (fixed values, a warm start's renames): any
 # storable text, bounded like the searched ones' names.
 ParamName = Annotated[Text, Field(min_length=1, max_length=64)]
@@ -96,7 +99,7 @@ class JobSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True, allow_inf_nan=False)
 
     name: Text = Field(min_length=1, max_length=200)
-    dataset_key: Text = Field(min_length=1, max_length=200)
+    dataset_key: Text = Field(min_length=1, max_length=200, pattern=DATASET_KEY_PATTERN)
     base_model_id: Text = Field(min_length=1, max_length=500)
     metric_name: Text = Field(min_length=1, max_length=100)
     metric_mode: Literal["min", "max"]

@@ -3,8 +3,11 @@
 The gateway calls this (through training.validate) for every job it accepts, so it stays light.
 A model id is one of:
 1. a built-in name (tiny-gemma3), trained from a seed;
-2. a Hugging Face-format folder (config.json, *.safetensors, tokenizer files): a path, absolute
-   or under the models folder (TUNIX_MODELS_DIR);
+2. a Hugging Face-format folder (config.json, *.safetensors, tokenizer files) under the models
+   folder (TUNIX_MODELS_DIR): its path relative to it, or its absolute path. An absolute path is
+   also accepted inside the Hugging Face cache. Both are checked after following symlinks; a path
+   anywhere else is refused in the same words as a missing one, so the answer says nothing about
+   what exists on the server;
 3. a hub id (google/gemma-3-270m, Qwen/Qwen3-0.6B), found offline only, in the Hugging Face cache
    (HF_HUB_CACHE / HF_HOME / ~/.cache/huggingface/hub). Nothing is ever downloaded.
 """
@@ -18,6 +21,7 @@ from pathlib import Path
 from training.hf_checkpoint import BrokenCheckpoint, read_checkpoint
 from training.memory import MemoryEstimate, estimate
 from training.model import BUILT_IN_MODELS
+from training.safe_files import within
 
 # What a run reports; a job's metric_name must be one of these.
 METRIC_NAMES = ("score", "answer_correctness", "eval_loss", "train_loss")
@@ -27,7 +31,8 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}$")
 
 
 class ModelNotAvailable(LookupError):
-    pass
+    """Built from the model id and the configured folders only, never from what is on disk
+    outside them."""
 
 
 @dataclass(frozen=True)
@@ -42,23 +47,38 @@ def resolve_model(model_id: str, models_dir: Path, hf_cache: Path | None = None)
     """Where the model's weights are; ModelNotAvailable (saying how to provide it) otherwise."""
     if model_id in BUILT_IN_MODELS:
         return ModelSource(model_id, "built-in")
-    # A path must be absolute: trials resolve it again from Ray's per-trial working directories.
-    given = Path(model_id).expanduser()
-    for folder in ((given,) if given.is_absolute() else ()) + (models_dir / model_id,):
-        if folder.is_dir():
-            return ModelSource(model_id, "folder", folder.resolve())
+    # Checked again in every trial, not only when the job was created: a trial may run an event
+    # that never went through the gateway.
+    folder = model_folder(model_id, models_dir, hf_cache)
+    if folder is not None:
+        return ModelSource(model_id, "folder", folder)
     if _HUB_ID.match(model_id) and hf_cache is not None:
         snapshot = _cached_snapshot(model_id, hf_cache)
         if snapshot is not None:
             return ModelSource(model_id, "hf-cache", snapshot, revision=snapshot.name)
+    cache = f" or, by absolute path, in the Hugging Face cache {hf_cache}" if hf_cache is not None else ""
     raise ModelNotAvailable(
         f"model {model_id!r} is not available offline: it is not built in ({', '.join(BUILT_IN_MODELS)}), "
-        f"there is no checkpoint folder at {models_dir / model_id}"
+        f"not a checkpoint folder under $TUNIX_MODELS_DIR ({models_dir}){cache}"
         + (f", and the Hugging Face cache {hf_cache} has no snapshot of it" if hf_cache is not None else "")
         + ". On a machine with network, `hf download " + model_id + "` puts it in the Hugging Face cache "
         "(copy ~/.cache/huggingface/hub here, or point HF_HUB_CACHE at it); or put the folder (config.json, "
-        f"*.safetensors, tokenizer files) at $TUNIX_MODELS_DIR/{model_id} (now {models_dir}), or pass its path."
+        f"*.safetensors, tokenizer files) at $TUNIX_MODELS_DIR/<name> (now {models_dir}) and name it by that "
+        "name or its absolute path."
     )
+
+
+def model_folder(model_id: str, models_dir: Path, hf_cache: Path | None) -> Path | None:
+    """The checkpoint folder `model_id` names, symlinks resolved: relative to models_dir, or an
+    absolute path inside models_dir or hf_cache. None for anything else, existing or not."""
+    if not model_id or "\0" in model_id:
+        return None
+    roots = (models_dir, hf_cache) if Path(model_id).is_absolute() and hf_cache is not None else (models_dir,)
+    for root in roots:
+        folder = within(model_id, root)  # a relative id is joined to the root; an absolute one stays
+        if folder is not None and folder.is_dir():
+            return folder
+    return None
 
 
 def _cached_snapshot(repo_id: str, cache: Path) -> Path | None:
@@ -66,7 +86,8 @@ def _cached_snapshot(repo_id: str, cache: Path) -> Path | None:
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
-        return Path(snapshot_download(repo_id, cache_dir=cache, local_files_only=True))
+        # Within the cache once resolved: the snapshot's name comes from a file (refs/main).
+        return within(snapshot_download(repo_id, cache_dir=cache, local_files_only=True), cache)
     except (LocalEntryNotFoundError, OSError, ValueError):
         return None
 
@@ -96,7 +117,9 @@ def available_models(models_dir: Path, hf_cache: Path | None, batch_size: int, s
     if models_dir.is_dir():
         for config in sorted([*models_dir.glob("*/config.json"), *models_dir.glob("*/*/config.json")]):
             model_id = str(config.parent.relative_to(models_dir))
-            found.append(_checked(ModelSource(model_id, "folder", config.parent.resolve()), batch_size, seq_len))
+            folder = model_folder(model_id, models_dir, None)  # a link out of the models folder is not listed
+            if folder is not None:
+                found.append(_checked(ModelSource(model_id, "folder", folder), batch_size, seq_len))
     for repo_id in _cached_repos(hf_cache):
         snapshot = _cached_snapshot(repo_id, hf_cache)
         if snapshot is not None:

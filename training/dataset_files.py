@@ -11,10 +11,12 @@ Every problem names the file, the line (or row) and what is wrong.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
+from training.safe_files import DATASET_FILE_BYTES, UnreadableFile, open_regular
 from training.traces import Trace
 
 ROLES = ("system", "user", "assistant")
@@ -27,19 +29,36 @@ class MalformedDataset(ValueError):
         super().__init__(f"{where}: {problem}")
         self.path, self.line, self.problem = path, line, problem
 
+    def __reduce__(self):  # rebuilt from its own arguments: Ray pickles a trial's exception to the driver
+        return type(self), (self.path, self.line, self.problem), self.__dict__
 
-def read_examples(path: Path) -> list[Trace]:
-    if not path.is_file():
-        raise MalformedDataset(path, None, "file not found")
-    rows = _parquet_rows(path) if path.suffix == ".parquet" else _jsonl_rows(path)
-    examples = [_example(record, path, number) for number, record in rows]
+
+def read_examples(path: Path, limit: int = DATASET_FILE_BYTES) -> list[Trace]:
+    """Every example of the file: a regular file of at most `limit` bytes (training/safe_files.py)."""
+    try:
+        file = open_regular(path, limit)
+    except UnreadableFile as exc:
+        raise MalformedDataset(path, None, exc.problem) from None
+    with file:
+        rows = _parquet_rows(file, path) if path.suffix == ".parquet" else _jsonl_rows(file, path, limit)
+        examples = [_example(record, path, number) for number, record in rows]
     if not examples:
         raise MalformedDataset(path, None, "no examples")
     return examples
 
 
-def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict]]:
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+def _jsonl_rows(file, path: Path, limit: int) -> Iterator[tuple[int, dict]]:
+    text, read, number = io.TextIOWrapper(file, encoding="utf-8"), 0, 0
+    while True:
+        try:
+            line = text.readline()
+        except UnicodeDecodeError:
+            raise MalformedDataset(path, number + 1, "not UTF-8 text") from None
+        if not line:
+            return
+        number, read = number + 1, read + len(line)
+        if read > limit:  # it grew since it was opened
+            raise MalformedDataset(path, number, "the file is larger than it was when opened")
         if not line.strip():
             continue
         try:
@@ -49,11 +68,11 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict]]:
         yield number, record
 
 
-def _parquet_rows(path: Path) -> Iterator[tuple[int, dict]]:
+def _parquet_rows(file, path: Path) -> Iterator[tuple[int, dict]]:
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        table = pq.read_table(file)  # the file opened and checked, not a path pyarrow opens again
     except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
         raise MalformedDataset(path, None, f"not a readable Parquet file ({exc})") from None
     yield from enumerate(table.to_pylist(), start=1)

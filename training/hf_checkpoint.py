@@ -8,22 +8,30 @@ a tokenizer larger than the embedding indexes past it. Each problem names the fi
 from __future__ import annotations
 
 import json
+import os
 import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 from training.hf_config import config_value, family_of, text_config, unsupported
+from training.safe_files import JSON_BYTES, TOKENIZER_BYTES, UnreadableFile, is_regular_file, open_regular, read_json
 
 _REQUIRED = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size")
 # Decoder layers, also under a multimodal Gemma 3's language_model.* (vision tower layers are not).
 _LAYER = re.compile(r"^(?:language_model\.)?model\.layers\.(\d+)\.")
+# A safetensors header is at most this long: a header is ~150 bytes a tensor, so even 100,000
+# tensors fit; the library's own bound (100 MB) would let one crafted file cost that much to refuse.
+HEADER_BYTES = 32 * 2**20
 
 
 class BrokenCheckpoint(ValueError):
     def __init__(self, path: Path, problem: str):
         super().__init__(f"{path}: {problem}")
         self.path, self.problem = path, problem
+
+    def __reduce__(self):  # rebuilt from its own arguments (Ray pickles exceptions across processes)
+        return type(self), (self.path, self.problem), self.__dict__
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,7 @@ def read_checkpoint(folder: Path) -> HfCheckpoint:
 
 
 def _read(folder: Path) -> HfCheckpoint:
+    _only_regular_files(folder)
     raw = _read_json(folder / "config.json")
     config = text_config(raw)  # a multimodal Gemma 3 holds its decoder's fields in text_config
     try:
@@ -93,12 +102,20 @@ def _read(folder: Path) -> HfCheckpoint:
     )
 
 
-def _read_json(path: Path) -> dict:
+def _only_regular_files(folder: Path) -> None:
+    """Every file of the folder is a regular file once symlinks are followed: the loaders
+    (transformers, tunix) open whatever is there, and a FIFO or a device would block or never end."""
+    for entry in sorted(folder.iterdir()):
+        if not entry.is_dir() and not is_regular_file(entry):
+            raise BrokenCheckpoint(entry, "not a regular file")
+
+
+def _read_json(path: Path, limit: int = JSON_BYTES) -> dict:
     try:
-        value = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise BrokenCheckpoint(path, "file not found") from None
-    except (ValueError, UnicodeDecodeError) as exc:
+        value = read_json(path, limit)
+    except UnreadableFile as exc:
+        raise BrokenCheckpoint(path, exc.problem) from None
+    except ValueError as exc:  # not UTF-8, not JSON
         raise BrokenCheckpoint(path, f"not valid JSON ({exc})") from None
     if not isinstance(value, dict):
         raise BrokenCheckpoint(path, "must be a JSON object")
@@ -113,7 +130,7 @@ def _safetensors_headers(folder: Path) -> dict[Path, dict]:
         weight_map = _read_json(index).get("weight_map")
         if not isinstance(weight_map, dict) or not weight_map:
             raise BrokenCheckpoint(index, '"weight_map" must map tensor names to shard files')
-        shards = sorted({folder / name for name in weight_map.values()})
+        shards = sorted({_shard(folder, name, index) for name in weight_map.values()})
         for shard in shards:
             if not shard.is_file():
                 raise BrokenCheckpoint(shard, f"shard missing (named by {index.name})")
@@ -124,19 +141,34 @@ def _safetensors_headers(folder: Path) -> dict[Path, dict]:
     return {shard: safetensors_header(shard) for shard in shards}
 
 
+def _shard(folder: Path, name, index: Path) -> Path:
+    """A shard the index names: a file name in the folder (the index is data, not a path to follow)."""
+    if not isinstance(name, str) or not name or "\0" in name or not Path(os.path.normpath(folder / name)).is_relative_to(folder):
+        raise BrokenCheckpoint(index, f"weight_map names {str(name)[:200]!r}, not a file in the checkpoint folder")
+    return folder / name
+
+
 def safetensors_header(path: Path) -> dict:
-    with open(path, "rb") as f:
+    """The header only: its 8-byte length is read first and bounded, the weights are not read."""
+    try:
+        f = open_regular(path, limit=2**63 - 1)  # weights may be any size; only the header is read
+    except UnreadableFile as exc:
+        raise BrokenCheckpoint(path, exc.problem) from None
+    with f:
+        size_of_file = os.fstat(f.fileno()).st_size
         raw = f.read(8)
         size = struct.unpack("<Q", raw)[0] if len(raw) == 8 else -1
-        if not 0 < size < 100 * 2**20:
+        if not 0 < size < HEADER_BYTES or 8 + size > size_of_file:
             raise BrokenCheckpoint(path, "not a safetensors file (bad header length)")
         try:
             header = json.loads(f.read(size))
         except ValueError:
             raise BrokenCheckpoint(path, "not a safetensors file (header is not JSON)") from None
+    if not isinstance(header, dict):
+        raise BrokenCheckpoint(path, "not a safetensors file (header is not a JSON object)")
     end = max((t["data_offsets"][1] for n, t in header.items() if n != "__metadata__"), default=0)
-    if path.stat().st_size < 8 + size + end:
-        raise BrokenCheckpoint(path, f"truncated: the header needs {8 + size + end} bytes, the file has {path.stat().st_size}")
+    if size_of_file < 8 + size + end:
+        raise BrokenCheckpoint(path, f"truncated: the header needs {8 + size + end} bytes, the file has {size_of_file}")
     return header
 
 
@@ -146,7 +178,7 @@ def _tokenizer_vocab(folder: Path) -> int | None:
         if (folder / "tokenizer.model").exists():
             return None
         raise BrokenCheckpoint(folder, "no tokenizer (tokenizer.json or tokenizer.model)")
-    tokenizer = _read_json(path)
+    tokenizer = _read_json(path, TOKENIZER_BYTES)
     vocab = (tokenizer.get("model") or {}).get("vocab")
     if not isinstance(vocab, (dict, list)) or not vocab:
         raise BrokenCheckpoint(path, 'has no "model.vocab": not a tokenizers-library tokenizer')

@@ -116,12 +116,13 @@ def _load_model(run_folder: Path, manifest: dict, folders: Folders):
         return checkpoint.load(lineage["id"], vocab_size, checkpoint_dir), tokenizer, "checkpoint", checkpoint_dir
 
     from training.base_model import load_base
-    from training.catalog import ModelNotAvailable, resolve_model
+    from training.catalog import ModelNotAvailable, ModelSource, resolve_model
 
     merged = run_folder / "merged"
     if (merged / "config.json").is_file():
-        # A full Hugging Face folder: loaded exactly as a model id naming a local folder would be.
-        source = resolve_model(str(merged.resolve()), folders.models, folders.hf_cache)
+        # A full Hugging Face folder, loaded as a model folder is. The run folder is the caller's
+        # choice (the CLI's user), not a job's model id, so it need not be under the models folder.
+        source = ModelSource(str(merged.resolve()), "folder", merged.resolve())
         base = load_base(source, manifest.get("seed", 0))
         return base.model, base.tokenizer, "merged", merged
     if not has_checkpoint:

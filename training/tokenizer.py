@@ -4,10 +4,10 @@ model is trained and asked (`render`), and stop decoding at EOS."""
 
 from __future__ import annotations
 
-import json
 import string
 from pathlib import Path
 
+from training.safe_files import read_json
 from training.traces import Trace
 
 # Ends every plain prompt the model sees, in training and at inference: the model learns that
@@ -72,7 +72,7 @@ class HfTokenizer:
 
         self._tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
         generation = folder / "generation_config.json"
-        stops = json.loads(generation.read_text()).get("eos_token_id") if generation.exists() else None
+        stops = read_json(generation).get("eos_token_id") if generation.exists() else None
         self.eos_id = self._tok.eos_token_id
         if self.eos_id is None:
             raise ValueError(f"{folder / 'tokenizer_config.json'}: the tokenizer names no eos_token")

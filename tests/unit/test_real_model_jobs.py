@@ -31,12 +31,15 @@ async def _post(client, body) -> httpx.Response:
     return await client.post("/api/tuning/jobs", json=body)
 
 
-async def test_a_checkpoint_folder_and_a_folder_under_the_models_dir_are_accepted(real_models):
+async def test_a_folder_under_the_models_dir_is_accepted_by_name_or_absolute_path_and_nowhere_else(real_models):
     client, gateway, tmp = real_models
-    folder = write_tiny_checkpoint(tmp / "anywhere" / "qwen", "qwen3")
+    folder = write_tiny_checkpoint(tmp / "models" / "qwen", "qwen3")
     assert (await _post(client, example_spec(base_model_id=str(folder)))).status_code == 202
     write_tiny_checkpoint(tmp / "models" / "org" / "llama-ish", "qwen2")
     assert (await _post(client, example_spec(base_model_id="org/llama-ish"))).status_code == 202
+    outside = write_tiny_checkpoint(tmp / "anywhere" / "qwen", "qwen3")  # a valid checkpoint, outside
+    refused = await _post(client, example_spec(base_model_id=str(outside)))
+    assert refused.status_code == 422 and "base_model_id" in [d["field"] for d in refused.json()["details"]]
     assert len(gateway.publisher.published) == 2
 
 
@@ -59,7 +62,7 @@ async def test_the_seed_example_names_the_missing_cache_entry_then_runs_once_it_
 ])
 async def test_a_broken_or_unsupported_folder_is_422_naming_the_file_and_problem(real_models, edit, file, words):
     client, gateway, tmp = real_models
-    folder = write_tiny_checkpoint(tmp / "m", "qwen3")
+    folder = write_tiny_checkpoint(tmp / "models" / "m", "qwen3")
     config = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**config, **edit}))
     answer = await _post(client, example_spec(base_model_id=str(folder)))
@@ -71,7 +74,7 @@ async def test_a_broken_or_unsupported_folder_is_422_naming_the_file_and_problem
 
 async def test_a_run_that_clearly_will_not_fit_is_refused_with_the_estimate(real_models):
     client, gateway, tmp = real_models
-    folder = write_tiny_checkpoint(tmp / "m", "gemma3")
+    folder = write_tiny_checkpoint(tmp / "models" / "m", "gemma3")
     body = example_spec(base_model_id=str(folder), fixed_params={"lora_rank": 0, "max_seq_length": 100_000},
                         search_space={"batch_size": {"type": "choice", "values": [8, 100_000]}})
     answer = await _post(client, body)
