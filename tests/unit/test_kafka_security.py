@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import structlog
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram512
 
 from adapters.kafka_security import client_options
@@ -118,7 +119,9 @@ def test_the_services_log_handler_redacts_sasl_bytes_even_at_debug(capsys):
         library.setLevel(logging.DEBUG)  # an operator debugging the connection
         library.debug("%s Request %d: %s", "<conn>", 3,
                       r"SaslAuthenticateRequest_v1(sasl_auth_bytes=b'gateway\x00gateway\x00s3cret-pw')")
+        written = capsys.readouterr().err
     finally:
         library.setLevel(logging.NOTSET)
-    written = capsys.readouterr().err
+        structlog.reset_defaults()
+        logging.getLogger().handlers.clear()  # the handler writes to capsys' stream, closed after this test
     assert "SaslAuthenticateRequest_v1(sasl_auth_bytes=<redacted>)" in written and "s3cret-pw" not in written
