@@ -43,7 +43,8 @@ def check(settings: Settings) -> None:
         # Credentials that would silently not be sent: the operator meant SASL.
         raise ValueError(f"TUNIX_KAFKA_SASL_USERNAME/PASSWORD are set but TUNIX_KAFKA_SECURITY_PROTOCOL is "
                          f"{protocol}: use SASL_SSL (or SASL_PLAINTEXT) to send them")
-    files = {"TUNIX_KAFKA_SSL_CAFILE": settings.kafka_ssl_cafile, "TUNIX_KAFKA_SSL_CERTFILE": settings.kafka_ssl_certfile,
+    files = {"TUNIX_KAFKA_SSL_CAFILE": settings.kafka_ssl_cafile,
+             "TUNIX_KAFKA_SSL_CERTFILE": settings.kafka_ssl_certfile,
              "TUNIX_KAFKA_SSL_KEYFILE": settings.kafka_ssl_keyfile}
     given = [name for name, path in files.items() if path is not None]
     if given and not tls:

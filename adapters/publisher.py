@@ -69,7 +69,8 @@ class EventPublisher:
                 return
             try:
                 await asyncio.wait_for(self.broker.start(), self.timeout_s)
-                await asyncio.wait_for(ensure_topics(self.bootstrap_servers, self.topics.all, self.security), self.timeout_s)
+                await asyncio.wait_for(ensure_topics(self.bootstrap_servers, self.topics.all, self.security),
+                                       self.timeout_s)
             except Exception as exc:
                 await self.broker.stop()
                 raise Unavailable("kafka", _explain(exc)) from exc
