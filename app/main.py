@@ -46,7 +46,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None, queries: Quer
                                              settings.publish_timeout_s, kafka_security)
         app.state.queries = Queries(app.state.engine)
         app.state.gateway = Gateway(app.state.publisher, app.state.queries, settings.training_folders,
-                                    settings.create_wait_s, settings.registry_dir)
+                                    settings.create_wait_s, settings.registry_dir, settings.tuning_dir)
         try:
             yield
         finally:

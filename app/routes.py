@@ -240,7 +240,7 @@ async def list_model_versions(name: ModelName, request: Request):
 @models_router.get("", response_model=list[BaseModelOut], responses={401: {"model": ErrorBody}},
                    summary="Models jobs can train: built-in, folders under TUNIX_MODELS_DIR, the Hugging Face cache")
 async def list_base_models(request: Request):
-    return await asyncio.to_thread(base_models, _gateway(request).folders)  # reads folders: off the loop
+    return await base_models(_gateway(request).folders)  # reads folders: off the loop, within a deadline
 
 
 @tuners_router.get("", response_model=list[TunerOut], responses=_errors,

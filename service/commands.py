@@ -23,6 +23,7 @@ from schemas.job_spec import JobSpec
 from schemas.lineage import Lineage
 from schemas.statuses import TERMINAL_JOB_STATUSES
 from service.errors import InvalidJob, JobConflict, JobNotFound
+from service.file_checks import off_loop
 from service.validation import validate_spec
 from service.warm_start import warm_start_lineage
 from training.folders import Folders
@@ -65,6 +66,7 @@ class Gateway:
     folders: Folders
     projection_wait_s: float = 5.0  # how long a command waits for the projector
     registry_dir: Path = Path("artifacts/models")  # the model registry's folders
+    tuning_dir: Path = Path("artifacts/tuning")  # jobs' folders: promote copies only from a job's own
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ class Published:
 
 
 async def create_job(spec: JobSpec, gw: Gateway, by: Sender = Sender(), lineage: Lineage | None = None) -> Published:
-    problems = await asyncio.to_thread(validate_spec, spec, gw.folders)  # reads checkpoint files
+    problems = await off_loop(validate_spec, spec, gw.folders)  # reads checkpoint files: off the loop, bounded
     if spec.warm_start is not None and lineage is None:
         lineage, more = await warm_start_lineage(spec, gw.read_model)
         problems += more
@@ -109,10 +111,20 @@ async def job_status(gw: Gateway, job_id: UUID) -> str:
 async def publish(gw: Gateway, event: ev.Event, by: Sender) -> Published:
     """Publish (stamped with its sender), then poll the read model until the projector has the
     event, up to the wait."""
+    return await projected(gw, await send(gw, event, by))
+
+
+async def send(gw: Gateway, event: ev.Event, by: Sender) -> ev.Event:
+    """The event stamped with its sender, once Kafka has acknowledged it."""
     event = event.model_copy(update={"actor": by.actor, "reason": by.reason})
     with structlog.contextvars.bound_contextvars(job_id=str(event.job_id), event_id=str(event.event_id)):
         await gw.publisher.publish(event)
         log.info("event published", type=event.type)
+    return event
+
+
+async def projected(gw: Gateway, event: ev.Event) -> Published:
+    """Poll the read model until the projector has the event, up to the wait."""
     deadline = time.monotonic() + gw.projection_wait_s
     while not await gw.read_model.event_projected(event.event_id):
         if time.monotonic() >= deadline:

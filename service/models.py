@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from schemas.api import BaseModelOut
+from service.file_checks import off_loop
 from training.catalog import available_models
 from training.folders import Folders
 from training.hyperparams import Hyperparameters
 
 
-def base_models(folders: Folders) -> list[BaseModelOut]:
+async def base_models(folders: Folders) -> list[BaseModelOut]:
+    """Every folder is read off the event loop, within a deadline (service/file_checks.py)."""
+    return await off_loop(_base_models, folders)
+
+
+def _base_models(folders: Folders) -> list[BaseModelOut]:
     """Sized at the default batch size and sequence length (training.hyperparams)."""
     defaults = Hyperparameters()
     found = available_models(folders.models, folders.hf_cache, defaults.batch_size, defaults.max_seq_length)
