@@ -1,11 +1,14 @@
 """ASGI middleware that guards every answer of the API and the dashboard: security headers, and
 the Host check that keeps a DNS-rebound web page away from an API without tokens.
 
-Headers: the dashboard loads nothing from elsewhere (plotly.js is served from the plotly
-package), so its Content-Security-Policy allows only this origin; plotly.js sets inline
-styles, hence style-src 'unsafe-inline'. Nobody may frame a page (clickjacking), and no
-response is sniffed into another type. /docs and /redoc are FastAPI's pages, which load Swagger
-UI and ReDoc from their CDN with an inline script: they get a policy that allows exactly that.
+Headers: the dashboard (/ui) loads nothing from elsewhere (plotly.js is served from the plotly
+package), so its Content-Security-Policy allows only this origin and no inline script. plotly.js
+sets inline styles (style-src 'unsafe-inline'), and its WebGL plots (the parallel coordinates)
+compile their shaders' code with Function ('unsafe-eval'; the PyPI package ships no "strict"
+bundle). The API's own answers are data: a policy that allows nothing. Nobody may frame a page
+(clickjacking), and no response is sniffed into another type. /docs and /redoc are FastAPI's
+pages, which load Swagger UI and ReDoc from their CDN with an inline script: they get a policy
+that allows exactly that.
 
 Host check: with no TUNIX_API_TOKENS/TUNIX_API_TOKEN the API is open to whoever reaches it. A
 page on another site can make a browser reach it anyway by pointing its own DNS name at
@@ -19,9 +22,10 @@ from __future__ import annotations
 
 from schemas.api import ErrorBody
 
-_SELF_ONLY = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
-              "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-              "frame-ancestors 'none'")
+_DASHBOARD = ("default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
+              "img-src 'self' data: blob:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+              "form-action 'self'; frame-ancestors 'none'")
+_NOTHING = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 _DOCS_CDN = "https://cdn.jsdelivr.net"
 _DOCS = (f"default-src 'self'; script-src 'self' 'unsafe-inline' {_DOCS_CDN}; "
          f"style-src 'self' 'unsafe-inline' {_DOCS_CDN} https://fonts.googleapis.com; "
@@ -33,9 +37,16 @@ LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
 PROBE_PATHS = frozenset({"/healthz", "/readyz"})
 
 
+def policy(path: str) -> str:
+    """The Content-Security-Policy of an answer at `path`."""
+    if path in DOCS_PATHS:
+        return _DOCS
+    return _DASHBOARD if path == "/ui" or path.startswith("/ui/") else _NOTHING
+
+
 def _headers(path: str) -> list[tuple[bytes, bytes]]:
     return [
-        (b"content-security-policy", (_DOCS if path in DOCS_PATHS else _SELF_ONLY).encode()),
+        (b"content-security-policy", policy(path).encode()),
         (b"x-content-type-options", b"nosniff"),
         (b"x-frame-options", b"DENY"),
         (b"referrer-policy", b"no-referrer"),
