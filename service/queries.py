@@ -132,23 +132,21 @@ class Queries:
     async def job_events(self, job_id: UUID) -> list[EventOut]:
         await self._exists(job_id)
         async with self.engine.connect() as conn:
-            rows = await conn.execute(
+            rows = (await conn.execute(
                 select(t.events).where(t.events.c.job_id == job_id).order_by(t.events.c.kafka_offset)
-            )
-            return [EventOut.model_validate(r, from_attributes=True) for r in rows]
+            )).all()
+        # A long log is many validations: off the API's event loop.
+        return await asyncio.to_thread(lambda: [EventOut.model_validate(r, from_attributes=True) for r in rows])
 
     async def metric_history(self, job_id: UUID) -> list[TrialHistory]:
         """Each trial's reported results, by iteration (the projector's trial_metrics rows)."""
         await self._exists(job_id)
         m = t.trial_metrics.c
         async with self.engine.connect() as conn:
-            rows = await conn.execute(
+            rows = (await conn.execute(
                 select(m.trial_id, m.step, m.recorded_at, m.metrics).where(m.job_id == job_id).order_by(m.trial_id, m.step)
-            )
-            points: dict[str, list[MetricPoint]] = {}
-            for trial_id, step, recorded_at, metrics in rows:
-                points.setdefault(trial_id, []).append(MetricPoint(iteration=step, occurred_at=recorded_at, metrics=metrics))
-        return [TrialHistory(trial_id=trial_id, points=p) for trial_id, p in points.items()]
+            )).all()
+        return await asyncio.to_thread(_histories, rows)  # every report of every trial: off the event loop
 
     async def jobs_by_owner(self) -> dict[str, list[UUID]]:
         """Running (or cancelling) jobs, by the tuner whose claim they run under."""
@@ -180,3 +178,10 @@ def cost_of(trials: list[TrialOut]) -> Cost:
                for tr in trials if tr.started_at is not None and tr.finished_at is not None)
     return Cost(cpu_s=round(sum(tr.cpu_s or 0 for tr in trials), 3), gpu_s=round(sum(tr.gpu_s or 0 for tr in trials), 3),
                 trial_s=round(wall, 3))
+
+
+def _histories(rows) -> list[TrialHistory]:
+    points: dict[str, list[MetricPoint]] = {}
+    for trial_id, step, recorded_at, metrics in rows:
+        points.setdefault(trial_id, []).append(MetricPoint(iteration=step, occurred_at=recorded_at, metrics=metrics))
+    return [TrialHistory(trial_id=trial_id, points=p) for trial_id, p in points.items()]
