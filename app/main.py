@@ -58,7 +58,14 @@ def create_app(settings: Settings, gateway: Gateway | None = None, queries: Quer
         version="0.1.0",
         description="Hyperparameter tuning for JAX/Tunix post-training runs, on an event log.",
         lifespan=lifespan,
-        responses={413: {"model": ErrorBody, "description": "The request body is over the size limit"}},
+        responses={
+            408: {"model": ErrorBody, "description": "The request body did not arrive within TUNIX_API_BODY_TIMEOUT_S"},
+            413: {"model": ErrorBody, "description": "The request body is over the size limit"},
+            421: {"model": ErrorBody, "description": "No token is configured and Host is not localhost or a name in "
+                                                     "TUNIX_API_ALLOWED_HOSTS"},
+            500: {"model": ErrorBody, "description": "An unexpected error: the message names the error id it is "
+                                                     "logged under"},
+        },
     )
     app.state.principals = parse_tokens(settings.api_tokens, settings.api_token)  # refuses a malformed entry
     # Outermost last: headers on every answer, the Host checked before anything is read, an
