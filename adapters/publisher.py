@@ -30,6 +30,9 @@ class Unavailable(Exception):
         self.service = service
         self.detail = detail
 
+    def __reduce__(self):  # rebuilt from its own arguments, not its message, when unpickled
+        return type(self), (self.service, self.detail), self.__dict__
+
 
 class EventPublisher:
     def __init__(self, bootstrap_servers: str, topics: Topics, timeout_s: float = 30,

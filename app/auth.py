@@ -25,6 +25,10 @@ class Unauthorized(Exception):
 class Forbidden(Exception):
     def __init__(self, name: str):
         super().__init__(f"the token of {name} may only read; commands need a write token")
+        self.name = name
+
+    def __reduce__(self):  # rebuilt from its own argument, not its message, when unpickled
+        return type(self), (self.name,), self.__dict__
 
 
 @dataclass(frozen=True)

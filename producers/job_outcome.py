@@ -6,8 +6,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import structlog
+
+from producers.error_text import one_line
 from producers.job_run import SOURCE, JobRun
 from schemas import events as ev
+
+log = structlog.get_logger("tuner")
 
 
 def job_outcome(run: JobRun, grid) -> ev.Event:
@@ -18,7 +23,8 @@ def job_outcome(run: JobRun, grid) -> ev.Event:
     failed = [r for r in grid if r.error is not None]
     if len(failed) > spec.max_failed_trials:
         return job_failed(job_id, f"{len(failed)} of {len(grid)} trials failed (max_failed_trials="
-                                  f"{spec.max_failed_trials}); first error: {failed[0].error}")
+                                  f"{spec.max_failed_trials}); first error: {one_line(failed[0].error, job_id)}",
+                          detail=failed[0].error)
     scored = [r for r in grid if r.error is None and _finite(r.metrics or {}, spec.metric_name)]
     if not scored:
         return job_failed(job_id, f"no trial reported a finite {spec.metric_name}")
@@ -34,8 +40,21 @@ def job_outcome(run: JobRun, grid) -> ev.Event:
     ))
 
 
-def job_failed(job_id, error: str) -> ev.JobFailed:
-    return ev.JobFailed(job_id=job_id, source=SOURCE, payload=ev.JobFailedPayload(error=error[:10_000]))
+def job_failed(job_id, error: str | BaseException, detail: str | BaseException | None = None) -> ev.JobFailed:
+    """The public error is one line (producers/error_text.py); what it was cut from (`error`,
+    or `detail` when given: a traceback, an exception) goes to the tuner's log in full."""
+    full = detail if detail is not None else error
+    if isinstance(full, BaseException) or "\n" in str(full):
+        log.warning("job failed", job_id=str(job_id), error=_full_text(full))
+    return ev.JobFailed(job_id=job_id, source=SOURCE, payload=ev.JobFailedPayload(error=one_line(error, job_id)))
+
+
+def _full_text(error: str | BaseException) -> str:
+    if isinstance(error, BaseException):
+        import traceback
+
+        return "".join(traceback.format_exception(error)) or repr(error)
+    return error
 
 
 def _finite(metrics: dict, name: str) -> bool:

@@ -14,9 +14,12 @@ import time
 from pathlib import Path
 from uuid import UUID
 
+import ray.cloudpickle as cloudpickle
+import structlog
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
+from producers.error_text import one_line
 from producers.job_run import SOURCE, JobRun
 from schemas import events as ev
 from schemas.artifact_layout import trial_run_folder
@@ -29,6 +32,7 @@ _RAY_KEYS = {
     "time_total_s", "pid", "hostname", "node_ip", "time_since_restore",
     "iterations_since_restore", "checkpoint_dir_name", "config", "experiment_tag", "node_id",
 }
+log = structlog.get_logger("tuner")
 
 
 def trial_metrics(result: dict) -> dict[str, float]:
@@ -133,13 +137,13 @@ class TrialEvents(Callback):
                 self._send(trial, "stopped", reason=self.run.stop_reason or "experiment ended")
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info) -> None:
-        error = _error_text(trial)
+        error = _error_text(trial, self.job_id)
         self._decide_on_failure(trial, error, "fail")
         self._send(trial, "failed", reason=error)
 
     def on_trial_recover(self, iteration: int, trials: list[Trial], trial: Trial, **info) -> None:
         """Its worker or node died (or it raised) and Ray runs it again from its last checkpoint."""
-        error, failures = _error_text(trial), trial.run_metadata.num_failures
+        error, failures = _error_text(trial, self.job_id), trial.run_metadata.num_failures
         self._decide_on_failure(trial, error, "retry")
         self._send(trial, "stale", reason=f"{error}; retry {failures} of {trial.max_failures} from its last checkpoint")
 
@@ -172,13 +176,18 @@ def _node_of(trial: Trial, result: dict) -> str | None:
     return match.group(1) if match else None
 
 
-def _error_text(trial: Trial) -> str:
-    """The exception line of the trial's error (Ray writes the whole trace to a local file
-    before calling back; the copy in storage may not be synced yet)."""
+def _error_text(trial: Trial, job_id) -> str:
+    """The trial's error in one line (producers/error_text.py): its exception, which Ray pickles
+    to a local file before calling back, else the last exception line of the text trace Ray
+    writes next to it (the copies in storage may not be synced yet). The whole trace goes to the
+    tuner's log."""
     try:
         text = Path(trial.error_file).read_text()
     except (OSError, TypeError):
-        return "trial errored"
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    exception_lines = [line for line in lines if re.match(r"^[\w.]+(Error|Exception)\b", line)]
-    return (exception_lines or lines or ["trial errored"])[-1][:10_000]
+        text = None
+    log.warning("trial failed", job_id=str(job_id), trial_id=trial.trial_id, error=text)
+    try:
+        with open(trial.pickled_error_file, "rb") as f:
+            return one_line(cloudpickle.load(f), job_id)
+    except Exception:  # no pickle (an error that is not Ray's), or one that cannot be rebuilt here
+        return one_line(text, job_id) if text else "trial errored"

@@ -12,23 +12,39 @@ class Problem(NamedTuple):
 
 
 class CommandRefused(Exception):
-    """Nothing was published."""
+    """Nothing was published. An error with arguments of its own names them in `_arguments`, so
+    a pickled copy (a process pool, Ray) is rebuilt from them, not from its message."""
+
+    _arguments: tuple[str, ...] = ()
+
+    def __reduce__(self):
+        if not self._arguments:
+            return super().__reduce__()
+        return type(self), tuple(getattr(self, name) for name in self._arguments), self.__dict__
 
 
 class InvalidJob(CommandRefused):
+    _arguments = ("problems",)
+
     def __init__(self, problems: list[Problem]):
         super().__init__("; ".join(f"{p.field}: {p.rule}" for p in problems))
         self.problems = problems
 
 
 class JobNotFound(CommandRefused):
+    _arguments = ("job_id", "when")
+
     def __init__(self, job_id: UUID, when: str = ""):
         super().__init__(f"no tuning job {job_id}" + (f" {when}" if when else ""))
+        self.job_id, self.when = job_id, when
 
 
 class TrialNotFound(CommandRefused):
+    _arguments = ("job_id", "trial_id")
+
     def __init__(self, job_id: UUID, trial_id: str):
         super().__init__(f"tuning job {job_id} has no trial {trial_id}")
+        self.job_id, self.trial_id = job_id, trial_id
 
 
 class JobConflict(CommandRefused):
@@ -36,5 +52,8 @@ class JobConflict(CommandRefused):
 
 
 class ModelNotFound(CommandRefused):
+    _arguments = ("name",)
+
     def __init__(self, name: str):
         super().__init__(f"no promoted model named {name}")
+        self.name = name

@@ -50,6 +50,9 @@ class UnsupportedConfig(ValueError):
         self.family, self.problems = family, problems
         super().__init__(f"{family}: " + "; ".join(f"{field}={value!r}: {why}" for field, value, why in problems))
 
+    def __reduce__(self):  # rebuilt from its own arguments (Ray pickles exceptions across processes)
+        return type(self), (self.family, self.problems), self.__dict__
+
 
 def text_config(config: dict) -> dict:
     """The decoder's fields: a multimodal Gemma 3 config.json nests them under text_config."""
