@@ -58,7 +58,7 @@ def main() -> None:
         events = []
         started = time.perf_counter()
         with JobRun.open(uuid.uuid4(), events.append, spec) as run:
-            outcome = run_experiment(run, (), Path(tmp) / "tuning", Folders(datasets=datasets))
+            outcome = run_experiment(run, (), Path(tmp) / "tuning", Folders(datasets=datasets, models=model.parent))
         print(f"sweep: {outcome.type} in {time.perf_counter() - started:.0f}s")
         ray.shutdown()
         for manifest_path in sorted((Path(tmp) / "tuning").glob("*/runs/*/manifest.json")):

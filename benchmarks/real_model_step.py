@@ -50,7 +50,7 @@ def pipeline(model: Path, datasets: Path, steps: int, batch: int, seq: int, out:
 
     result = run_pipeline("bench-v1", str(model), {
         "max_steps": steps, "eval_every": steps, "batch_size": batch, "max_seq_length": seq, "lora_rank": RANK,
-        "learning_rate": 1e-4}, folders=Folders(datasets=datasets), run_dir=out)
+        "learning_rate": 1e-4}, folders=Folders(datasets=datasets, models=model.parent), run_dir=out)
     return {"step_s": 1 / result.timings["steps_per_s"], "first_step_s": result.timings["first_step_s"]}
 
 

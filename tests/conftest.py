@@ -60,7 +60,7 @@ async def database_url(stack):
 
 
 @pytest.fixture(scope="session")
-async def service_env(stack, database_url):
+async def service_env(stack, database_url, tmp_path_factory):
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": stack.kafka,
@@ -69,6 +69,9 @@ async def service_env(stack, database_url):
         "TUNIX_PROJECTOR_GROUP": f"test-{SESSION}-projector",
         "TUNIX_TOPIC_PREFIX": TOPICS.prefix,
         "TUNIX_LOG_FORMAT": "json",
+        # The api reads model folders only under this one (tests put checkpoints, or worse, there).
+        "TUNIX_MODELS_DIR": str(tmp_path_factory.mktemp("models")),
+        "TUNIX_ARTIFACTS_DIR": str(tmp_path_factory.mktemp("artifacts")),  # jobs' run folders, the registry
     }
     await ensure_topics(stack.kafka, TOPICS.all)
     return env
@@ -170,6 +173,7 @@ def tuning_stack(stack, tmp_path_factory):
         "TUNIX_TOPIC_PREFIX": f"tuning-{run}", "TUNIX_API_PORT": str(port),
         "TUNIX_PROJECTOR_GROUP": f"tuning-{run}", "TUNIX_ARTIFACTS_DIR": str(folder / "artifacts"),
         "TUNIX_STATE_DIR": str(folder / "state"), "TUNIX_LOG_FORMAT": "json",
+        "TUNIX_MODELS_DIR": str(folder / "models"),  # model folders are read only under it
         "HF_HUB_CACHE": str(folder / "hf-cache"),  # the Hugging Face cache hub ids resolve from, offline
     }
     procs = [Process(m, env, folder) for m in ("consumers.projector", "consumers.tuner", "app.main")]

@@ -23,7 +23,8 @@ RUN = {"max_steps": 20, "eval_every": 10, "batch_size": 8, "learning_rate": 1e-2
 
 def _run(tmp_path: Path, family: str) -> tuple[Path, dict]:
     base = write_tiny_checkpoint(tmp_path / "base", family)
-    run_pipeline("ungar_hcd-v1", str(base), RUN, folders=Folders(), run_dir=tmp_path / "run")
+    # A model path must be under the models folder: here, the test's own folder.
+    run_pipeline("ungar_hcd-v1", str(base), RUN, folders=Folders(models=tmp_path), run_dir=tmp_path / "run")
     return base, json.loads((tmp_path / "run" / "manifest.json").read_text())
 
 

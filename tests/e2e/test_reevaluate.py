@@ -105,7 +105,7 @@ def test_a_lora_run_on_a_hugging_face_checkpoint_reloads_from_its_merged_folder(
 
     base = write_tiny_checkpoint(tmp_path / "base", "gemma3")
     run = {"max_steps": 20, "eval_every": 10, "batch_size": 8, "learning_rate": 1e-2, "max_seq_length": 48}
-    run_pipeline("ungar_hcd-v1", str(base), run, folders=FOLDERS, run_dir=tmp_path / "run")
+    run_pipeline("ungar_hcd-v1", str(base), run, folders=Folders(models=tmp_path), run_dir=tmp_path / "run")
     copy = tmp_path / "models" / "tiny-hf" / "1"
     shutil.copytree(tmp_path / "run", copy)
     shutil.rmtree(tmp_path / "run")
