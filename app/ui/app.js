@@ -225,6 +225,13 @@ function renderTrials(job, searched) {
 // ---- plots ---------------------------------------------------------------------------------
 
 const LAYOUT = { margin: { l: 55, r: 20, t: 40, b: 90 }, font: { size: 11 }, legend: { orientation: "h", y: -0.3 } };
+// Plotly reads a subset of HTML (links, styles) in trace names, titles, hover text, category
+// axis labels and parcoords labels: every user string (job and parameter names, values, trial
+// ids, metrics, summaries, reasons) bound for a plot goes through plotText, so it shows as
+// typed. Plotly decodes only &amp; &lt; &gt; and numeric entities, hence &#34; and &#39;.
+// (Parcoords tick texts are drawn as plain text already: they stay unescaped.)
+const PLOT_ENTITIES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&#34;", "'": "&#39;" };
+const plotText = s => String(s ?? "").replace(/[&<>"']/g, c => PLOT_ENTITIES[c]);
 const CONFIG = { displaylogo: false, responsive: true, displayModeBar: false };
 
 function renderPlots(job, history, searched) {
@@ -237,23 +244,25 @@ function renderPlots(job, history, searched) {
   const bestSoFar = ys.map((_, i) => ys.slice(0, i + 1).reduce((a, b) => (isBetter(mode, b, a) ? b : a)));
   const order = finished.map((_, i) => i + 1);
   Plotly.react("plot-history", [
-    { x: order, y: ys, mode: "markers", name: metric, text: finished.map(t => t.trial_id), type: "scatter" },
+    { x: order, y: ys, mode: "markers", name: plotText(metric), text: finished.map(t => plotText(t.trial_id)), type: "scatter" },
     { x: order, y: bestSoFar, mode: "lines", name: "best so far", line: { shape: "hv" }, type: "scatter" },
-  ], { ...LAYOUT, title: { text: "Optimization history" }, xaxis: { title: { text: "trial (completion order)" } }, yaxis: { title: { text: metric } } }, CONFIG);
+  ], { ...LAYOUT, title: { text: "Optimization history" }, xaxis: { title: { text: "trial (completion order)" } },
+    yaxis: { title: { text: plotText(metric) } } }, CONFIG);
 
   // Parallel coordinates: searched hyperparameters against the metric.
   const dims = searched.map(name => {
     const vals = finished.map(t => t.params[name]);
     if (vals.every(v => typeof v === "number")) {
       const log = (job.spec.search_space[name].type || "").includes("log") && vals.every(v => v > 0);
-      return log ? { label: `log10 ${name}`, values: vals.map(Math.log10) } : { label: name, values: vals };
+      return log ? { label: `log10 ${plotText(name)}`, values: vals.map(Math.log10) } : { label: plotText(name), values: vals };
     }
     const levels = [...new Set(vals.map(String))];
-    return { label: name, values: vals.map(v => levels.indexOf(String(v))), tickvals: levels.map((_, i) => i), ticktext: levels };
+    return { label: plotText(name), values: vals.map(v => levels.indexOf(String(v))), tickvals: levels.map((_, i) => i),
+      ticktext: levels };
   });
-  dims.push({ label: metric, values: ys });
+  dims.push({ label: plotText(metric), values: ys });
   Plotly.react("plot-parallel", [{ type: "parcoords", dimensions: dims, line: { color: ys, colorscale: "Viridis", showscale: true } }],
-    { ...LAYOUT, title: { text: "Hyperparameters → " + metric }, margin: { l: 60, r: 60, t: 70, b: 30 } }, CONFIG);
+    { ...LAYOUT, title: { text: "Hyperparameters → " + plotText(metric) }, margin: { l: 60, r: 60, t: 70, b: 30 } }, CONFIG);
 
   // Learning curves: every reported value of the metric (eval_loss when the metric comes only at the end).
   const curveMetric = curveMetricOf(history, metric);
@@ -261,10 +270,10 @@ function renderPlots(job, history, searched) {
     const pts = h.points.filter(p => p.metrics[curveMetric] !== undefined);
     const isBest = best && best.trial_id === h.trial_id;
     return { x: pts.map(p => p.iteration), y: pts.map(p => p.metrics[curveMetric]), mode: "lines+markers", type: "scatter",
-      name: h.trial_id + (isBest ? " (best)" : ""), line: { width: isBest ? 4 : 1.5 } };
+      name: plotText(h.trial_id) + (isBest ? " (best)" : ""), line: { width: isBest ? 4 : 1.5 } };
   });
-  Plotly.react("plot-curves", curves, { ...LAYOUT, title: { text: `Learning curves (${curveMetric})` },
-    xaxis: { title: { text: "report (iteration)" } }, yaxis: { title: { text: curveMetric } } }, CONFIG);
+  Plotly.react("plot-curves", curves, { ...LAYOUT, title: { text: `Learning curves (${plotText(curveMetric)})` },
+    xaxis: { title: { text: "report (iteration)" } }, yaxis: { title: { text: plotText(curveMetric) } } }, CONFIG);
 }
 
 // ---- routing -------------------------------------------------------------------------------

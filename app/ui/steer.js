@@ -150,8 +150,8 @@ async function renderImportance(job, ended, seq) {
   }
   note.textContent = `Hyperparameter importance by ${found.method} over ${found.trials_used} trial(s)`
     + (found.trials_skipped ? `, ${found.trials_skipped} skipped` : "") + (found.note ? ` — ${found.note}` : "");
-  Plotly.react(plot, [{ type: "bar", orientation: "h", y: names, x: names.map(n => found.importances[n]) }],
-    { ...LAYOUT, title: { text: `Hyperparameter importance (${found.method})` }, margin: { l: 130, r: 20, t: 40, b: 40 },
+  Plotly.react(plot, [{ type: "bar", orientation: "h", y: names.map(plotText), x: names.map(n => found.importances[n]) }],
+    { ...LAYOUT, title: { text: `Hyperparameter importance (${plotText(found.method)})` }, margin: { l: 130, r: 20, t: 40, b: 40 },
       xaxis: { title: { text: "importance" } } }, CONFIG);
 }
 
@@ -217,12 +217,12 @@ async function showCompare(ids, seq) {
     return histories[i].map((h, j) => {
       const pts = h.points.filter(p => p.metrics[metric] !== undefined);
       return { type: "scatter", mode: "lines+markers", x: pts.map(p => p.iteration), y: pts.map(p => p.metrics[metric]),
-        name: `${r.name} (${metric})`, legendgroup: r.job_id, showlegend: j === 0, text: h.trial_id,
+        name: plotText(`${r.name} (${metric})`), legendgroup: r.job_id, showlegend: j === 0, text: plotText(h.trial_id),
         line: { color: COLOURS[i % COLOURS.length], width: 1.5 }, marker: { size: 4 } };
     });
   });
   Plotly.react("plot-compare", traces, { ...LAYOUT, title: { text: "Learning curves: every trial, a colour per job" },
-    xaxis: { title: { text: "report (iteration)" } }, yaxis: { title: { text: [...metrics].join(" / ") } } }, CONFIG);
+    xaxis: { title: { text: "report (iteration)" } }, yaxis: { title: { text: plotText([...metrics].join(" / ")) } } }, CONFIG);
   if (rows.some(r => !TERMINAL.includes(r.status))) refreshTimer = setTimeout(route, REFRESH_MS);
 }
 

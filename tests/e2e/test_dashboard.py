@@ -21,6 +21,23 @@ from tests.waiting import wait_until
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 ARTIFACTS = Path(os.environ.get("TUNIX_TEST_ARTIFACTS", REPO / "test-artifacts"))
+# Every page records what its Content-Security-Policy blocked (kept in sessionStorage across
+# the test's page loads): the dashboard must work under the policy the API serves it with.
+CSP_RECORDER = """
+document.addEventListener("securitypolicyviolation", e => {
+  const seen = JSON.parse(sessionStorage.getItem("csp") || "[]");
+  seen.push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`);
+  sessionStorage.setItem("csp", JSON.stringify(seen));
+});"""
+# A job name that is HTML: every page and plot must show it as typed, never as a link.
+HOSTILE = '<a href="https://attacker.example" style="font-size:40px;color:red">click me</a> & \'q\''
+
+
+def _plot_text(text: str) -> str:
+    """What app.js's plotText makes of a string bound for a Plotly plot."""
+    for char, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&#34;"), ("'", "&#39;")):
+        text = text.replace(char, entity)
+    return text
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +56,20 @@ def browser(tmp_path_factory):
                  f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": CSP_RECORDER})
     try:
         yield driver
     finally:
         driver.quit()
+
+
+@pytest.fixture(autouse=True)
+def nothing_blocked(browser):
+    """After each test: the security policy blocked nothing on any page the test opened."""
+    yield
+    blocked = browser.execute_script("const s = sessionStorage.getItem('csp') || '[]'; "
+                                     "sessionStorage.removeItem('csp'); return JSON.parse(s)")
+    assert blocked == [], blocked
 
 
 def _count(driver, selector: str) -> int:
@@ -87,6 +114,18 @@ def _full_page_shot(driver, name: str) -> Path:
 
 def _type_spec(driver, spec: dict) -> None:
     driver.execute_script("document.getElementById('spec').value = arguments[0]", json.dumps(spec))
+
+
+def test_the_dashboard_policy_blocks_inline_script_and_the_recorder_sees_it(browser, tuning_stack):
+    """The check `nothing_blocked` relies on: the served policy is enforced and reported."""
+    browser.get(f"{tuning_stack['url']}/ui/")
+    wait_until(lambda: _count(browser, "#jobs-table") == 1, 30, "the jobs list")
+    browser.execute_script("const s = document.createElement('script'); s.textContent = 'window.injected = 1';"
+                           "document.body.append(s)")
+    blocked = wait_until(lambda: browser.execute_script("return JSON.parse(sessionStorage.getItem('csp') || '[]')"),
+                         10, "the inline script reported")
+    assert browser.execute_script("return window.injected") is None and blocked[0].startswith("script-src")
+    browser.execute_script("sessionStorage.removeItem('csp')")
 
 
 def test_job_page_shows_trials_and_plots_while_the_job_runs(browser, tuning_stack):
@@ -222,10 +261,12 @@ def test_steer_a_job_from_its_page_then_promote_fork_and_compare(browser, tuning
     wait_until(lambda: "dash-model v1" in _text(browser, "#audit-table"), 30, "ModelPromoted on the audit trail")
 
     # Fork: a new job seeded with the first ended trial; its page shows where it came from.
-    _fill(browser, "fork", at_trials="1", changes='{"num_samples": 1}', reason="one more from the page")
+    _fill(browser, "fork", at_trials="1", changes=json.dumps({"num_samples": 1, "name": HOSTILE}),
+          reason="one more from the page")
     wait_until(lambda: "#/jobs/" in browser.current_url and not browser.current_url.endswith(job_id), 30, "the fork's page")
     fork_id = browser.current_url.rsplit("/", 1)[1]
     wait_until(lambda: "forked from" in _text(browser, "#lineage-line"), 30, "the fork's lineage")
+    assert _text(browser, "#job-title").startswith(HOSTILE) and _count(browser, "#job-title a") == 0
     assert "at trial 1" in _text(browser, "#lineage-line") and "1 seed trial" in _text(browser, "#lineage-line")
     assert browser.execute_script("return document.querySelector('#lineage-line a').getAttribute('href')") == f"#/jobs/{job_id}"
     browser.find_element("id", "action-reason").send_keys("run the fork")
@@ -256,6 +297,11 @@ def test_steer_a_job_from_its_page_then_promote_fork_and_compare(browser, tuning
         "return [...document.querySelectorAll('#compare-jobs-table tbody tr')].map(r => r.dataset.jobId)"))
     wait_until(lambda: _count(browser, "#plot-compare .scatterlayer .trace") >= 3, 30, "every trial's curve")
     assert browser.execute_script("return document.querySelectorAll('#plot-compare .legend .traces').length") == 2
+    # The fork's name is HTML: the legend shows it as typed, and no link or styling of it is drawn.
+    legend = browser.execute_script(
+        "return [...document.querySelectorAll('#plot-compare .legend .legendtext')].map(t => t.textContent)")
+    assert any(text.startswith(HOSTILE + " (") for text in legend), legend
+    assert _count(browser, "#plot-compare svg a") == 0 and _count(browser, "#compare-page a[href^='https://attacker']") == 0
     browser.save_screenshot(str(ARTIFACTS / "dashboard-compare.png"))
 
 
@@ -283,9 +329,20 @@ def test_the_job_page_draws_its_decisions_on_a_timeline(browser, tuning_stack):
     for trial in job["trials"]:
         assert trial["trial_id"] in listed
     assert _count(browser, "#decision-table tr[data-kind='suggestion']") == len(job["trials"])
-    rows = browser.execute_script("return Plotly.d3 ? null : document.getElementById('plot-decisions').layout"
-                                  ".yaxis.categoryarray")
-    assert set(rows) == {"job", *(t["trial_id"] for t in job["trials"])}
+    plot = browser.execute_script("const p = document.getElementById('plot-decisions');"
+                                  "return {rows: p.layout.yaxis.categoryarray, hover: p.data.flatMap(t => t.text || [])}")
+    assert set(plot["rows"]) == {"job", *(t["trial_id"] for t in job["trials"])}
+    assert {_plot_text(d["summary"]) for d in decisions} <= set(plot["hover"])  # each marker's hover: its summary
     assert "DecisionMade" not in _text(browser, "#audit-table") and "JobStarted" in _text(browser, "#audit-table")
+
+    # A trial's id in the list narrows the list to that trial's decisions; "Show all" lists them all again.
+    shown = "return [...document.querySelectorAll('#decision-table tr[data-kind]')].filter(r => !r.hidden)" \
+            ".map(r => r.dataset.trial)"
+    trial = job["trials"][0]["trial_id"]
+    browser.find_element("css selector", f"#decision-table tr[data-trial='{trial}'] td.pick").click()
+    wait_until(lambda: set(browser.execute_script(shown)) == {trial}, 10, f"only {trial}'s decisions")
+    assert len(browser.execute_script(shown)) == sum(d["trial_id"] == trial for d in decisions)
+    browser.find_element("id", "decision-all").click()
+    wait_until(lambda: len(browser.execute_script(shown)) == len(decisions), 10, "every decision listed again")
     browser.execute_script("document.getElementById('plot-decisions').scrollIntoView()")
     print("screenshot:", _full_page_shot(browser, "dashboard-decisions.png"))
