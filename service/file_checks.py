@@ -23,11 +23,13 @@ _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="file-checks")
 T = TypeVar("T")
 
 
-async def off_loop(fn: Callable[..., T], *args, timeout_s: float | None = FILE_CHECK_TIMEOUT_S) -> T:
-    """fn(*args) on the file-check pool; Unavailable("filesystem") once `timeout_s` (None: no deadline) has passed."""
+async def off_loop(fn: Callable[..., T], *args, deadline: bool = True) -> T:
+    """fn(*args) on the file-check pool; Unavailable("filesystem") once FILE_CHECK_TIMEOUT_S has
+    passed (with `deadline`; a copy whose length is the model's size has none)."""
+    timeout_s = FILE_CHECK_TIMEOUT_S
     work = asyncio.get_running_loop().run_in_executor(_POOL, functools.partial(fn, *args))
     try:
-        return await asyncio.wait_for(work, timeout_s)
+        return await asyncio.wait_for(work, timeout_s if deadline else None)
     except TimeoutError:
         raise Unavailable("filesystem", f"reading the server's model, dataset or run folders took longer than "
                                         f"{timeout_s:g} s; try again later") from None

@@ -133,7 +133,7 @@ async def promote(job_id: UUID, promotion: Promotion, gw: Gateway, by: Sender) -
             "dataset_key": job.dataset_key, "base_model_id": job.base_model_id, "promoted_by": by.actor,
             "reason": by.reason, "source_path": str(run_folder)}
     version = await off_loop(copy_into_registry, run_folder, gw.registry_dir, promotion.name, first, card,
-                             timeout_s=None)  # copying a model takes as long as its size: no deadline
+                             deadline=False)  # copying a model takes as long as its size
     folder = gw.registry_dir / promotion.name / str(version)
     try:
         payload = ev.ModelPromotedPayload(
