@@ -171,6 +171,9 @@ def test_too_many_failing_trials_fail_the_job(tuning_stack):
     assert job["status"] == "failed"
     assert "2 of 2 trials failed (max_failed_trials=1)" in job["error"]
     assert [t["status"] for t in job["trials"]] == ["failed", "failed"]
+    # The cause in one line, for the job and each trial: no Ray traceback, pid, node address or server path.
+    for public in (job["error"], *(t["reason"] for t in job["trials"])):
+        assert "ValueError: " in public and not re.search(r"\n|pid=|ip=|ray::|File \"|/site-packages/", public), public
 
 
 def test_cancel_stops_the_running_trials(tuning_stack):
