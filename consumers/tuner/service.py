@@ -31,7 +31,7 @@ from adapters.settings import Settings
 from consumers.records import LoggedEvent, read_record
 from consumers.tuner.ray_processes import start_ray, stop_ray
 from consumers.tuner.snapshots import Snapshots
-from consumers.tuner.state import TunerJob, claim_event, next_state
+from consumers.tuner.state import TunerJob, claim_event, claim_verdict, next_state
 from producers.job_outcome import job_failed
 from producers.interrupted_trials import cancelled_unowned, handed_over, left_running
 from producers.job_run import SOURCE, JobRun
@@ -259,19 +259,19 @@ class Tuner:
                 CLAIM_RETRY_S, lambda: self._spawn(self._settle_claim(job_id, partition, claimer)))
             return
         owner = next((m["client_id"] for m in members if partition in m["partitions"]), None)
-        job = self.jobs.get(job_id)
-        if owner != self.tuner_id or job is None or not job.should_run or self.partition_of.get(job_id) != partition:
-            if (run := JobRun.find(job_id)) is not None:  # the partition moved on: the new owner runs it
-                log.warning("job claimed by another tuner", job_id=str(job_id), by=claimer, partition_owner=owner)
-                run.hand_over()
-            return
-        log.warning("claim not backed by the tuner group; claiming the job again", job_id=str(job_id), by=claimer)
-        if (run := JobRun.find(job_id)) is not None or job_id in self.running:
-            self.reclaim.add(job_id)  # its events now carry a superseded claim: restart it under a new one
-            if run is not None:
-                run.hand_over()
-        else:
-            self._schedule(job_id)
+        verdict = claim_verdict(owner, self.tuner_id, self.jobs.get(job_id), self.partition_of.get(job_id) == partition)
+        run = JobRun.find(job_id)
+        if verdict == "hand over" and run is not None:
+            log.warning("job claimed by another tuner", job_id=str(job_id), by=claimer, partition_owner=owner)
+            run.hand_over()
+        elif verdict == "claim again":
+            log.warning("claim not backed by the tuner group; claiming the job again", job_id=str(job_id), by=claimer)
+            if run is None and job_id not in self.running:
+                self._schedule(job_id)
+            else:  # its events now carry a superseded claim: restart it under a new one
+                self.reclaim.add(job_id)
+                if run is not None:
+                    run.hand_over()
 
     def _spawn(self, work) -> None:
         task = asyncio.create_task(work)
@@ -286,9 +286,7 @@ class Tuner:
         """Publish the job's next claim, and mark stale the trials its last owner left running."""
         claim = claim_event(job, self.tuner_id, SOURCE)
         self.claimed[job.job_id] = claim.payload.generation  # before its echo can come back
-        await self.publisher.publish(claim)
-        for event in left_running(job.job_id, job.live_trials, job.owner, claim.claim):
-            await self.publisher.publish(event)
+        await self._publish_all([claim, *left_running(job.job_id, job.live_trials, job.owner, claim.claim)])
         job = next_state(job, claim)
         self.jobs[job.job_id] = job
         self.dirty.add(job.job_id)

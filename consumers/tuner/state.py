@@ -134,3 +134,16 @@ def claim_event(job: TunerJob, tuner_id: str, source: str) -> ev.JobClaimed:
     generation = (job.claim or 0) + 1
     return ev.JobClaimed(job_id=job.job_id, source=source, claim=generation, payload=ev.JobClaimedPayload(
         tuner_id=tuner_id, generation=generation, budget_spent_s=round(job.spent_s(), 3)))
+
+
+def claim_verdict(partition_owner: str | None, tuner_id: str, job: TunerJob | None, on_partition: bool) -> str:
+    """What the tuner holding a job's partition does about a claim it did not make, once the
+    group coordinator said who is assigned the partition (`partition_owner`): "hand over" when
+    that is anyone but this tuner (the partition moved on, or is moving); "claim again" when it
+    is this tuner and the job still runs here (no member backs the claim: a tuner that is gone,
+    or a forged record); else "nothing" (the job ended, or moved to another partition)."""
+    if partition_owner != tuner_id:
+        return "hand over"
+    if job is None or not job.should_run or not on_partition:
+        return "nothing"
+    return "claim again"

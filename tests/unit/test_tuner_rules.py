@@ -157,3 +157,17 @@ def test_a_request_no_node_can_meet_is_named_with_what_the_cluster_has():
     assert unmet_request({"CPU": 1, "GPU": 2}, cluster) == "a trial asks for GPU=2 but the whole Ray cluster has GPU=1"
     assert unmet_request({"CPU": 1, "GPU": 0, "tpu": 1}, cluster) == (
         "a trial asks for tpu=1 but the whole Ray cluster has tpu=0")
+
+
+def test_a_claim_is_settled_by_who_the_group_assigned_the_partition():
+    from consumers.tuner.state import claim_verdict
+
+    job_id = uuid.uuid4()
+    running = next_state(next_state(None, ev.JobCreated(job_id=job_id, source="test", payload=ev.JobCreatedPayload(
+        spec=_spec()))), ev.JobStarted(job_id=job_id, source="test"))
+    assert claim_verdict("tuner-b", "tuner-a", running, on_partition=True) == "hand over"  # b holds it now
+    assert claim_verdict(None, "tuner-a", running, on_partition=True) == "hand over"  # the group rebalances
+    assert claim_verdict("tuner-a", "tuner-a", running, on_partition=True) == "claim again"  # nobody backs it
+    done = next_state(running, ev.JobCancelled(job_id=job_id, source="test"))
+    assert claim_verdict("tuner-a", "tuner-a", done, on_partition=True) == "nothing"
+    assert claim_verdict("tuner-a", "tuner-a", running, on_partition=False) == "nothing"
