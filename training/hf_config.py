@@ -2,14 +2,16 @@
 
 tunix's offline loaders never read config.json, so training/hf_models.py builds the tunix
 ModelConfig from what this module reads (transformers 4.x fields or 5.x rope_parameters). Where the
-tunix model would compute something other than the HF model for a config.json value (tunix's Qwen3 and
-Llama3 always use rope_theta 1e6, its Gemma 1/2 always 1e4, every Gemma hardcodes its norm epsilon, ...),
-that value is refused with UnsupportedConfig naming the field, instead of silently training a different
-network. Gemma 1 ("gemma") and Gemma 2 ("gemma2") both run on tunix.models.gemma.
+tunix model would compute something other than the HF model for a config.json value (every Gemma
+hardcodes its norm epsilon, tunix's Qwen3 has no YaRN, ...), that value is refused with UnsupportedConfig
+naming the field, instead of silently training a different network. RoPE's theta and Llama 3's "llama3"
+scaling are honoured for every family (training/rope.py for the tunix attentions that hardcode them).
+Gemma 1 ("gemma") and Gemma 2 ("gemma2") both run on tunix.models.gemma.
 """
 
 from __future__ import annotations
 
+import math
 
 
 FAMILIES = {"gemma3_text": "gemma3", "gemma3": "gemma3", "qwen3": "qwen3", "llama": "llama3", "qwen2": "qwen2",
@@ -36,8 +38,10 @@ _DEFAULTS = {
                    query_pre_attn_scalar=256, sliding_window=4096, final_logit_softcapping=30.0,
                    attn_logit_softcapping=50.0, tie_word_embeddings=True, hidden_activation="gelu_pytorch_tanh"),
 }
-# What tunix's attention always passes to its RoPE, whatever the config says.
-_TUNIX_ROPE_THETA = {"qwen3": 1_000_000.0, "llama3": 1_000_000.0, "gemma": 10_000.0, "gemma2": 10_000.0}
+# The rope_types each family computes as transformers does (tunix's Gemma3 scales linearly itself;
+# training/rope.py computes "llama3"); every other family only the default.
+ROPE_TYPES = {"gemma3": ("default", "linear"), "llama3": ("default", "llama3")}
+LLAMA3_ROPE_FIELDS = ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
 _GEMMA_NORM_EPS = 1e-6  # hardcoded in the RMSNorm of tunix's Gemma and Gemma3
 _GEMMA3_PATTERN = 6  # tunix cycles 5 sliding-window layers, then 1 global layer
 _TEXT_ONLY_PREFIXES = ("vision_tower.", "multi_modal_projector.", "model.vision_tower.", "model.multi_modal_projector.")
@@ -145,16 +149,7 @@ def unsupported(family: str, config: dict) -> list[tuple[str, object, str]]:
         if c.get(field) and family != "qwen2":
             refuse(field, c[field], f"tunix's {family} has no biases there; they would be dropped")
     for kind in ("full_attention", "sliding_attention") if family == "gemma3" else ("full_attention",):
-        rope, theta_field, type_field = rope_settings(c, family, kind)
-        allowed = ("default", "linear") if family == "gemma3" else ("default",)
-        if rope["rope_type"] not in allowed:
-            refuse(type_field, rope["rope_type"], f"tunix's {family} RoPE supports only {' / '.join(allowed)}")
-        elif rope["rope_type"] == "linear" and not rope.get("factor", 0) >= 1:
-            refuse(type_field, rope, "a linear RoPE factor must be >= 1")
-        fixed = _TUNIX_ROPE_THETA.get(family)
-        if fixed and float(rope["rope_theta"]) != fixed:
-            refuse(theta_field, rope["rope_theta"], f"tunix's {family} attention ignores its config and always "
-                   f"uses rope_theta {fixed:g}")
+        problems += _rope_problems(c, family, kind)
     if family in ("qwen2", "qwen3") and c.get("use_sliding_window"):
         refuse("use_sliding_window", True, f"tunix's {family} has no sliding-window attention")
     if family not in ("gemma2", "gemma3") and any(t != "full_attention" for t in c.get("layer_types") or []):
@@ -166,6 +161,36 @@ def unsupported(family: str, config: dict) -> list[tuple[str, object, str]]:
     if family == "gemma3":
         problems += _gemma3_problems(c)
     return problems
+
+
+def _rope_problems(c: dict, family: str, kind: str) -> list[tuple[str, object, str]]:
+    rope, theta_field, type_field = rope_settings(c, family, kind)
+    scaling_field = type_field.removesuffix(".rope_type")  # rope_scaling (4.x) or rope_parameters[.kind] (5.x)
+    allowed, kind_of_rope = ROPE_TYPES.get(family, ("default",)), rope["rope_type"]
+    problems = []
+    if not _positive(rope["rope_theta"]):
+        problems.append((theta_field, rope["rope_theta"], "must be a positive number"))
+    if kind_of_rope not in allowed:
+        problems.append((type_field, kind_of_rope, f"{family} RoPE here supports only rope_type "
+                         f"{' / '.join(allowed)}"))
+    elif kind_of_rope == "linear" and not (_positive(rope.get("factor")) and rope["factor"] >= 1):
+        problems.append((type_field, rope, "a linear RoPE factor must be >= 1"))
+    elif kind_of_rope == "llama3":  # transformers' _validate_llama3_rope_parameters, as refusals
+        values = {name: rope.get(name) for name in LLAMA3_ROPE_FIELDS}
+        for name, value in values.items():
+            if not _positive(value):
+                problems.append((f"{scaling_field}.{name}", value, "llama3 RoPE needs it, a positive number"))
+        if all(_positive(v) for v in values.values()):
+            if values["factor"] < 1:
+                problems.append((f"{scaling_field}.factor", values["factor"], "a llama3 RoPE factor must be >= 1"))
+            if values["high_freq_factor"] <= values["low_freq_factor"]:
+                problems.append((f"{scaling_field}.high_freq_factor", values["high_freq_factor"],
+                                 f"must be above low_freq_factor ({values['low_freq_factor']})"))
+    return problems
+
+
+def _positive(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < math.inf
 
 
 def _gemma_problems(c: dict, family: str) -> list[tuple[str, object, str]]:

@@ -84,6 +84,8 @@ def load_hf_model(folder: Path, config: dict):
     import jax.numpy as jnp
     from flax import nnx
 
+    from training import rope
+
     family = family_of(config)
     model_config = tunix_config(family, config)
     headers = _headers(folder)
@@ -102,6 +104,8 @@ def load_hf_model(folder: Path, config: dict):
     else:
         model = loader.create_model_from_safe_tensors(str(folder), model_config, mesh=None, dtype=jnp.float32,
                                                       mode=mode)
+    if family in rope.FAMILIES:  # tunix's attention hardcodes theta (and knows no llama3 scaling) there
+        rope.configure_rope(model, rope_settings(text_config(config), family)[0])
     # A tensor missing from the files fails the load; one tunix does not map, or maps to no parameter (extra
     # layers, lm_head with tied embeddings, biases tunix lacks), is skipped silently: count what landed.
     in_files = {name: math.prod(t["shape"]) for h in headers.values() for name, t in h.items()

@@ -95,18 +95,23 @@ def test_variant_logits_match_numpy_reference(variant, tmp_path):
 _LLAMA3_ROPE = {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
                 "original_max_position_embeddings": 8192}
 # (family, config.json overrides, the field the refusal must name). Each was measured to move the fixture's
-# logits by 0.2 to 6 when loaded anyway (see test_tunix_ignores_rope_theta for three of them); the Gemma 1 / 2
-# norm epsilon and exact-GELU cases by 3e-5 to 1.3e-3; untied heads and a null Gemma 2 window fail the load;
-# biases, bidirectional and chunked attention tunix would drop or replace, which these fixtures cannot show.
+# logits by 0.2 to 6 when loaded anyway; the Gemma 1 / 2 norm epsilon and exact-GELU cases by 3e-5 to 1.3e-3;
+# untied heads and a null Gemma 2 window fail the load; biases, bidirectional and chunked attention tunix would
+# drop or replace, which these fixtures cannot show; RoPE types and llama3 fields no code here computes.
+# Every theta and Llama 3's scaling are honoured: tests/e2e/test_rope_parity.py.
 REFUSED = {
-    "qwen3-rope-theta": ("qwen3", {"rope_theta": 5_000_000.0}, "rope_theta"),  # Qwen3-4B-2507
-    "qwen3-rope-theta-v5": ("qwen3", {"rope_theta": 5_000_000.0, "config_style": "v5"}, "rope_parameters.rope_theta"),
     "qwen3-yarn": ("qwen3", {"rope_scaling": {"rope_type": "yarn", "factor": 4.0,
                                               "original_max_position_embeddings": 32768}}, "rope_scaling"),
+    "qwen3-llama3-rope": ("qwen3", {"rope_scaling": _LLAMA3_ROPE}, "rope_scaling"),  # Llama's only
     "qwen3-sliding": ("qwen3", {"use_sliding_window": True}, "use_sliding_window"),
     "qwen3-bias": ("qwen3", {"attention_bias": True}, "attention_bias"),
-    "llama3-rope-theta": ("llama3", {"rope_theta": 500_000.0}, "rope_theta"),  # every Llama 3.x
-    "llama3-rope-scaling": ("llama3", {"rope_scaling": _LLAMA3_ROPE}, "rope_scaling"),  # Llama 3.1 / 3.2
+    "llama3-yarn": ("llama3", {"rope_scaling": {"rope_type": "yarn", "factor": 4.0,
+                                                "original_max_position_embeddings": 8192}}, "rope_scaling"),
+    "llama3-rope-no-low-freq": ("llama3", {"rope_scaling": {k: v for k, v in _LLAMA3_ROPE.items()
+                                                            if k != "low_freq_factor"}}, "rope_scaling.low_freq_factor"),
+    "llama3-rope-inverted-v5": ("llama3", {"rope_scaling": {**_LLAMA3_ROPE, "high_freq_factor": 1.0},
+                                           "config_style": "v5"}, "rope_parameters.high_freq_factor"),
+    "llama3-rope-theta-zero": ("llama3", {"rope_theta": 0}, "rope_theta"),
     "llama3-mlp-bias": ("llama3", {"mlp_bias": True}, "mlp_bias"),
     "llama3-activation": ("llama3", {"hidden_act": "gelu"}, "hidden_act"),
     "qwen2-sliding": ("qwen2", {"use_sliding_window": True, "max_window_layers": 1}, "use_sliding_window"),
@@ -121,8 +126,6 @@ REFUSED = {
     "gemma3-no-window": ("gemma3", {"sliding_window": None}, "sliding_window"),
     "gemma3-bidirectional": ("gemma3", {"use_bidirectional_attention": True}, "use_bidirectional_attention"),
     "gemma3-quantized": ("gemma3", {"quantization_config": {"quant_method": "bitsandbytes"}}, "quantization_config"),
-    "gemma-rope-theta": ("gemma", {"rope_theta": 500_000.0}, "rope_theta"),
-    "gemma-rope-theta-v5": ("gemma", {"rope_theta": 500_000.0, "config_style": "v5"}, "rope_parameters.rope_theta"),
     "gemma-linear-rope": ("gemma", {"rope_scaling": {"rope_type": "linear", "factor": 2.0}}, "rope_scaling"),
     "gemma-norm-eps": ("gemma", {"rms_norm_eps": 1e-5}, "rms_norm_eps"),
     "gemma-untied": ("gemma", {"tie_word_embeddings": False}, "tie_word_embeddings"),
@@ -131,7 +134,6 @@ REFUSED = {
     "gemma-silu": ("gemma", {"hidden_act": "silu"}, "hidden_act"),
     "gemma-bidirectional": ("gemma", {"use_bidirectional_attention": True}, "use_bidirectional_attention"),
     "gemma2-query-scale-27b": ("gemma2", {"query_pre_attn_scalar": 8}, "query_pre_attn_scalar"),  # hidden / heads
-    "gemma2-rope-theta": ("gemma2", {"rope_theta": 1_000_000.0}, "rope_theta"),
     "gemma2-norm-eps": ("gemma2", {"rms_norm_eps": 1e-5}, "rms_norm_eps"),
     "gemma2-untied": ("gemma2", {"tie_word_embeddings": False}, "tie_word_embeddings"),
     "gemma2-exact-gelu": ("gemma2", {"hidden_activation": "gelu"}, "hidden_activation"),
@@ -155,16 +157,6 @@ def test_refuses_config_values_tunix_cannot_honour(case, tmp_path):
 def test_fixture_configs_are_fully_supported(family, tmp_path):
     config = json.loads((write_tiny_checkpoint(tmp_path, family) / "config.json").read_text())
     assert hf_models.unsupported(family, config) == []
-
-
-@pytest.mark.parametrize("family", ["qwen3", "llama3", "gemma"])
-def test_tunix_ignores_rope_theta(family, tmp_path, monkeypatch):
-    """Why rope_theta != 1e6 (1e4 for Gemma 1 / 2) is refused: loaded anyway, the logits leave the reference.
-    If this fails, tunix has started reading rope_theta and the refusal in hf_models can go."""
-    folder = write_tiny_checkpoint(tmp_path, family, rope_theta=500_000.0)
-    monkeypatch.setattr(hf_models, "unsupported", lambda family, config: [])
-    got, want = _tunix_and_reference(folder)
-    assert np.abs(got - want).max() > 0.05  # measured ~0.22
 
 
 def test_ignored_tensors_fail_the_load(tmp_path):

@@ -57,7 +57,7 @@ async def test_the_seed_example_names_the_missing_cache_entry_then_runs_once_it_
 
 @pytest.mark.parametrize(("edit", "file", "words"), [
     ({"num_hidden_layers": 4}, "config.json", "num_hidden_layers is 4, but the safetensors hold 2"),
-    ({"rope_theta": 5e6}, "config.json", "rope_theta=5000000.0 is not supported"),
+    ({"rope_scaling": {"rope_type": "yarn", "factor": 4.0}}, "config.json", "rope_scaling='yarn' is not supported"),
     ({"model_type": "mistral"}, "config.json", "model_type 'mistral' is not supported"),
 ])
 async def test_a_broken_or_unsupported_folder_is_422_naming_the_file_and_problem(real_models, edit, file, words):
