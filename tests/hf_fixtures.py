@@ -43,7 +43,7 @@ _FAMILY_CONFIG = {
                    rope_theta=1_000_000.0, rope_local_base_freq=10_000.0, rope_scaling=None,
                    final_logit_softcapping=None, attn_logit_softcapping=None, attention_bias=False,
                    attention_dropout=0.0, tie_word_embeddings=True, initializer_range=0.02),
-    # tunix's Qwen3 and Llama3 always use rope_theta 1e6 (see training/hf_config.py), so the fixtures do.
+    # rope_theta 1e6: tunix's own for Qwen3 and Llama3; tests/e2e/test_rope_parity.py overrides it.
     "qwen3": dict(head_dim=16, hidden_act="silu", rms_norm_eps=1e-6, rope_theta=1_000_000.0, rope_scaling=None,
                   attention_bias=False, attention_dropout=0.0, use_sliding_window=False, sliding_window=None,
                   max_window_layers=2, tie_word_embeddings=True, initializer_range=0.02),
