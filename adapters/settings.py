@@ -64,6 +64,9 @@ _ENV = {
     "kafka_heap_opts": "TUNIX_KAFKA_HEAP_OPTS",
     "hf_hub_cache": "HF_HUB_CACHE",
     "hf_home": "HF_HOME",
+    "ollama_models": "OLLAMA_MODELS",
+    "lmstudio_models_dir": "TUNIX_LMSTUDIO_MODELS_DIR",
+    "converted_models_dir": "TUNIX_CONVERTED_MODELS_DIR",
     "log_format": "TUNIX_LOG_FORMAT",
     "log_level": "TUNIX_LOG_LEVEL",
 }
@@ -128,6 +131,11 @@ class Settings:
     # The Hugging Face cache hub ids are looked up in, offline (HF's own variables and default).
     hf_hub_cache: Path | None = None
     hf_home: Path | None = None
+    # GGUF stores ollama: and lmstudio: ids resolve from (Ollama's own variable and default; LM Studio's default).
+    ollama_models: Path | None = None
+    lmstudio_models_dir: Path | None = None
+    # GGUF files converted into Hugging Face folders (one per file's SHA-256), shared by every trial.
+    converted_models_dir: Path = REPO_ROOT / ".state" / "converted-models"
     log_format: str | None = None  # "json" or "console"; unset: JSON unless stderr is a terminal
     log_level: str = "INFO"
 
@@ -178,7 +186,10 @@ class Settings:
 
     @property
     def training_folders(self) -> Folders:
-        return Folders(self.datasets_dir, self.models_dir, self.jax_cache_dir, self.hf_cache)
+        return Folders(self.datasets_dir, self.models_dir, self.jax_cache_dir, self.hf_cache,
+                       ollama=self.ollama_models or Path.home() / ".ollama" / "models",
+                       lmstudio=self.lmstudio_models_dir or Path.home() / ".lmstudio" / "models",
+                       converted=self.converted_models_dir)
 
     @property
     def hf_cache(self) -> Path:

@@ -244,7 +244,7 @@ class BaseModelOut(BaseModel):
     """A model jobs can name as base_model_id, as the gateway's machine sees it."""
 
     model_id: str
-    source: Literal["built-in", "folder", "hf-cache"]
+    source: Literal["built-in", "folder", "hf-cache", "gguf", "ollama", "lmstudio"]
     family: str | None
     parameters: int | None
     folder: str | None
@@ -254,6 +254,7 @@ class BaseModelOut(BaseModel):
     fits_lora: bool
     fits_full: bool
     problem: str | None  # why it cannot be trained (a broken checkpoint folder)
+    quantization: str | None = None  # a GGUF file's (e.g. Q4_K_M); None for other sources
 
 
 class ModelVersionOut(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from schemas.api import BaseModelOut
 from service.file_checks import off_loop
-from training.catalog import available_models
+from training.catalog import available_in
 from training.folders import Folders
 from training.hyperparams import Hyperparameters
 
@@ -17,11 +17,11 @@ async def base_models(folders: Folders) -> list[BaseModelOut]:
 def _base_models(folders: Folders) -> list[BaseModelOut]:
     """Sized at the default batch size and sequence length (training.hyperparams)."""
     defaults = Hyperparameters()
-    found = available_models(folders.models, folders.hf_cache, defaults.batch_size, defaults.max_seq_length)
+    found = available_in(folders, defaults.batch_size, defaults.max_seq_length)
     return [
         BaseModelOut(
             model_id=m.source.model_id, source=m.source.kind, family=m.family, parameters=m.parameters,
-            folder=str(m.source.folder) if m.source.folder else None, revision=m.source.revision,
+            folder=_where(m.source), revision=m.source.revision, quantization=m.quantization,
             lora_gib=round(m.memory.lora_bytes / 2**30, 2) if m.memory else None,
             full_gib=round(m.memory.full_bytes / 2**30, 2) if m.memory else None,
             fits_lora=bool(m.memory and m.memory.fits_lora), fits_full=bool(m.memory and m.memory.fits_full),
@@ -29,3 +29,9 @@ def _base_models(folders: Folders) -> list[BaseModelOut]:
         )
         for m in found
     ]
+
+
+def _where(source) -> str | None:
+    """The checkpoint folder, or the GGUF file (which a run converts into the conversion cache)."""
+    where = source.folder or (source.gguf.path if source.gguf else None)
+    return str(where) if where else None

@@ -50,16 +50,22 @@ def load_base(source: ModelSource, seed: int) -> BaseModel:
         model, _ = build_model(source.model_id, tokenizer.vocab_size, seed)
         return BaseModel(model, tokenizer, "gemma3", {
             "id": source.model_id, "source": "built-in", "tokenizer": "char", "vocab_size": tokenizer.vocab_size})
+    from training.catalog import prepared
     from training.hf_models import load_hf_model
 
+    source = prepared(source)  # a GGUF file: converted once into its cached Hugging Face folder
     checkpoint = read_checkpoint(source.folder)
     tokenizer = HfTokenizer(source.folder)
     model = load_hf_model(source.folder, checkpoint.config)
-    return BaseModel(model, tokenizer, checkpoint.family, {
+    lineage = {
         "id": source.model_id, "source": source.kind, "folder": str(source.folder), "revision": source.revision,
         "family": checkpoint.family, "parameters": checkpoint.num_parameters, "stored_dtypes": checkpoint.tensor_dtypes,
         "tokenizer": "hf", "vocab_size": tokenizer.vocab_size, "files": file_hashes(source.folder),
-    })
+    }
+    if source.gguf is not None:  # the file the folder was converted from: what the weights really are
+        lineage["gguf"] = {"file": str(source.gguf.path), "sha256": source.gguf.sha256,
+                           "quantization": source.gguf.quantization, "cache_entry": str(source.gguf.cache_entry)}
+    return BaseModel(model, tokenizer, checkpoint.family, lineage)
 
 
 def file_hashes(folder: Path) -> dict[str, str]:

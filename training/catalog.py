@@ -1,145 +1,87 @@
 """What a run can be asked for, answered without importing JAX: models and metric names.
 
 The gateway calls this (through training.validate) for every job it accepts, so it stays light.
-A model id is one of:
+A model id is one of (each a module of training/sources/, asked in this order):
 1. a built-in name (tiny-gemma3), trained from a seed;
-2. a Hugging Face-format folder (config.json, *.safetensors, tokenizer files) under the models
-   folder (TUNIX_MODELS_DIR): its path relative to it, or its absolute path. An absolute path is
-   also accepted inside the Hugging Face cache. Both are checked after following symlinks; a path
-   anywhere else is refused in the same words as a missing one, so the answer says nothing about
-   what exists on the server;
-3. a hub id (google/gemma-3-270m, Qwen/Qwen3-0.6B), found offline only, in the Hugging Face cache
+2. `ollama:NAME[:TAG]`: a model in Ollama's store (OLLAMA_MODELS / ~/.ollama/models), offline;
+3. `lmstudio:PUBLISHER/MODEL/FILE.gguf`: a file in LM Studio's models folder;
+4. a `.gguf` file under the models folder (TUNIX_MODELS_DIR): its path relative to it, or its absolute
+   path (also inside LM Studio's folder). A GGUF model is converted once into a Hugging Face folder in
+   the conversion cache (TUNIX_CONVERTED_MODELS_DIR) when a run starts from it;
+5. a Hugging Face-format folder (config.json, *.safetensors, tokenizer files) under the models folder:
+   its path relative to it, or its absolute path. An absolute path is also accepted inside the Hugging
+   Face cache;
+6. a hub id (google/gemma-3-270m, Qwen/Qwen3-0.6B), found offline only, in the Hugging Face cache
    (HF_HUB_CACHE / HF_HOME / ~/.cache/huggingface/hub). Nothing is ever downloaded.
+Paths are checked after following symlinks; a path anywhere else is refused in the same words as a
+missing one, so the answer says nothing about what exists on the server.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from pathlib import Path
 
-from training.hf_checkpoint import BrokenCheckpoint, read_checkpoint
-from training.memory import MemoryEstimate, estimate
+from training.folders import Folders
+from training.hf_checkpoint import HfCheckpoint
 from training.model import BUILT_IN_MODELS
-from training.safe_files import within
+from training.sources import AvailableModel, GgufOrigin, ModelNotAvailable, ModelSource, model_sources
+from training.sources.folder import model_folder
+from training.sources.gguf_file import prepared
+from training.sources.sizing import checkpoint_of as _checkpoint_of
+
+__all__ = ["METRIC_NAMES", "EVALUATION_METRICS", "AvailableModel", "GgufOrigin", "ModelNotAvailable", "ModelSource",
+           "available_models", "available_in", "checkpoint_of", "model_folder", "prepared", "resolve_in",
+           "resolve_model"]
 
 # What a run reports; a job's metric_name must be one of these.
 METRIC_NAMES = ("score", "answer_correctness", "eval_loss", "train_loss")
 # The metrics that need a decoding pass over the eval split (the losses come with training).
 EVALUATION_METRICS = ("score", "answer_correctness")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}$")
 
 
-class ModelNotAvailable(LookupError):
-    """Built from the model id and the configured folders only, never from what is on disk
-    outside them."""
-
-
-@dataclass(frozen=True)
-class ModelSource:
-    model_id: str
-    kind: str  # "built-in", "folder" or "hf-cache"
-    folder: Path | None = None  # the checkpoint folder (for hf-cache: the snapshot folder)
-    revision: str | None = None  # the cache snapshot's commit (hf-cache)
-
-
-def resolve_model(model_id: str, models_dir: Path, hf_cache: Path | None = None) -> ModelSource:
-    """Where the model's weights are; ModelNotAvailable (saying how to provide it) otherwise."""
-    if model_id in BUILT_IN_MODELS:
-        return ModelSource(model_id, "built-in")
-    # Checked again in every trial, not only when the job was created: a trial may run an event
-    # that never went through the gateway.
-    folder = model_folder(model_id, models_dir, hf_cache)
-    if folder is not None:
-        return ModelSource(model_id, "folder", folder)
-    if _HUB_ID.match(model_id) and hf_cache is not None:
-        snapshot = _cached_snapshot(model_id, hf_cache)
-        if snapshot is not None:
-            return ModelSource(model_id, "hf-cache", snapshot, revision=snapshot.name)
+def resolve_model(model_id: str, models_dir: Path, hf_cache: Path | None = None, *, ollama_dir: Path | None = None,
+                  lmstudio_dir: Path | None = None, converted_dir: Path | None = None) -> ModelSource:
+    """Where the model's weights are; ModelNotAvailable (saying how to provide it) or BrokenCheckpoint
+    (a GGUF file that cannot be converted) otherwise. Checked again in every trial, not only when the
+    job was created: a trial may run an event that never went through the gateway."""
+    for source in model_sources(models_dir, hf_cache, ollama_dir, lmstudio_dir, converted_dir):
+        found = source.resolve(model_id)
+        if found is not None:
+            return found
     cache = f" or, by absolute path, in the Hugging Face cache {hf_cache}" if hf_cache is not None else ""
     raise ModelNotAvailable(
         f"model {model_id!r} is not available offline: it is not built in ({', '.join(BUILT_IN_MODELS)}), "
-        f"not a checkpoint folder under $TUNIX_MODELS_DIR ({models_dir}){cache}"
+        f"not a checkpoint folder under $TUNIX_MODELS_DIR ({models_dir}) or a .gguf file there{cache}"
         + (f", and the Hugging Face cache {hf_cache} has no snapshot of it" if hf_cache is not None else "")
         + ". On a machine with network, `hf download " + model_id + "` puts it in the Hugging Face cache "
         "(copy ~/.cache/huggingface/hub here, or point HF_HUB_CACHE at it); or put the folder (config.json, "
-        f"*.safetensors, tokenizer files) at $TUNIX_MODELS_DIR/<name> (now {models_dir}) and name it by that "
-        "name or its absolute path."
+        f"*.safetensors, tokenizer files) or the .gguf file at $TUNIX_MODELS_DIR/<name> (now {models_dir}) and "
+        "name it by that name or its absolute path; an Ollama model is named ollama:NAME[:TAG]."
     )
 
 
-def model_folder(model_id: str, models_dir: Path, hf_cache: Path | None) -> Path | None:
-    """The checkpoint folder `model_id` names, symlinks resolved: relative to models_dir, or an
-    absolute path inside models_dir or hf_cache. None for anything else, existing or not."""
-    if not model_id or "\0" in model_id:
-        return None
-    roots = (models_dir, hf_cache) if Path(model_id).is_absolute() and hf_cache is not None else (models_dir,)
-    for root in roots:
-        folder = within(model_id, root)  # a relative id is joined to the root; an absolute one stays
-        if folder is not None and folder.is_dir():
-            return folder
-    return None
+def resolve_in(model_id: str, folders: Folders) -> ModelSource:
+    """resolve_model with every store a Folders names."""
+    return resolve_model(model_id, folders.models, folders.hf_cache, ollama_dir=folders.ollama,
+                         lmstudio_dir=folders.lmstudio, converted_dir=folders.converted)
 
 
-def _cached_snapshot(repo_id: str, cache: Path) -> Path | None:
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    try:
-        # Within the cache once resolved: the snapshot's name comes from a file (refs/main).
-        return within(snapshot_download(repo_id, cache_dir=cache, local_files_only=True), cache)
-    except (LocalEntryNotFoundError, OSError, ValueError):
-        return None
+def checkpoint_of(source: ModelSource) -> HfCheckpoint:
+    """The checked checkpoint a non-built-in source names (a GGUF file from its header: not converted)."""
+    return _checkpoint_of(source)
 
 
-@dataclass(frozen=True)
-class AvailableModel:
-    """A model this machine can train: where it is, what it is, whether it fits."""
-
-    source: ModelSource
-    family: str | None = None
-    parameters: int | None = None
-    memory: MemoryEstimate | None = None
-    problem: str | None = None  # why it cannot be trained (a broken folder), else None
-
-
-def available_models(models_dir: Path, hf_cache: Path | None, batch_size: int, seq_len: int) -> list[AvailableModel]:
-    """Built-in models, checkpoint folders under models_dir (<id>/ or <org>/<name>/) and the
-    hub models in the Hugging Face cache, each checked and sized (nothing is loaded)."""
-    from training.tokenizer import CharTokenizer
-
+def available_models(models_dir: Path, hf_cache: Path | None, batch_size: int, seq_len: int, *,
+                     ollama_dir: Path | None = None, lmstudio_dir: Path | None = None,
+                     converted_dir: Path | None = None) -> list[AvailableModel]:
+    """Every source's models, each checked and sized: folders from config.json and the safetensors
+    headers, GGUF files from their headers (nothing is loaded, converted or hashed)."""
     found = []
-    for name, built_in in BUILT_IN_MODELS.items():
-        vocab = CharTokenizer().vocab_size
-        params = built_in.parameter_count(vocab)
-        found.append(AvailableModel(ModelSource(name, "built-in"), "gemma3", params, estimate(
-            params, vocab, built_in.embed_dim, built_in.num_layers, batch_size, seq_len)))
-    if models_dir.is_dir():
-        for config in sorted([*models_dir.glob("*/config.json"), *models_dir.glob("*/*/config.json")]):
-            model_id = str(config.parent.relative_to(models_dir))
-            folder = model_folder(model_id, models_dir, None)  # a link out of the models folder is not listed
-            if folder is not None:
-                found.append(_checked(ModelSource(model_id, "folder", folder), batch_size, seq_len))
-    for repo_id in _cached_repos(hf_cache):
-        snapshot = _cached_snapshot(repo_id, hf_cache)
-        if snapshot is not None:
-            found.append(_checked(ModelSource(repo_id, "hf-cache", snapshot, snapshot.name), batch_size, seq_len))
+    for source in model_sources(models_dir, hf_cache, ollama_dir, lmstudio_dir, converted_dir):
+        found += source.available(batch_size, seq_len)
     return found
 
 
-def _checked(source: ModelSource, batch_size: int, seq_len: int) -> AvailableModel:
-    try:
-        checkpoint = read_checkpoint(source.folder)
-    except BrokenCheckpoint as exc:
-        return AvailableModel(source, problem=str(exc))
-    config = checkpoint.config
-    return AvailableModel(source, checkpoint.family, checkpoint.num_parameters, estimate(
-        checkpoint.num_parameters, config["vocab_size"], config["hidden_size"], checkpoint.num_layers,
-        batch_size, seq_len))
-
-
-def _cached_repos(hf_cache: Path | None) -> list[str]:
-    """Model repos in the cache's layout: models--<org>--<name>/."""
-    if hf_cache is None or not hf_cache.is_dir():
-        return []
-    return sorted(p.name.removeprefix("models--").replace("--", "/", 1) for p in hf_cache.glob("models--*--*"))
+def available_in(folders: Folders, batch_size: int, seq_len: int) -> list[AvailableModel]:
+    return available_models(folders.models, folders.hf_cache, batch_size, seq_len, ollama_dir=folders.ollama,
+                            lmstudio_dir=folders.lmstudio, converted_dir=folders.converted)

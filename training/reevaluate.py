@@ -116,7 +116,7 @@ def _load_model(run_folder: Path, manifest: dict, folders: Folders):
         return checkpoint.load(lineage["id"], vocab_size, checkpoint_dir), tokenizer, "checkpoint", checkpoint_dir
 
     from training.base_model import load_base
-    from training.catalog import ModelNotAvailable, ModelSource, resolve_model
+    from training.catalog import ModelNotAvailable, ModelSource, resolve_in
 
     merged = run_folder / "merged"
     if (merged / "config.json").is_file():
@@ -132,10 +132,10 @@ def _load_model(run_folder: Path, manifest: dict, folders: Folders):
                             + (f" ({note})" if note else "") + f" and no checkpoint/ at {checkpoint_dir}")
     # checkpoint/ holds parameters only: the architecture (and tokenizer) come from the base checkpoint.
     try:
-        source = resolve_model(lineage.get("folder") or lineage["id"], folders.models, folders.hf_cache)
+        source = resolve_in(lineage.get("folder") or lineage["id"], folders)
     except ModelNotAvailable:
         try:
-            source = resolve_model(lineage["id"], folders.models, folders.hf_cache)
+            source = resolve_in(lineage["id"], folders)
         except ModelNotAvailable as exc:
             raise SavedRunError(f"{run_folder}: no merged/ export, and checkpoint/ needs the base model "
                                 f"{lineage['id']!r} for its architecture and tokenizer, which is not available: "

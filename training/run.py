@@ -13,7 +13,7 @@ from pathlib import Path
 
 from training.artifacts import RunFolder, git_commit, package_versions
 from training.base_model import load_base, lora_modules
-from training.catalog import resolve_model
+from training.catalog import resolve_in
 from training.datasets import load_dataset
 from training.folders import Folders
 from training.hyperparams import PRETRAINED_LORA_RANK, Hyperparameters
@@ -54,7 +54,7 @@ def run_pipeline(
     CPU. A fraction caps JAX's preallocation at that share of the device's memory.
     """
     started = time.perf_counter()
-    source = resolve_model(model_id, folders.models, folders.hf_cache)
+    source = resolve_in(model_id, folders)
     # A pretrained checkpoint is tuned with LoRA unless the run asks otherwise (lora_rank 0: full).
     defaults = {} if source.kind == "built-in" else {"lora_rank": PRETRAINED_LORA_RANK}
     hp = Hyperparameters.from_mapping({**defaults, **(hyperparameters or {})})

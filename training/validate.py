@@ -5,10 +5,10 @@ Returns (field, rule) pairs, the gateway's 422 format; an empty list means the j
 
 from __future__ import annotations
 
-from training.catalog import METRIC_NAMES, ModelNotAvailable, resolve_model
+from training.catalog import METRIC_NAMES, ModelNotAvailable, checkpoint_of, resolve_in
 from training.datasets import available_datasets, dataset_exists
 from training.folders import Folders
-from training.hf_checkpoint import BrokenCheckpoint, read_checkpoint
+from training.hf_checkpoint import BrokenCheckpoint
 from training.hyperparams import CHANGEABLE_ON_RESUME, PRETRAINED_LORA_RANK, Hyperparameters
 from training.memory import FIT_FRACTION, estimate, gib
 
@@ -29,9 +29,9 @@ def validate_job(
         available = ", ".join(available_datasets(folders.datasets))
         problems.append(("dataset_key", f"unknown dataset {dataset_key!r}; available: {available}"))
     try:
-        source = resolve_model(base_model_id, folders.models, folders.hf_cache)
-        if source.folder is not None:
-            problems += _memory_problems(read_checkpoint(source.folder), largest_run or {})
+        source = resolve_in(base_model_id, folders)
+        if source.kind != "built-in":  # a GGUF file is checked from its header: converting it is a trial's work
+            problems += _memory_problems(checkpoint_of(source), largest_run or {})
     except (ModelNotAvailable, BrokenCheckpoint) as exc:
         problems.append(("base_model_id", str(exc)))
     if metric_name not in METRIC_NAMES:

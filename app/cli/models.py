@@ -26,8 +26,9 @@ def _fits(fits: bool, gib: float | None) -> str:
 
 @models.command("list")
 def list_models(ctx: typer.Context, as_json: bool = JSON) -> None:
-    """Built-in models, folders under TUNIX_MODELS_DIR and hub models in the Hugging Face cache:
-    family, size, and whether LoRA / full fine-tuning fits in memory at the default batch."""
+    """Built-in models, folders and .gguf files under TUNIX_MODELS_DIR, hub models in the Hugging Face
+    cache, Ollama and LM Studio models: family, size, GGUF quantization, and whether LoRA / full
+    fine-tuning fits in memory at the default batch."""
     with api_session(ctx) as api:
         found = api.get("/api/base-models")
     if as_json:
@@ -35,12 +36,12 @@ def list_models(ctx: typer.Context, as_json: bool = JSON) -> None:
         return
     table = Table(caption="LoRA / full: fits in memory at the default batch, and the estimate")
     table.add_column("model", no_wrap=True)
-    for name in ("source", "family", "parameters", "LoRA", "full"):
+    for name in ("source", "family", "parameters", "quant", "LoRA", "full"):
         table.add_column(name, no_wrap=True)
     table.add_column("problem", overflow="fold")
     for m in found:
         table.add_row(m["model_id"], m["source"], m["family"] or "—", _size(m["parameters"]),
-                      _fits(m["fits_lora"], m["lora_gib"]), _fits(m["fits_full"], m["full_gib"]), m["problem"] or "")
+                      m.get("quantization") or "—", _fits(m["fits_lora"], m["lora_gib"]), _fits(m["fits_full"], m["full_gib"]), m["problem"] or "")
     Console().print(table)
 
 
