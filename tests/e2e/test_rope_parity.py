@@ -101,3 +101,25 @@ def test_two_models_in_one_process_each_keep_their_own_rope(tmp_path):
     assert type(plain.layers[0].attn) is llama3_model.Attention
     got = hf_models.forward_logits(plain, "llama3", TOKENS)
     assert np.abs(got - _reference(folders[500_000.0], _plain(1_000_000.0))).max() <= TOLERANCE
+
+
+def test_decoding_with_a_kv_cache_rotates_each_new_token_at_its_position(tmp_path):
+    """Generation's path: a prefill, then one token at a time into tunix's KV cache (its layout, as its Sampler
+    builds it), each step's logits equal to the full pass's at that position."""
+    import jax.numpy as jnp
+
+    folder = write_tiny_checkpoint(tmp_path, "llama3", seed=5, rope_theta=10_000.0, rope_scaling=_SHORT_CONTEXT)
+    model = hf_models.load_hf_model(folder, json.loads((folder / "config.json").read_text()))
+    want = _reference(folder)
+    batch, length, prefill, c = TOKENS.shape[0], TOKENS.shape[1], 48, model.config
+    empty = jnp.zeros((batch, length, c.num_kv_heads, c.head_dim), jnp.float32)
+    cache = {f"layer_{i}": {"k": empty, "v": empty, "end_index": jnp.zeros((batch,), jnp.int32)}
+             for i in range(c.num_layers)}
+    positions = jnp.broadcast_to(jnp.arange(prefill), (batch, prefill))
+    mask = jnp.broadcast_to(jnp.tril(jnp.ones((prefill, length), jnp.bool_)), (batch, prefill, length))
+    logits, cache = model(jnp.asarray(TOKENS[:, :prefill]), positions, cache, mask)
+    assert np.abs(np.asarray(logits) - want[:, :prefill]).max() <= TOLERANCE
+    for t in range(prefill, length):
+        mask = jnp.broadcast_to(jnp.arange(length) <= t, (batch, 1, length))
+        logits, cache = model(jnp.asarray(TOKENS[:, t:t + 1]), jnp.full((batch, 1), t), cache, mask)
+        assert np.abs(np.asarray(logits)[:, 0] - want[:, t]).max() <= TOLERANCE
