@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaProducer
 
 from adapters.database import create_database, drop_database, make_engine
 from adapters.event_log import ensure_topics
+from tests.gguf_fixtures import smollm2_converted  # noqa: F401  (a session fixture: SmolLM2 converted once)
 from tests.servers import servers
 from tests.session import SESSION, TOPICS
 from tests.waiting import wait_until
@@ -72,6 +73,10 @@ async def service_env(stack, database_url, tmp_path_factory):
         # The api reads model folders only under this one (tests put checkpoints, or worse, there).
         "TUNIX_MODELS_DIR": str(tmp_path_factory.mktemp("models")),
         "TUNIX_ARTIFACTS_DIR": str(tmp_path_factory.mktemp("artifacts")),  # jobs' run folders, the registry
+        # The GGUF stores and the conversion cache are the test's own, never the machine's.
+        "OLLAMA_MODELS": str(tmp_path_factory.mktemp("ollama")),
+        "TUNIX_LMSTUDIO_MODELS_DIR": str(tmp_path_factory.mktemp("lmstudio")),
+        "TUNIX_CONVERTED_MODELS_DIR": str(tmp_path_factory.mktemp("converted-models")),
     }
     await ensure_topics(stack.kafka, TOPICS.all)
     return env
@@ -175,6 +180,9 @@ def tuning_stack(stack, tmp_path_factory):
         "TUNIX_STATE_DIR": str(folder / "state"), "TUNIX_LOG_FORMAT": "json",
         "TUNIX_MODELS_DIR": str(folder / "models"),  # model folders are read only under it
         "HF_HUB_CACHE": str(folder / "hf-cache"),  # the Hugging Face cache hub ids resolve from, offline
+        # ollama: ids resolve from this store (tests write manifests and blobs there), GGUF files convert here.
+        "OLLAMA_MODELS": str(folder / "ollama"), "TUNIX_LMSTUDIO_MODELS_DIR": str(folder / "lmstudio"),
+        "TUNIX_CONVERTED_MODELS_DIR": str(folder / "converted-models"),
     }
     procs = [Process(m, env, folder) for m in ("consumers.projector", "consumers.tuner", "app.main")]
     base = f"http://127.0.0.1:{port}"
@@ -187,7 +195,7 @@ def tuning_stack(stack, tmp_path_factory):
     try:
         wait_until(ready, 90, "tuning stack ready")
         yield {"url": base, "artifacts": folder / "artifacts", "procs": procs, "state": folder / "state", "env": env,
-               "hf_cache": folder / "hf-cache", "folder": folder}
+               "hf_cache": folder / "hf-cache", "folder": folder, "ollama": folder / "ollama"}
     finally:
         for p in procs:
             p.stop()

@@ -81,7 +81,7 @@ class GgufHeader:
         most of the weights are stored in."""
         file_type = self.metadata.get("general.file_type")
         try:
-            return LlamaFileType(int(file_type)).name.removeprefix("MOSTLY_")
+            return LlamaFileType(int(file_type)).name.removeprefix("MOSTLY_").removeprefix("ALL_")
         except (TypeError, ValueError):
             matrices = Counter(t.qtype.name for t in self.tensors.values() if len(t.shape) > 1)
             return matrices.most_common(1)[0][0] if matrices else "F32"
