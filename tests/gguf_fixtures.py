@@ -77,6 +77,7 @@ def write_tiny_gguf(path: Path, weight_type: str = "F32", arch: str = "llama") -
     block, block_bytes = gguf.GGML_QUANT_SIZES[qtype]
     hidden, heads, kv, ffn = 256, 4, 2, 256  # 256: whole blocks of every quantization type
     tokens = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "a", "b", "ab"] + [f"<unused{i}>" for i in range(26)]
+    path.parent.mkdir(parents=True, exist_ok=True)
     writer = gguf.GGUFWriter(str(path), arch)
     writer.add_block_count(1)
     writer.add_context_length(128)
