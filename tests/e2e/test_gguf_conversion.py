@@ -139,3 +139,19 @@ def _bytes_to_unicode() -> dict[int, str]:
             cs.append(256 + n)
             n += 1
     return dict(zip(bs, map(chr, cs)))
+
+
+def test_a_run_s_lineage_records_the_gguf_its_sha256_quantization_and_cache_entry(smollm2_converted, tmp_path):
+    """What run.py writes as the manifest's "model": the base model's lineage (training/base_model.py)."""
+    from tests.gguf_fixtures import link_or_copy
+    from training.base_model import load_base
+    from training.catalog import resolve_in
+    from training.folders import Folders
+
+    link_or_copy(smollm2_gguf(), tmp_path / "models" / "smollm2.gguf")
+    folders = Folders(models=tmp_path / "models", converted=smollm2_converted.folder.parent)
+    base = load_base(resolve_in("smollm2.gguf", folders), seed=0)
+    assert base.family == "llama3" and base.lineage["source"] == "gguf"
+    assert base.lineage["gguf"] == {"file": str(tmp_path / "models" / "smollm2.gguf"), "sha256": smollm2_converted.sha256,
+                                    "quantization": "Q4_1", "cache_entry": str(smollm2_converted.folder)}
+    assert base.lineage["folder"] == str(smollm2_converted.folder) and base.lineage["parameters"] == 134_515_008
