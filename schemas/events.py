@@ -204,6 +204,13 @@ class JobClaimed(_Envelope):
     type: Literal["JobClaimed"] = "JobClaimed"
     payload: JobClaimedPayload
 
+    @model_validator(mode="after")
+    def _claims_under_its_own_generation(self):
+        # Fencing compares claims: one without its generation on the envelope could roll it back.
+        if self.claim != self.payload.generation:
+            raise ValueError(f"claim must equal payload.generation ({self.payload.generation}), got {self.claim}")
+        return self
+
 
 class TrialUpdated(_Envelope):
     """A trial was added, started, reported a result, lost its worker or owner (stale),

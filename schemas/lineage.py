@@ -40,7 +40,7 @@ class Lineage(_Record):
     parents: list[UUID] = Field(min_length=1)
     # A fork's point: the parent's first N ended trials, in log order, or those ended at or
     # before a Kafka offset of its log (None: all of them).
-    at_trials: int | None = Field(default=None, ge=0)
-    at_offset: int | None = Field(default=None, ge=0)
+    at_trials: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    at_offset: int | None = Field(default=None, ge=0, le=2**63 - 1)
     seeds: list[SeedTrial] = Field(default_factory=list)
     mapping: list[ParameterMapping] = Field(default_factory=list)

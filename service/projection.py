@@ -33,12 +33,17 @@ def fenced(job: Row | None, event: ev.Event) -> bool:
     return job is not None and ev.superseded(event, job["claim"])
 
 
-def refusal(status: str | None, event: ev.Event, spec: Mapping[str, Any] | JobSpec | None = None) -> str | None:
+def refusal(status: str | None, event: ev.Event, spec: Mapping[str, Any] | JobSpec | None = None,
+            claim: int | None = None) -> str | None:
     """Why `event` cannot apply to a job in `status` (None: never created) whose spec is
-    `spec`, or None. Every consumer refuses the same events: the projector dead-letters them,
-    the tuner and the as-of fold skip them, so none acts on what the read model never shows."""
+    `spec` and latest claim `claim`, or None. Every consumer refuses the same events: the
+    projector dead-letters them, the tuner and the as-of fold skip them, so none acts on what
+    the read model never shows. (Then every consumer ignores what `fenced` says, the same way.)"""
     if status is None:
         return None if isinstance(event, ev.JobCreated) else f"unknown job_id {event.job_id}"
+    if isinstance(event, ev.JobClaimed) and event.payload.generation > (claim or 0) + 1:
+        return (f"claim generation {event.payload.generation} skips the job's next one, {(claim or 0) + 1}: "
+                "a tuner claims from the generation it read on the log")
     if isinstance(event, ev.JobExtended) and status != "completed":
         return f"job {event.job_id} is {status}; only a completed job can be extended"
     if isinstance(event, ev.JobAdjusted) and not is_terminal_job(status) and spec is not None:
@@ -53,7 +58,7 @@ def refusal(status: str | None, event: ev.Event, spec: Mapping[str, Any] | JobSp
 
 def row_refusal(job: Row | None, event: ev.Event) -> str | None:
     """`refusal` for a job as the read model has it (a row, or None)."""
-    return refusal(job["status"], event, job["spec"]) if job is not None else refusal(None, event)
+    return refusal(job["status"], event, job["spec"], job["claim"]) if job is not None else refusal(None, event)
 
 
 def next_status(status: str | None, event: ev.Event) -> str | None:
@@ -88,9 +93,8 @@ def project_job(job: Row | None, event: ev.Event) -> Row | None:
     if isinstance(event, ev.JobCreated):
         return job if job is not None else _new_job(event)
     if isinstance(event, ev.JobExtended) and job is not None and job["status"] == "completed":
-        spec = event.payload.spec
-        return {**job, "status": "running", "finished_at": None, "updated_at": event.occurred_at,
-                "num_samples": spec.num_samples, "spec": spec.model_dump(mode="json")}
+        return {**job, **_spec_columns(event.payload.spec), "status": "running", "finished_at": None,
+                "updated_at": event.occurred_at}
     if job is None or is_terminal_job(job["status"]):
         return job
     at = event.occurred_at
@@ -98,10 +102,8 @@ def project_job(job: Row | None, event: ev.Event) -> Row | None:
     match event:
         case ev.JobClaimed(payload=claim):
             return {**job, "owner": claim.tuner_id, "claim": claim.generation, "updated_at": at}
-        case ev.JobAdjusted(payload=p):
-            spec = {**job["spec"], **p.changes}
-            return {**job, "spec": spec, "num_samples": spec["num_samples"],
-                    "max_concurrent_trials": spec["max_concurrent_trials"], "updated_at": at}
+        case ev.JobAdjusted(payload=p):  # refusal checked that the adjusted spec is valid
+            return {**job, **_spec_columns(JobSpec.model_validate(job["spec"]).adjusted(p.changes)), "updated_at": at}
         case ev.JobStarted() if status != job["status"]:
             return {**job, "status": status, "started_at": at, "updated_at": at}
         case ev.JobCancelRequested():
@@ -124,19 +126,18 @@ def project_job(job: Row | None, event: ev.Event) -> Row | None:
     return job
 
 
+def _spec_columns(spec: JobSpec) -> Row:
+    """The job row's columns that come from its spec (as created, extended or adjusted)."""
+    return {"name": spec.name, "dataset_key": spec.dataset_key, "base_model_id": spec.base_model_id,
+            "metric_name": spec.metric_name, "metric_mode": spec.metric_mode, "num_samples": spec.num_samples,
+            "max_concurrent_trials": spec.max_concurrent_trials, "spec": spec.model_dump(mode="json")}
+
+
 def _new_job(event: ev.JobCreated) -> Row:
-    spec = event.payload.spec
     return {
         "job_id": event.job_id,
-        "name": spec.name,
+        **_spec_columns(event.payload.spec),
         "status": "created",
-        "dataset_key": spec.dataset_key,
-        "base_model_id": spec.base_model_id,
-        "metric_name": spec.metric_name,
-        "metric_mode": spec.metric_mode,
-        "num_samples": spec.num_samples,
-        "max_concurrent_trials": spec.max_concurrent_trials,
-        "spec": spec.model_dump(mode="json"),
         "created_at": event.occurred_at,
         "started_at": None,
         "finished_at": None,

@@ -63,16 +63,20 @@ def _payloads(rng: random.Random, job_id: uuid.UUID) -> list[tuple[str, dict, di
         ("JobCreated", {"spec": spec_body(rng, max_concurrent_trials=_pick(rng, INTS))}, {}),
         ("JobStarted", {}, {"claim": _pick(rng, INTS)}),
         ("JobCancelRequested", {"reason": _pick(rng, TEXTS)}, {"reason": _pick(rng, TEXTS)}),
-        ("JobClaimed", {"tuner_id": _pick(rng, TEXTS) or "t", "generation": _pick(rng, INTS),
-                        "budget_spent_s": abs(_pick(rng, FLOATS))}, {"claim": _pick(rng, INTS)}),
-        ("TrialUpdated", _trial_payload(rng), {}),
+        ("JobClaimed", {"tuner_id": _pick(rng, TEXTS) or "t", "generation": (generation := rng.choice([1, 2, 3, 2**31 - 1])),
+                        "budget_spent_s": abs(_pick(rng, FLOATS))}, {"claim": rng.choice([generation, None, 1])}),
+        ("JobClaimed", {"tuner_id": "another", "generation": 1}, {"claim": 1}),
+        ("TrialUpdated", _trial_payload(rng), {"claim": rng.choice([None, 1, 2])}),
         ("TrialUpdated", _trial_payload(rng), {"actor": _pick(rng, TEXTS)}),
         ("JobAdjusted", {"changes": {"num_samples": _pick(rng, INTS)}}, {}),
         ("JobAdjusted", {"changes": {"max_concurrent_trials": _pick(rng, (INTS[0] + [None], INTS[1])),
                                      "time_budget_s": _pick(rng, (FLOATS[0] + [None], [0.0, -1.0]))}}, {}),
         ("JobAdjusted", {"changes": {"search_space": "anything"}}, {}),
+        ("JobAdjusted", {"changes": {"time_budget_s": rng.choice(["100", True, " 50 ", 100])}}, {}),
         ("JobExtended", {"num_samples_added": _pick(rng, INTS), "spec": spec_body(rng),
-                         "claim": _pick(rng, (INTS[0] + [None], INTS[1]))}, {}),
+                         "claim": _pick(rng, (INTS[0] + [None], INTS[1]))}, {"claim": rng.choice([None, 1, 99])}),
+        ("JobCreated", {"spec": spec_body(rng), "lineage": {"relation": "fork", "parents": [str(uuid.uuid4())],
+                                                              "at_trials": rng.choice([0, 5, 2**63 - 1, 2**63, 10**30])}}, {}),
         ("ModelPromoted", {"name": _pick(rng, TEXTS), "version": _pick(rng, INTS), "stage": "candidate",
                            "trial_id": "t", "path": _pick(rng, TEXTS), "source_path": "/x", "metric_name": "score",
                            "metric": _pick(rng, FLOATS), "params": {"lr": _pick(rng, INTS)}}, {}),
@@ -93,7 +97,9 @@ def extreme_stream(seed: int, jobs: int) -> list[tuple[uuid.UUID, dict]]:
     for _ in range(jobs):
         job_id = uuid.uuid4()
         bodies = [envelope(job_id, kind, payload, rng, **extra) for kind, payload, extra in _payloads(rng, job_id)]
-        first, rest = bodies[0], bodies[1:]
+        created = [i for i, body in enumerate(bodies) if body["type"] == "JobCreated"]
+        first = bodies.pop(rng.choice(created))
+        rest = bodies
         rng.shuffle(rest)
         if rng.random() < 0.7:  # most jobs exist, so the rest of their events reach the folds
             first = json.loads(ev.serialize_event(valid_created(job_id, "at the edges")))

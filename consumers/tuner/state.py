@@ -81,17 +81,19 @@ class TunerJob(BaseModel):
 
 def next_state(job: TunerJob | None, event: ev.Event) -> TunerJob | None:
     """The tuner's view of one job after `event` (the same object when nothing changes)."""
-    if refusal(job.status if job else None, event, job.spec if job else None) is not None:
+    if refusal(job.status if job else None, event, job.spec if job else None, job.claim if job else None) is not None:
         return job  # the projector dead-letters it
     if job is None:
         lineage = event.payload.lineage
         return TunerJob(job_id=event.job_id, spec=event.payload.spec, seeds=tuple(lineage.seeds) if lineage else ())
+    if ev.superseded(event, job.claim):
+        return job  # from a replaced owner: the projector ignores it too
     if isinstance(event, ev.JobExtended) and job.finished:
         # The completed job runs again as the extension describes it, its seeds unchanged; its
         # latest claim is the one the read model fences by (the payload's is only a copy of it).
         return TunerJob(job_id=event.job_id, spec=event.payload.spec, status=next_status(job.status, event),
                         owner=job.owner, claim=job.claim, seeds=job.seeds)
-    if job.finished or ev.superseded(event, job.claim):
+    if job.finished:
         return job
     if event.claim is not None and event.claim == job.claim:
         job = job.model_copy(update={"last_seen_at": max(job.last_seen_at or event.occurred_at, event.occurred_at)})

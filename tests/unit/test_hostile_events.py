@@ -9,13 +9,17 @@ import pickle
 import pytest
 from pydantic import ValidationError
 
+from consumers.projector.bulk import _column_values
+from consumers.projector.read_model import _event_row
+from consumers.records import LoggedEvent
 from consumers.tuner.state import TunerJob, next_state
 from schemas import events as ev
+from schemas import tables as t
 from service.projection import fenced, project_job, project_trial, row_refusal
 from tests.extreme_events import encode, extreme_stream
 
 
-@pytest.mark.parametrize("seed", range(25))
+@pytest.mark.parametrize("seed", range(60))
 def test_every_extreme_event_parses_or_is_refused_and_both_folds_agree(seed):
     rows: dict = {}
     tuner: dict[object, TunerJob | None] = {}
@@ -33,12 +37,19 @@ def test_every_extreme_event_parses_or_is_refused_and_both_folds_agree(seed):
             assert after is before, f"the tuner acted on an event the projector refuses: {body}"
             continue
         if fenced(row, event):
+            assert after is before, f"the tuner acted on an event the projector ignores (fenced): {body}"
             continue
         if isinstance(event, ev.TrialUpdated):
             trial = project_trial(trials.get((job_id, event.payload.trial_id)), event)
             trials[(job_id, event.payload.trial_id)] = trial or trials.get((job_id, event.payload.trial_id))
+            _column_values(t.trials, [trials[(job_id, event.payload.trial_id)]])
         rows[job_id], tuner[job_id] = project_job(row, event), after
+        # Every row the batch writes encodes for PostgreSQL (JSONB through orjson, 64-bit integers).
+        _column_values(t.jobs, [rows[job_id]])
+        _column_values(t.events, [_event_row(LoggedEvent(event, 0, 0))])
         assert (after.status, after.claim) == (rows[job_id]["status"], rows[job_id]["claim"]), body
+        if not after.finished:
+            assert after.spec.model_dump(mode="json") == rows[job_id]["spec"], body
         pickle.loads(pickle.dumps(after))  # what the snapshot keeps survives a round trip
         assert TunerJob.model_validate_json(after.model_dump_json()) == after
     assert parsed  # some events of every stream are valid
