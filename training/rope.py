@@ -53,6 +53,8 @@ def _rotate(inputs, positions, head_dim: int, *, inv_freq: tuple[float, ...]):
 @functools.cache
 def _rebound(tunix_block: types.FunctionType, inv_freq: tuple[float, ...]) -> types.FunctionType:
     """tunix_block's code over its own module's globals, with `apply_rope` rotating by these frequencies."""
+    if "apply_rope" not in tunix_block.__code__.co_names:  # another tunix than the pinned one: fail, not drift
+        raise RuntimeError(f"{tunix_block.__qualname__} no longer calls apply_rope; training/rope.py needs updating")
     rebound = dict(tunix_block.__globals__, apply_rope=functools.partial(_rotate, inv_freq=inv_freq))
     block = types.FunctionType(tunix_block.__code__, rebound, tunix_block.__name__, tunix_block.__defaults__,
                                tunix_block.__closure__)
