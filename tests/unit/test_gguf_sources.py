@@ -161,3 +161,13 @@ def test_llama3_rope_scaling_is_recovered_from_llama_cpp_s_rope_freqs(theta, hea
     assert llama3_scaling(divisors, theta, head_dim, None) == {
         "rope_type": "llama3", "factor": factor, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
         "original_max_position_embeddings": 8192}
+
+
+def test_nested_metadata_arrays_deeper_than_gguf_writes_are_refused(tmp_path):
+    nested = tmp_path / "nested.gguf"
+    key = b"k"
+    body = struct.pack("<Q", len(key)) + key + struct.pack("<I", 9)  # an array ...
+    body += (struct.pack("<IQ", 9, 1)) * 5000  # ... of arrays, 5000 deep
+    nested.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + body)
+    with pytest.raises(BrokenGguf, match="nested more than 3 deep"):
+        read_header(nested)

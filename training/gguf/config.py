@@ -12,6 +12,7 @@ import numpy as np
 from gguf import GGMLQuantizationType
 
 from training.gguf.header import BrokenGguf, GgufHeader
+from training.gguf.tokenizer import tokenizer_problem
 from training.safe_files import open_regular
 
 # GGUF architecture -> (HF model_type, HF architectures). Gemma GGUFs carry a SentencePiece vocabulary
@@ -37,8 +38,6 @@ def checked(header: GgufHeader) -> None:
         raise BrokenGguf(header.path, f"quantization {', '.join(unsupported)} cannot be dequantized (tensor "
                          f"{next(t.name for t in header.tensors.values() if t.qtype.name in unsupported)!r}); "
                          f"supported: {names}")
-    from training.gguf.tokenizer import tokenizer_problem
-
     problem = tokenizer_problem(header)
     if problem:
         raise BrokenGguf(header.path, problem)

@@ -131,7 +131,7 @@ class _Parser:
     def string(self) -> str:
         return self.take(self.count(_MAX_STRING, "a string's length")).decode("utf-8")
 
-    def value(self, vtype: int):
+    def value(self, vtype: int, depth: int = 0):
         if vtype in _SCALARS:
             return self.scalar(_SCALARS[vtype])
         if vtype == _STRING:
@@ -144,8 +144,10 @@ class _Parser:
                 return np.frombuffer(self.take(n * dtype.itemsize), dtype=dtype)
             if item == _STRING:
                 return [self.string() for _ in range(n)]
-            if item == _ARRAY:
-                return [self.value(_ARRAY) for _ in range(n)]
+            if item == _ARRAY:  # arrays of arrays exist; a deep nest is only an attack on the stack
+                if depth >= 2:
+                    self.fail("metadata arrays nested more than 3 deep")
+                return [self.value(_ARRAY, depth + 1) for _ in range(n)]
         self.fail(f"unknown metadata value type {vtype}")
 
     def header(self) -> GgufHeader:
