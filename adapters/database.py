@@ -83,28 +83,31 @@ async def drop_database(database_url: str, name: str, timeout_s: float = 15) -> 
         await admin.close()
 
 
-# SQLSTATE classes that say the database cannot take the write now, whatever was written:
-# connection (08), rollback (40: serialization, deadlock), resources (53), object state (55),
-# operator intervention (57: shutdown, cancel), system (58), internal (XX).
-_TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "55", "57", "58", "XX")
+# SQLSTATE classes of a write this data can never make, however often it is tried: cardinality
+# (21), data exceptions (22: out of range, bad encoding), integrity constraints (23), program
+# limits (54: a value too large). Any other refusal (read-only after a failover, a missing
+# database or role, revoked rights, a plan cached before a migration) is the database's state,
+# not the data's: the batch is retried, never dead-lettered.
+_POISON_SQLSTATE_CLASSES = ("21", "22", "23", "54")
+# What the fold's rules and the drivers' encoders raise for a value they cannot take.
+_POISON_VALUES = (ValueError, TypeError, LookupError, ArithmeticError, AttributeError, RecursionError)
 
 
 def transient(exc: BaseException) -> bool:
-    """Whether a failed write may succeed if tried again unchanged (PostgreSQL down, busy or
-    restarting), as opposed to a write this data can never make (a poison record)."""
+    """Whether a failed write may succeed if tried again unchanged (PostgreSQL down, busy,
+    read-only or restarting), as opposed to a write this data can never make (a poison record).
+    When in doubt, transient: retrying stalls a partition visibly, dead-lettering loses events."""
     import asyncpg
     from sqlalchemy import exc as sa
 
-    seen: set[int] = set()
+    top, seen = exc, set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
+        sqlstate = getattr(exc, "sqlstate", None)
+        if isinstance(exc, asyncpg.PostgresError) and isinstance(sqlstate, str):
+            return sqlstate[:2] not in _POISON_SQLSTATE_CLASSES
         if isinstance(exc, (OSError, TimeoutError, ConnectionError, asyncpg.InterfaceError, sa.TimeoutError,
                             sa.DisconnectionError)):
             return True
-        sqlstate = getattr(exc, "sqlstate", None)
-        if isinstance(exc, asyncpg.PostgresError) and isinstance(sqlstate, str):
-            return sqlstate[:2] in _TRANSIENT_SQLSTATE_CLASSES
-        if isinstance(exc, (sa.OperationalError, sa.InterfaceError)) and getattr(exc, "orig", None) is None:
-            return True
         exc = getattr(exc, "orig", None) or exc.__cause__ or exc.__context__
-    return False
+    return not isinstance(top, _POISON_VALUES)

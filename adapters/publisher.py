@@ -19,7 +19,7 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 from adapters.event_log import ensure_topics
 from schemas import events as ev
 from schemas.metrics import EVENTS_DEAD_LETTERED, EVENTS_PUBLISHED
-from schemas.topics import DLQ_ORIGIN_HEADER, DLQ_REASON_HEADER, Topics
+from schemas.topics import DLQ_MAX_VALUE, DLQ_ORIGIN_HEADER, DLQ_REASON_HEADER, DLQ_TRUNCATED_HEADER, Topics
 
 
 class Unavailable(Exception):
@@ -85,10 +85,14 @@ class EventPublisher:
                          {"content-type": "application/json", "event-type": event.type})
         EVENTS_PUBLISHED.labels(event.type).inc()
 
-    async def dead_letter(self, key: bytes | None, value: bytes, reason: str, origin: str) -> None:
-        """Put a refused record on the dead-letter topic, byte for byte, with why and whence."""
-        await self._send(value, self.topics.dead_letter.name, key,
-                         {DLQ_REASON_HEADER: reason, DLQ_ORIGIN_HEADER: origin})
+    async def dead_letter(self, key: bytes | None, value: bytes | None, reason: str, origin: str) -> None:
+        """Put a refused record on the dead-letter topic, byte for byte, with why and whence (a
+        record too large to copy whole is cut, and says so)."""
+        headers = {DLQ_REASON_HEADER: reason[:2000], DLQ_ORIGIN_HEADER: origin}
+        if value is not None and len(value) > DLQ_MAX_VALUE:
+            headers[DLQ_TRUNCATED_HEADER] = str(len(value))
+            value = value[:DLQ_MAX_VALUE]
+        await self._send(value, self.topics.dead_letter.name, key[:1000] if key else key, headers)
         EVENTS_DEAD_LETTERED.inc()
 
     async def ping(self) -> None:

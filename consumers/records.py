@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from adapters.partitioning import misrouted
 from schemas.events import Event, parse_event
+from schemas.topics import MAX_EVENT_BYTES
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class Refused:
 
 
 def read_record(record: ConsumerRecord, partitions: int) -> LoggedEvent | Refused:
+    if record.value is not None and len(record.value) > MAX_EVENT_BYTES:
+        return Refused(record, f"the record is {len(record.value)} bytes; an event is at most {MAX_EVENT_BYTES}")
     try:
         event = parse_event(record.value)
     except ValidationError as exc:

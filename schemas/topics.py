@@ -15,6 +15,13 @@ EVENTS_PARTITIONS = 6
 # Headers a dead-lettered message carries next to its original key and bytes.
 DLQ_REASON_HEADER = "tunix-dlq-reason"
 DLQ_ORIGIN_HEADER = "tunix-dlq-origin"
+# Set when the original bytes were too large to copy whole: their length (the copy is cut).
+DLQ_TRUNCATED_HEADER = "tunix-dlq-truncated"
+# The largest event body a consumer reads (Kafka's default message size); larger records are
+# refused. A dead letter copies at most DLQ_MAX_VALUE bytes, so it always fits under the
+# producers' 1 MiB request limit with its headers, whatever another system managed to write.
+MAX_EVENT_BYTES = 1_000_000
+DLQ_MAX_VALUE = 900_000
 
 
 @dataclass(frozen=True)

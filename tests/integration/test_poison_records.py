@@ -8,7 +8,7 @@ import asyncio
 import json
 import uuid
 
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 from pydantic import ValidationError
 from sqlalchemy import select, text
 
@@ -17,7 +17,7 @@ from adapters.migrations import migrate
 from consumers.projector.service import project_records
 from schemas import events as ev
 from schemas import tables
-from schemas.topics import DLQ_REASON_HEADER
+from schemas.topics import DLQ_MAX_VALUE, DLQ_REASON_HEADER, DLQ_TRUNCATED_HEADER
 from service.projection import fenced, project_job, row_refusal
 from tests.extreme_events import encode, extreme_stream, valid_created
 from tests.kafka_log import read_all
@@ -58,6 +58,32 @@ async def test_a_time_outside_the_calendar_is_dead_lettered_and_its_batch_projec
     letters = await eventually(lambda: _dead_letters(stack, {encode(bad)}), 20, "the year-0 event dead-lettered")
     assert "occurred_at" in letters[encode(bad)] and "between 1970-01-01 and 9999-12-31" in letters[encode(bad)]
     assert await _job(db, bad_id) is None and processes["projector"].proc.poll() is None
+
+
+async def test_a_record_too_large_to_copy_is_dead_lettered_cut_and_the_projector_goes_on(db, stack, processes):
+    """gzip lets another system put more than a dead letter may hold on the events topic."""
+    job_id, after = uuid.uuid4(), uuid.uuid4()
+    body = ev.serialize_event(ev.JobStarted(job_id=job_id, source="another-system"))
+    huge = body[:-1] + b" " * 1_200_000 + b"}"
+    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka, compression_type="gzip", max_request_size=4_000_000)
+    await producer.start()
+    try:
+        await producer.send_and_wait(TOPICS.events.name, huge, key=str(job_id).encode())
+        await producer.send_and_wait(TOPICS.events.name, ev.serialize_event(valid_created(after, "after the giant")),
+                                     key=str(after).encode())
+    finally:
+        await producer.stop()
+
+    await eventually(lambda: _job(db, after), 30, "the event after the giant projected")
+
+    async def letter():
+        found = [r for r in await read_all(stack.kafka, TOPICS.dead_letter.name) if r.key == str(job_id).encode()]
+        return found and found[0]
+    record = await eventually(letter, 30, "the giant dead-lettered")
+    headers = {k: v.decode() for k, v in record.headers}
+    assert headers[DLQ_TRUNCATED_HEADER] == str(len(huge)) and huge.startswith(record.value)
+    assert len(record.value) == DLQ_MAX_VALUE and f"{len(huge)} bytes" in headers[DLQ_REASON_HEADER]
+    assert processes["projector"].proc.poll() is None
 
 
 def _expected_fates(stream) -> dict[str, str]:
@@ -117,6 +143,7 @@ def _record(event: ev.Event, offset: int) -> ConsumerRecord:
 
 
 async def test_a_record_the_database_refuses_is_refused_alone_and_an_outage_is_retried(stack):
+    """In-process over a database of its own: its trigger and read-only switch touch no other test."""
     url = await create_database(stack.database_url, f"poison_{uuid.uuid4().hex[:8]}")
     engine = make_engine(url)
     try:
@@ -138,6 +165,21 @@ async def test_a_record_the_database_refuses_is_refused_alone_and_an_outage_is_r
         async with engine.connect() as conn:
             names = set((await conn.execute(select(tables.jobs.c.name))).scalars())
         assert names == {"before", "after"}
+
+        # A database that went read-only (a failover to a standby) refuses every write: retried, not poison.
+        name = url.rsplit("/", 1)[1]
+        async with engine.begin() as conn:
+            await conn.execute(text(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on'))
+        read_only = make_engine(url)
+        try:
+            fresh = tuple(_record(valid_created(uuid.uuid4(), "on a standby"), offset) for offset in range(2))
+            try:
+                await project_records(read_only, fresh, partitions=1)
+                raise AssertionError("a read-only database must raise (the batch is retried)")
+            except Exception as exc:  # noqa: BLE001 - whichever error the driver gives, it must read as transient
+                assert transient(exc) and "read-only" in str(exc), repr(exc)
+        finally:
+            await read_only.dispose()
 
         down = make_engine(url.rsplit("@", 1)[0] + "@127.0.0.1:1/" + url.rsplit("/", 1)[1])
         try:
