@@ -30,6 +30,7 @@ def run_command(dataset: str, model: str, sets: list[str], as_json: bool, run_di
     from training.catalog import ModelNotAvailable
     from training.dataset_files import MalformedDataset
     from training.datasets import UnknownDataset
+    from training.hf_checkpoint import BrokenCheckpoint
     from training.hyperparams import UnknownHyperparameter
     from training.run import run_pipeline
 
@@ -58,8 +59,8 @@ def run_command(dataset: str, model: str, sets: list[str], as_json: bool, run_di
             run_dir = run_dir or settings.artifacts_dir / "runs" / f"run-{uuid.uuid4().hex[:12]}"
             result = run_pipeline(dataset, model, values, folders=settings.training_folders, run_dir=run_dir,
                                   report=report)
-    except (UnknownDataset, MalformedDataset, ModelNotAvailable, NotImplementedError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+    except (UnknownDataset, MalformedDataset, ModelNotAvailable, BrokenCheckpoint, NotImplementedError) as exc:
+        console.print(f"[red]error:[/red] {exc}")  # BrokenCheckpoint: a broken folder, or a GGUF file it cannot convert
         raise typer.Exit(2) from None
     if as_json:
         sys.stdout.write(json.dumps({
