@@ -55,6 +55,8 @@ def scrub(text: str, job_id=None) -> str:
     text = _IDS.sub("…", _PROCESS.sub("", _RAY_TASK.sub("", _ANSI.sub("", text))))
     text = _ABSOLUTE.sub(lambda m: _shown_path(m.group(0), job_id), text)
     text = re.sub(r"\s+", " ", text).strip(" :")
+    # Storable on the log whatever the exception said (no NUL, no lone surrogate).
+    text = text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
     return text[:MAX_CHARS] or "failed"
 
 

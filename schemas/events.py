@@ -57,7 +57,7 @@ class TrialUpdatedPayload(_Payload):
     params: dict[Text, Scalar] = Field(default_factory=dict)
     metrics: dict[Text, float] = Field(default_factory=dict)
     iteration: int | None = Field(default=None, ge=0, le=_INT4_MAX)
-    reason: str | None = Field(default=None, max_length=10_000)
+    reason: Annotated[Text, Field(max_length=10_000)] | None = None
     run_id: str | None = Field(default=None, max_length=200)
     artifact_path: str | None = Field(default=None, max_length=4096)
     node: str | None = Field(default=None, max_length=200)  # the Ray node it ran on

@@ -70,6 +70,7 @@ class Tuner:
         self.running: dict[UUID, asyncio.Task] = {}
         self.waiting: list[UUID] = []
         self.claimed: dict[UUID, int] = {}  # job -> the generation this tuner claimed it under
+        self.unmarked: set[int] = set()  # partitions whose snapshot has no FORMAT record from this tuner yet
         self.reclaim: set[UUID] = set()  # jobs to claim again once their run has stopped
         self._tasks: set[asyncio.Task] = set()  # fire-and-forget work, kept from the collector
         self.releasing: set[int] = set()  # partitions being handed over: their jobs start nothing
@@ -124,10 +125,14 @@ class Tuner:
             ends = await self.consumer.end_offsets(tps) if tps else {}
             snapshots = await self.snapshots.load(partitions) if tps else {}
             for tp in tps:
-                loaded = snapshots.get(tp.partition, {})
-                for job_id, job in loaded.items():
+                loaded = snapshots.get(tp.partition)
+                for job_id, job in (loaded or {}).items():
                     self.jobs[job_id], self.partition_of[job_id] = job, tp.partition
-                self.folded[tp.partition] = await self.consumer.committed(tp) or 0
+                if loaded is None:  # a snapshot that cannot be trusted is rebuilt from offset 0, once
+                    self.folded[tp.partition], loaded = 0, {}
+                    self.unmarked.add(tp.partition)
+                else:
+                    self.folded[tp.partition] = await self.consumer.committed(tp) or 0
                 self.catching_up[tp.partition] = (ends[tp], time.monotonic())
                 log.info("partition assigned", partition=tp.partition, jobs=len(loaded),
                          fold_from=self.folded[tp.partition], end=ends[tp])
@@ -155,18 +160,18 @@ class Tuner:
             for p in partitions:
                 self.folded.pop(p, None)
                 self.catching_up.pop(p, None)
+                self.unmarked.discard(p)
             self.releasing -= partitions
             JOBS_OWNED.set(sum(job.should_run for job in self.jobs.values()))
 
     async def _save(self, partitions: set[int]) -> None:
         """Snapshot the changed jobs of `partitions`, then commit how far the log was folded."""
-        changed = {j: (self.partition_of[j], self.jobs.get(j)) for j in self.dirty if self.partition_of.get(j) in partitions}
+        changed = {j: (self.partition_of[j], self.jobs[j]) for j in self.dirty if self.partition_of.get(j) in partitions}
+        marking = {p for p in self.unmarked & partitions if p not in self.catching_up}  # caught up: whole again
         try:
-            await self.snapshots.save(changed)
+            await self.snapshots.save(changed, marking)
             self.dirty -= changed.keys()
-            for job_id, (_, job) in changed.items():
-                if job is None:  # finished: its tombstone is written
-                    self.partition_of.pop(job_id, None)
+            self.unmarked -= marking
             offsets = {TopicPartition(self.topic, p): self.folded[p] for p in partitions if p in self.folded}
             if offsets:
                 await self.consumer.commit(offsets)
@@ -259,6 +264,10 @@ class Tuner:
                 CLAIM_RETRY_S, lambda: self._spawn(self._settle_claim(job_id, partition, claimer)))
             return
         owner = next((m["client_id"] for m in members if partition in m["partitions"]), None)
+        if owner is None:  # the group is rebalancing, or its coordinator is moving: ask again
+            asyncio.get_running_loop().call_later(
+                CLAIM_RETRY_S, lambda: self._spawn(self._settle_claim(job_id, partition, claimer)))
+            return
         verdict = claim_verdict(owner, self.tuner_id, self.jobs.get(job_id), self.partition_of.get(job_id) == partition)
         run = JobRun.find(job_id)
         if verdict == "hand over" and run is not None:
@@ -287,7 +296,8 @@ class Tuner:
         claim = claim_event(job, self.tuner_id, SOURCE)
         self.claimed[job.job_id] = claim.payload.generation  # before its echo can come back
         await self._publish_all([claim, *left_running(job.job_id, job.live_trials, job.owner, claim.claim)])
-        job = next_state(job, claim)
+        # Folded into the job as it is now: a cancel or an adjustment folded during the publish stays.
+        job = next_state(self.jobs.get(job.job_id, job), claim)
         self.jobs[job.job_id] = job
         self.dirty.add(job.job_id)
         return job
@@ -311,8 +321,10 @@ class Tuner:
             started = time.monotonic()
             with JobRun.open(job_id, partial(self._publish_from_thread, job.claim), job.spec, job.ended_trials,
                              budget_origin=started - job.spent_s(), costs=job.costs) as run:
-                if job.cancel_requested:  # asked before this run could be found
+                if self.jobs[job_id].cancel_requested:  # asked before this run could be found
                     run.cancel()
+                if job_id in self.reclaim:  # outbid while it claimed: stop, then claim again
+                    run.hand_over()
                 try:
                     outcome = await asyncio.to_thread(
                         run_experiment, run, job.seeds, self.settings.tuning_dir, self.settings.training_folders)

@@ -92,3 +92,12 @@ def test_a_failed_trials_reason_is_one_line_from_its_pickled_exception(tmp_path)
 def test_without_a_pickle_the_reason_is_the_text_traces_last_exception_line(tmp_path):
     reason = _error_text(_trial(tmp_path, pickled=False), JOB)
     assert reason == WANTED and _leaks(reason) == []
+
+
+def test_the_public_error_is_always_storable_on_the_log():
+    from schemas import events as ev
+    from schemas.values import storable_text
+
+    text = one_line(ValueError("bad\x00 \ud800 value"))
+    assert storable_text(text) == text and "bad" in text and "value" in text
+    ev.JobFailedPayload(error=text)  # the tuner's last event for the job cannot be refused
