@@ -3,15 +3,16 @@ template) and generation_config.json.
 
 Built with the `tokenizers` library from the metadata, as llama.cpp itself tokenizes: a byte-level BPE
 (tokenizer.ggml.model "gpt2") over tokens + merges, split first by the regexes llama.cpp uses for the
-pre-tokenizer the file names (tokenizer.ggml.pre; llama-vocab.cpp). transformers' convert_gguf_tokenizer
-is not used: it ignores tokenizer.ggml.pre (SmolLM's digit splitting would be lost) and swaps BOS and
-EOS (transformers 5.12.1). Special tokens come from the metadata ids. SentencePiece vocabularies
-("llama": Llama 2, Mistral, Gemma) are refused, not guessed.
+pre-tokenizer the file names (tokenizer.ggml.pre; llama-vocab.cpp), or a SentencePiece vocabulary
+("llama": Llama 2, Mistral, TinyLlama) by its scores (spm.py). transformers' convert_gguf_tokenizer is
+not used: it ignores tokenizer.ggml.pre (SmolLM's digit splitting would be lost) and swaps BOS and EOS
+(transformers 5.12.1). Special tokens come from the metadata ids.
 """
 
 from __future__ import annotations
 
 from training.gguf.header import GgufHeader
+from training.gguf.spm import spm_tokenizer
 
 _GPT2 = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)"
 _LLAMA3 = (r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?"
@@ -24,6 +25,8 @@ PRE_TOKENIZERS = {
     **dict.fromkeys(("qwen2", "deepseek-r1-qwen", "megrez"), ((_QWEN2,), False)),
     **dict.fromkeys(("smollm", "starcoder", "refact", "command-r", "codeshell"), ((r"\p{N}", _GPT2), False)),
     **dict.fromkeys(("gpt-2", "gpt2", "phi-2", "mpt", "olmo"), ((_GPT2,), False)),
+    # llama.cpp's choice for a file that names none (it warns that quality may suffer)
+    "default": ((r"[\p{P}\$\+<=>\^~\|]+", _GPT2, r"\p{N}+", "[0-9][0-9][0-9]"), False),
 }
 _CONTROL, _USER_DEFINED = 3, 4  # tokenizer.ggml.token_type values
 
@@ -32,16 +35,16 @@ def tokenizer_problem(header: GgufHeader) -> str | None:
     """Why the file's tokenizer cannot be converted; None when it can."""
     meta = header.metadata
     model = meta.get("tokenizer.ggml.model")
-    if model != "gpt2":
-        return (f"tokenizer.ggml.model {model!r} is not supported: only byte-level BPE vocabularies ('gpt2': Llama 3, "
-                "Qwen 2/3, SmolLM) are converted, not SentencePiece ones ('llama': Llama 2, Mistral, Gemma)")
+    if model not in ("gpt2", "llama"):
+        return (f"tokenizer.ggml.model {model!r} is not supported; supported: 'gpt2' (byte-level BPE: Llama 3, "
+                "Qwen 2/3, SmolLM) and 'llama' (SentencePiece: Llama 2, Mistral)")
     pre = meta.get("tokenizer.ggml.pre", "default")
-    if pre not in PRE_TOKENIZERS:
+    if model == "gpt2" and pre not in PRE_TOKENIZERS:
         return f"tokenizer.ggml.pre {pre!r} is not supported; supported: {', '.join(sorted(PRE_TOKENIZERS))}"
     tokens, merges = meta.get("tokenizer.ggml.tokens"), meta.get("tokenizer.ggml.merges")
     if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) for t in tokens):
         return "tokenizer.ggml.tokens must be a non-empty array of strings"
-    if not isinstance(merges, list) or not all(isinstance(m, str) and " " in m for m in merges):
+    if model == "gpt2" and (not isinstance(merges, list) or not all(isinstance(m, str) and " " in m for m in merges)):
         return "tokenizer.ggml.merges must be an array of 'left right' strings"
     for key in ("bos", "eos"):
         value = meta.get(f"tokenizer.ggml.{key}_token_id")
@@ -54,22 +57,13 @@ def tokenizer_problem(header: GgufHeader) -> str | None:
 
 def tokenizer_files(header: GgufHeader) -> dict[str, object]:
     """file name -> its content (the Tokenizer for tokenizer.json, JSON-able dicts for the others)."""
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors
+    from tokenizers import AddedToken, processors
 
     meta = header.metadata
     tokens: list[str] = meta["tokenizer.ggml.tokens"]
-    regexes, ignore_merges = PRE_TOKENIZERS[meta.get("tokenizer.ggml.pre", "default")]
-    vocab: dict[str, int] = {}
-    for i, token in enumerate(tokens):
-        vocab.setdefault(token, i)  # a repeated token keeps its first id, as llama.cpp's text_to_token does
-    merges = [tuple(m.split(" ", 1)) for m in meta["tokenizer.ggml.merges"]]
-    tok = Tokenizer(models.BPE(vocab, merges, ignore_merges=ignore_merges))
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Split(Regex(r), behavior="isolated") for r in regexes]
-        + [pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
-    tok.decoder = decoders.ByteLevel()
     types = meta.get("tokenizer.ggml.token_type")
-    types = [int(t) for t in types] if types is not None and len(types) == len(tokens) else [0] * len(tokens)
+    types = [int(t) for t in types] if types is not None and len(types) == len(tokens) else [1] * len(tokens)
+    tok = spm_tokenizer(meta, tokens, types) if meta["tokenizer.ggml.model"] == "llama" else _bpe(meta, tokens)
     ids = {key: meta.get(f"tokenizer.ggml.{key}_token_id") for key in ("bos", "eos", "unknown", "padding", "eot")}
     special = {i for i, t in enumerate(types) if t == _CONTROL} | {i for i in ids.values() if isinstance(i, int)}
     tok.add_special_tokens([AddedToken(tokens[i], special=True, normalized=False) for i in sorted(special)])
@@ -96,3 +90,20 @@ def tokenizer_files(header: GgufHeader) -> dict[str, object]:
                   "pad_token_id": ids["padding"]}
     return {"tokenizer.json": tok, "tokenizer_config.json": {k: v for k, v in config.items() if v is not None},
             "generation_config.json": {k: v for k, v in generation.items() if v is not None}}
+
+
+def _bpe(meta: dict, tokens: list[str]):
+    """Byte-level BPE over the file's merges, pre-split as llama.cpp splits for tokenizer.ggml.pre."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+
+    regexes, ignore_merges = PRE_TOKENIZERS[meta.get("tokenizer.ggml.pre", "default")]
+    vocab: dict[str, int] = {}
+    for i, token in enumerate(tokens):
+        vocab.setdefault(token, i)  # a repeated token keeps its first id, as llama.cpp's text_to_token does
+    merges = [tuple(m.split(" ", 1)) for m in meta["tokenizer.ggml.merges"]]
+    tok = Tokenizer(models.BPE(vocab, merges, ignore_merges=ignore_merges))
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Split(Regex(r), behavior="isolated") for r in regexes]
+        + [pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    tok.decoder = decoders.ByteLevel()
+    return tok
