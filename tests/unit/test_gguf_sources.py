@@ -171,3 +171,22 @@ def test_nested_metadata_arrays_deeper_than_gguf_writes_are_refused(tmp_path):
     nested.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + body)
     with pytest.raises(BrokenGguf, match="nested more than 3 deep"):
         read_header(nested)
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("llama.attention.layer_norm_rms_epsilon", "abc"), ("llama.rope.freq_base", float("nan")),
+    ("llama.rope.freq_base", 1e300), ("llama.block_count", 0), ("llama.attention.head_count", "9"),
+    ("tokenizer.ggml.model", [1, 2]), ("tokenizer.ggml.pre", 7), ("tokenizer.ggml.tokens", "abc"),
+    ("tokenizer.ggml.token_type", ["x"]), ("tokenizer.ggml.eos_token_id", 10**9), ("general.architecture", None),
+])
+def test_metadata_of_the_wrong_type_or_range_is_a_broken_gguf_naming_the_key(tmp_path, monkeypatch, key, value):
+    """Never a ValueError or TypeError (a 500 at create, an opaque trial failure)."""
+    import dataclasses
+
+    import training.sources.gguf_file as gguf_file
+
+    header = read_header(write_tiny_gguf(tmp_path / "tiny.gguf"))
+    odd = dataclasses.replace(header, metadata={**header.metadata, key: value})
+    monkeypatch.setattr(gguf_file, "read_header", lambda path: odd)
+    with pytest.raises(BrokenGguf, match=key.split(".")[-1] if key != "general.architecture" else "architecture"):
+        gguf_file.gguf_checkpoint(tmp_path / "tiny.gguf")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import heapq
 from pathlib import Path
 
+import numpy as np
 import pytest
 from tokenizers import Tokenizer
 
@@ -23,7 +24,7 @@ def _header(add_space_prefix: bool = True) -> GgufHeader:
     scores = [0.0] * 259 + [-float(i) for i, _ in enumerate(_PIECES)]
     scores[259 + _PIECES.index("bc")] = 5.0  # "bc" outranks "ab": "abc" must come from a + bc
     meta = {"general.architecture": "llama", "tokenizer.ggml.model": "llama", "tokenizer.ggml.tokens": tokens,
-            "tokenizer.ggml.token_type": types, "tokenizer.ggml.scores": scores,
+            "tokenizer.ggml.token_type": np.array(types, np.int32), "tokenizer.ggml.scores": np.array(scores, np.float32),
             "tokenizer.ggml.add_space_prefix": add_space_prefix, "tokenizer.ggml.unknown_token_id": 0,
             "tokenizer.ggml.bos_token_id": 1, "tokenizer.ggml.eos_token_id": 2}
     return GgufHeader(Path("vocab.gguf"), 0, meta, {})

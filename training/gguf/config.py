@@ -59,8 +59,8 @@ def hf_config(header: GgufHeader) -> dict:
         "num_key_value_heads": _positive(header, "attention.head_count_kv", heads),
         "head_dim": _positive(header, "attention.key_length", hidden // heads),
         "max_position_embeddings": _positive(header, "context_length", 2048),
-        "rms_norm_eps": _float32(header.arch_value("attention.layer_norm_rms_epsilon", 1e-6)),
-        "rope_theta": _float32(header.arch_value("rope.freq_base", 10_000.0)),
+        "rms_norm_eps": _float32(header, "attention.layer_norm_rms_epsilon", 1e-6),
+        "rope_theta": _float32(header, "rope.freq_base", 10_000.0),
         "vocab_size": vocab, "hidden_act": "silu", "attention_bias": False, "mlp_bias": False,
         # llama.cpp writes no output.weight when the embedding is tied.
         "tie_word_embeddings": "output.weight" not in header.tensors,
@@ -79,8 +79,12 @@ def hf_config(header: GgufHeader) -> dict:
     return config
 
 
-def _float32(value) -> float:
-    """A float32 from the metadata as the decimal it was written from (1e-05, not 9.999999747378752e-06)."""
+def _float32(header: GgufHeader, key: str, default: float) -> float:
+    """A positive float32 from the metadata, as the decimal it was written from (1e-05, not
+    9.999999747378752e-06)."""
+    value = header.arch_value(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 3.4e38:
+        raise BrokenGguf(header.path, f"{header.architecture}.{key} must be a positive finite number, got {value!r}")
     return float(repr(np.float32(value)).removeprefix("np.float32(").removesuffix(")"))
 
 

@@ -11,6 +11,8 @@ not used: it ignores tokenizer.ggml.pre (SmolLM's digit splitting would be lost)
 
 from __future__ import annotations
 
+import numpy as np
+
 from training.gguf.header import GgufHeader
 from training.gguf.spm import spm_tokenizer
 
@@ -35,17 +37,22 @@ def tokenizer_problem(header: GgufHeader) -> str | None:
     """Why the file's tokenizer cannot be converted; None when it can."""
     meta = header.metadata
     model = meta.get("tokenizer.ggml.model")
-    if model not in ("gpt2", "llama"):
+    if not isinstance(model, str) or model not in ("gpt2", "llama"):
         return (f"tokenizer.ggml.model {model!r} is not supported; supported: 'gpt2' (byte-level BPE: Llama 3, "
                 "Qwen 2/3, SmolLM) and 'llama' (SentencePiece: Llama 2, Mistral)")
     pre = meta.get("tokenizer.ggml.pre", "default")
-    if model == "gpt2" and pre not in PRE_TOKENIZERS:
+    if model == "gpt2" and (not isinstance(pre, str) or pre not in PRE_TOKENIZERS):
         return f"tokenizer.ggml.pre {pre!r} is not supported; supported: {', '.join(sorted(PRE_TOKENIZERS))}"
     tokens, merges = meta.get("tokenizer.ggml.tokens"), meta.get("tokenizer.ggml.merges")
     if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) for t in tokens):
         return "tokenizer.ggml.tokens must be a non-empty array of strings"
     if model == "gpt2" and (not isinstance(merges, list) or not all(isinstance(m, str) and " " in m for m in merges)):
         return "tokenizer.ggml.merges must be an array of 'left right' strings"
+    for key in ("token_type", "scores"):
+        values = meta.get(f"tokenizer.ggml.{key}")
+        if values is not None and not (isinstance(values, np.ndarray) and values.dtype.kind in "iuf"
+                                       and len(values) == len(tokens)):
+            return f"tokenizer.ggml.{key} must be an array of numbers, one per token ({len(tokens)})"
     for key in ("bos", "eos"):
         value = meta.get(f"tokenizer.ggml.{key}_token_id")
         if value is not None and not (isinstance(value, int) and 0 <= value < len(tokens)):
