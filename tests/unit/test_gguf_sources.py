@@ -190,3 +190,23 @@ def test_metadata_of_the_wrong_type_or_range_is_a_broken_gguf_naming_the_key(tmp
     monkeypatch.setattr(gguf_file, "read_header", lambda path: odd)
     with pytest.raises(BrokenGguf, match=key.split(".")[-1] if key != "general.architecture" else "architecture"):
         gguf_file.gguf_checkpoint(tmp_path / "tiny.gguf")
+
+
+def test_a_tensor_without_a_hugging_face_name_or_of_the_wrong_shape_is_refused_at_create(tmp_path, monkeypatch):
+    import dataclasses
+
+    import training.sources.gguf_file as gguf_file
+
+    header = read_header(write_tiny_gguf(tmp_path / "tiny.gguf"))
+    q = header.tensors["blk.0.attn_q.weight"]
+    for tensors, words in (({**header.tensors, "blk.0.mystery.weight": q}, "'blk.0.mystery.weight' has no Hugging Face"),
+                           ({**header.tensors, "blk.0.attn_q.weight": dataclasses.replace(q, shape=(256, 192))},
+                            "has 192 rows, not 4 heads of 64")):
+        odd = dataclasses.replace(header, tensors=tensors)
+        monkeypatch.setattr(gguf_file, "read_header", lambda path, odd=odd: odd)
+        with pytest.raises(BrokenGguf, match=words):
+            gguf_file.gguf_checkpoint(tmp_path / "tiny.gguf")
+    huge = dataclasses.replace(header, metadata={**header.metadata, "llama.block_count": 2**31})
+    monkeypatch.setattr(gguf_file, "read_header", lambda path: huge)
+    with pytest.raises(BrokenGguf, match="block_count must be an integer from 1 to 1,024"):
+        gguf_file.gguf_checkpoint(tmp_path / "tiny.gguf")

@@ -55,7 +55,7 @@ def hf_config(header: GgufHeader) -> dict:
     config = {
         "architectures": [architecture], "model_type": model_type,
         "hidden_size": hidden, "intermediate_size": need("feed_forward_length"),
-        "num_hidden_layers": need("block_count"), "num_attention_heads": heads,
+        "num_hidden_layers": _positive(header, "block_count", limit=1024), "num_attention_heads": heads,
         "num_key_value_heads": _positive(header, "attention.head_count_kv", heads),
         "head_dim": _positive(header, "attention.key_length", hidden // heads),
         "max_position_embeddings": _positive(header, "context_length", 2048),
@@ -88,12 +88,12 @@ def _float32(header: GgufHeader, key: str, default: float) -> float:
     return float(repr(np.float32(value)).removeprefix("np.float32(").removesuffix(")"))
 
 
-def _positive(header: GgufHeader, key: str, default: int | None = None) -> int:
+def _positive(header: GgufHeader, key: str, default: int | None = None, limit: int = 2**24) -> int:
     value = header.arch_value(key, default)
     if isinstance(value, np.ndarray) and value.size and np.all(value == value.flat[0]):
         value = int(value.flat[0])  # a per-layer array with one value (head_count_kv in some files)
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise BrokenGguf(header.path, f"{header.architecture}.{key} must be a positive integer, got {value!r}")
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= limit:
+        raise BrokenGguf(header.path, f"{header.architecture}.{key} must be an integer from 1 to {limit:,}, got {value!r}")
     return value
 
 

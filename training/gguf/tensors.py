@@ -53,9 +53,13 @@ def plan(header: GgufHeader, config: dict) -> list[Planned]:
         if name not in to_hf:
             raise BrokenGguf(header.path, f"tensor {name!r} has no Hugging Face counterpart in a {arch} model")
         heads = None
+        shape = tuple(reversed(info.shape))
         if arch in _PERMUTED and name.endswith(("attn_q.weight", "attn_k.weight")):
             heads = config["num_attention_heads"] if "attn_q" in name else config["num_key_value_heads"]
-        planned.append(Planned(to_hf[name], info, tuple(reversed(info.shape)), heads))
+            if shape[0] != heads * config["head_dim"]:
+                raise BrokenGguf(header.path, f"tensor {name!r} has {shape[0]} rows, not {heads} heads of "
+                                 f"{config['head_dim']}")
+        planned.append(Planned(to_hf[name], info, shape, heads))
     return sorted(planned, key=lambda p: p.hf_name)
 
 

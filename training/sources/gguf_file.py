@@ -13,6 +13,7 @@ from pathlib import Path
 
 from training.gguf.config import hf_config
 from training.gguf.header import BrokenGguf, read_header
+from training.gguf.tensors import plan
 from training.hf_checkpoint import HfCheckpoint
 from training.hf_config import family_of, unsupported
 from training.safe_files import is_regular_file, within
@@ -24,6 +25,7 @@ def gguf_checkpoint(path: Path) -> HfCheckpoint:
     """The model a GGUF file holds, checked like a checkpoint folder (BrokenGguf naming the problem)."""
     header = read_header(path)
     config = hf_config(header)
+    plan(header, config)  # every tensor has an HF name and the shape the config implies
     try:
         family = family_of(config)
     except ValueError as exc:
