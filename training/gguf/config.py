@@ -61,7 +61,9 @@ def hf_config(header: GgufHeader) -> dict:
         "max_position_embeddings": _positive(header, "context_length", 2048),
         "rms_norm_eps": _float32(header, "attention.layer_norm_rms_epsilon", 1e-6),
         "rope_theta": _float32(header, "rope.freq_base", 10_000.0),
-        "vocab_size": vocab, "hidden_act": "silu", "attention_bias": False, "mlp_bias": False,
+        # q/k/v biases: Qwen2 has them (tunix loads them); elsewhere hf_config refuses them rather than drop them
+        "vocab_size": vocab, "hidden_act": "silu", "attention_bias": "blk.0.attn_q.bias" in header.tensors,
+        "mlp_bias": False,
         # llama.cpp writes no output.weight when the embedding is tied.
         "tie_word_embeddings": "output.weight" not in header.tensors,
         "torch_dtype": "float32",
@@ -71,7 +73,6 @@ def hf_config(header: GgufHeader) -> dict:
         if isinstance(token_id, int) and 0 <= token_id < vocab:
             config[f"{'pad' if key == 'padding' else key}_token_id"] = token_id
     if model_type == "qwen2":
-        config["attention_bias"] = "blk.0.attn_q.bias" in header.tensors  # Qwen2's q/k/v biases
         config["use_sliding_window"] = False
     scaling = _rope_scaling(header, config)
     if scaling:
