@@ -101,7 +101,7 @@ async function showJobs(seq) {
       catch (e) { showErrors(errors, new ApiError(0, { message: `body: not valid JSON (${e.message})` })); }
     },
   }, models.map(m => el("option", { value: m.model_id, disabled: Boolean(m.problem), selected: m.model_id === example.base_model_id },
-    `${m.model_id} (${m.source}; ${m.family ?? "?"}, ${size(m.parameters)}; LoRA ${m.fits_lora ? "fits" : "does not fit"}, `
+    `${m.model_id} (${m.source}${m.quantization ? ` ${m.quantization}` : ""}; ${m.family ?? "?"}, ${size(m.parameters)}; LoRA ${m.fits_lora ? "fits" : "does not fit"}, `
     + `full ${m.fits_full ? "fits" : "does not fit"})` + (m.problem ? ` — cannot be trained: ${m.problem}` : ""))));
   const create = async start => {
     let body;
