@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from training.gguf.config import hf_config
-from training.gguf.header import GGUF_FILE_BYTES, BrokenGguf, GgufHeader, read_header
+from training.gguf.header import GGUF_FILE_BYTES, BrokenGguf, GgufHeader, header_of
 from training.gguf.tensors import plan, tensors
 from training.gguf.tokenizer import tokenizer_files
 from training.safe_files import UnreadableFile, open_regular, within
@@ -40,22 +40,15 @@ class Conversion:
     seconds: float
 
 
-def file_sha256(path: Path) -> str:
-    try:
-        with open_regular(path, GGUF_FILE_BYTES) as f:
-            return hashlib.file_digest(f, "sha256").hexdigest()
-    except UnreadableFile as exc:
-        raise BrokenGguf(path, exc.problem) from None
-
-
 def convert(path: Path, cache_dir: Path, expected_sha256: str | None = None) -> Conversion:
     """The cached HF folder of the GGUF file at `path` (converted now when not cached yet).
     expected_sha256: what the file must hash to (an Ollama blob's digest); BrokenGguf otherwise."""
     started = time.perf_counter()
     cache_dir.mkdir(parents=True, exist_ok=True)
-    header = read_header(path)
     try:
-        with open_regular(path, GGUF_FILE_BYTES) as f:
+        with open_regular(path, GGUF_FILE_BYTES) as f:  # header, hash and weights from one open file
+            header = header_of(f, path)
+            f.seek(0)
             sha256 = hashlib.file_digest(f, "sha256").hexdigest()
             if expected_sha256 is not None and sha256 != expected_sha256:
                 raise BrokenGguf(path, f"its content hashes to sha256:{sha256}, not the sha256:{expected_sha256} "
@@ -65,7 +58,7 @@ def convert(path: Path, cache_dir: Path, expected_sha256: str | None = None) -> 
                 return Conversion(entry, sha256, header.quantization, True, time.perf_counter() - started)
             if os.fstat(f.fileno()).st_size != header.file_size:
                 raise BrokenGguf(path, "changed while it was being read")
-            data = np.memmap(f, dtype=np.uint8, mode="r")  # the same open file that was hashed
+            data = np.memmap(f, dtype=np.uint8, mode="r")
             _write_entry(header, data, sha256, cache_dir, entry)
     except UnreadableFile as exc:
         raise BrokenGguf(path, exc.problem) from None

@@ -91,10 +91,16 @@ def read_header(path: Path) -> GgufHeader:
     """The checked header; BrokenGguf naming the file and the problem otherwise."""
     try:
         with open_regular(path, GGUF_FILE_BYTES) as f:
-            size = os.fstat(f.fileno()).st_size
-            return _Parser(f, path, size).header()
+            return header_of(f, path)
     except UnreadableFile as exc:
         raise BrokenGguf(path, exc.problem) from None
+
+
+def header_of(f: BinaryIO, path: Path) -> GgufHeader:
+    """The header of the file open as `f` (from its start), read with bounds; BrokenGguf otherwise."""
+    try:
+        f.seek(0)
+        return _Parser(f, path, os.fstat(f.fileno()).st_size).header()
     except (struct.error, EOFError):
         raise BrokenGguf(path, "truncated: the file ends inside its header") from None
     except (UnicodeDecodeError, OverflowError, ValueError) as exc:
