@@ -94,7 +94,8 @@ def _positive(header: GgufHeader, key: str, default: int | None = None, limit: i
     if isinstance(value, np.ndarray) and value.size and np.all(value == value.flat[0]):
         value = int(value.flat[0])  # a per-layer array with one value (head_count_kv in some files)
     if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= limit:
-        raise BrokenGguf(header.path, f"{header.architecture}.{key} must be an integer from 1 to {limit:,}, got {value!r}")
+        raise BrokenGguf(header.path, f"{header.architecture}.{key} must be an integer from 1 to {limit:,}, "
+                         f"got {value!r}")
     return value
 
 
@@ -112,7 +113,8 @@ def _rope_scaling(header: GgufHeader, config: dict) -> dict | None:
     info = header.tensors.get(_ROPE_FREQS)
     if info is None:
         return None
-    if header.architecture != "llama" or info.qtype != GGMLQuantizationType.F32 or info.shape != (config["head_dim"] // 2,):
+    expected = (config["head_dim"] // 2,)
+    if header.architecture != "llama" or info.qtype != GGMLQuantizationType.F32 or info.shape != expected:
         raise BrokenGguf(header.path, f"{_ROPE_FREQS} ({info.qtype.name} {list(info.shape)}) is only read as Llama 3 "
                          "RoPE scaling (F32, head_dim/2 values)")
     with open_regular(header.path, header.file_size) as f:

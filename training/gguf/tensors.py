@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from gguf import MODEL_ARCH, MODEL_ARCH_NAMES, get_tensor_name_map
+from gguf import MODEL_ARCH_NAMES, get_tensor_name_map
 from gguf.quants import dequantize
 
 from training.gguf.header import BrokenGguf, GgufHeader, TensorInfo
