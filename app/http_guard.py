@@ -14,11 +14,19 @@ Host check: with no TUNIX_API_TOKENS/TUNIX_API_TOKEN the API is open to whoever 
 page on another site can make a browser reach it anyway by pointing its own DNS name at
 127.0.0.1 (DNS rebinding); the browser then sends that name as Host. So an open API answers
 only Host localhost, 127.0.0.1 or [::1] (any port) and the names in TUNIX_API_ALLOWED_HOSTS.
-The probes (/healthz, /readyz) answer whatever the Host: orchestrators call them by address.
+The probes (/healthz, /readyz) answer whatever the Host: orchestrators call them by address;
+/readyz tells a Host that is not allowed only its status, never what the checks found (Kafka's
+and PostgreSQL's error texts are for the operator, not for a rebound page to read).
 With tokens, a rebound page has no token and the check is off.
+
+A Host is parsed strictly: `[v6 address]` or a DNS name / IPv4 address (one trailing dot at
+most), each with an optional numeric port and nothing else; anything else names no host and is
+never allowed (`[::1]evil.com` is not `[::1]`).
 """
 
 from __future__ import annotations
+
+import re
 
 from schemas.api import ErrorBody
 
@@ -74,19 +82,34 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def host_name(host: str) -> str:
-    """The name in a Host header, without its port, lower-case: `[::1]:8000` -> `[::1]`."""
-    host = host.strip().lower()
-    if host.startswith("["):
-        return host[: host.find("]") + 1] if "]" in host else host
-    name, _, port = host.rpartition(":")
-    return (name if name and port.isdigit() else host).rstrip(".")
+_PORT = r"(?::[0-9]{1,5})?"
+_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOST = re.compile(rf"(\[[0-9a-f:.]+\]){_PORT}|((?:{_LABEL}\.)*{_LABEL})\.?{_PORT}")
+
+
+def host_name(host: str) -> str | None:
+    """The name in a Host header, without its port, lower-case: `[::1]:8000` -> `[::1]`; None
+    for a header that is not exactly a host and an optional port."""
+    found = _HOST.fullmatch(host.strip().lower())
+    return (found.group(1) or found.group(2)) if found else None
 
 
 def allowed_hosts(configured: str | None) -> frozenset[str]:
-    """localhost's names and the comma-separated TUNIX_API_ALLOWED_HOSTS ("*": any)."""
-    extra = (host_name(h) if h.strip() != "*" else "*" for h in (configured or "").split(","))
-    return LOCAL_HOSTS | {h for h in extra if h}
+    """localhost's names and the comma-separated TUNIX_API_ALLOWED_HOSTS ("*": any); ValueError
+    for an entry that is not a host name."""
+    names = set(LOCAL_HOSTS)
+    for entry in (h.strip() for h in (configured or "").split(",")):
+        name = "*" if entry == "*" else host_name(entry) if entry else ""
+        if name is None:
+            raise ValueError(f"TUNIX_API_ALLOWED_HOSTS: {entry[:100]!r} is not a host name (host or host:port)")
+        if name:
+            names.add(name)
+    return frozenset(names)
+
+
+def host_allowed(host: str, allowed: frozenset[str] | None) -> bool:
+    """Whether a request with this Host header may be answered (`allowed` None: no check)."""
+    return allowed is None or "*" in allowed or host_name(host) in allowed
 
 
 class HostCheck:
@@ -97,11 +120,10 @@ class HostCheck:
         self.allowed = allowed
 
     async def __call__(self, scope, receive, send):
-        if (scope["type"] != "http" or self.allowed is None or "*" in self.allowed
-                or scope.get("path") in PROBE_PATHS):
+        if scope["type"] != "http" or scope.get("path") in PROBE_PATHS:
             return await self.app(scope, receive, send)
         given = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
-        if host_name(given) in self.allowed:
+        if host_allowed(given, self.allowed):
             return await self.app(scope, receive, send)
         await send_error(send, 421, "host_not_allowed",
                          f"this API has no tokens, so it answers only requests addressed to localhost, 127.0.0.1, "

@@ -20,7 +20,7 @@ from adapters.publisher import EventPublisher, Unavailable
 from adapters.settings import Settings
 from app import dashboard, errors, openapi
 from app.body_limit import BodyLimitMiddleware
-from app.http_guard import HostCheck, SecurityHeaders, allowed_hosts
+from app.http_guard import HostCheck, SecurityHeaders, allowed_hosts, host_allowed
 from app.auth import parse_tokens
 from app.routes import compare_router, models_router, registry_router, router, tuners_router
 from schemas.api import ErrorBody, Health, Readiness
@@ -72,7 +72,8 @@ def create_app(settings: Settings, gateway: Gateway | None = None, queries: Quer
     # unexpected error answered (500 with an id) inside both, the body read within its limits.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, timeout_s=settings.api_body_timeout_s)
     app.add_middleware(errors.InternalErrors)
-    app.add_middleware(HostCheck, allowed=None if app.state.principals else allowed_hosts(settings.api_allowed_hosts))
+    app.state.allowed_hosts = None if app.state.principals else allowed_hosts(settings.api_allowed_hosts)
+    app.add_middleware(HostCheck, allowed=app.state.allowed_hosts)
     app.add_middleware(SecurityHeaders)
     errors.install(app)
     app.include_router(router)
@@ -112,6 +113,8 @@ def create_app(settings: Settings, gateway: Gateway | None = None, queries: Quer
         except Exception as exc:  # any failure to reach the database means not ready
             checks["postgres"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
         ready = all(v == "ok" for v in checks.values())
+        if not host_allowed(request.headers.get("host", ""), request.app.state.allowed_hosts):
+            checks = {}  # a probe by address, or a rebound page: the status, not the services' error texts
         body = Readiness(status="ready" if ready else "unavailable", checks=checks)
         return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 

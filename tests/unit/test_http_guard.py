@@ -57,9 +57,33 @@ def test_the_dashboard_may_load_only_its_own_origin_and_the_api_nothing():
 
 @pytest.mark.parametrize(("header", "name"), [("localhost:8000", "localhost"), ("LOCALHOST", "localhost"),
                                               ("127.0.0.1:1", "127.0.0.1"), ("[::1]:8000", "[::1]"), ("[::1]", "[::1]"),
-                                              ("evil.example.:80", "evil.example"), ("evil:x", "evil:x")])
+                                              ("evil.example.:80", "evil.example"), ("evil:x", None),
+                                              ("[::1]evil.com", None), ("[::1].evil.com", None), ("localhost..", None),
+                                              ("local host", None), ("localhost:", None), ("a..b", None), ("", None)])
 def test_host_names_without_ports(header, name):
     assert host_name(header) == name
+
+
+@pytest.mark.parametrize("host", ["[::1]evil.com", "[::1].evil.com:80", "localhost..", "127.0.0.1 .evil.com"])
+async def test_a_host_that_only_starts_like_a_local_one_is_refused(host):
+    app, client = await _client(Settings())
+    async with app.router.lifespan_context(app), client:
+        assert (await client.get("/api/tuning/jobs", headers={"host": host})).status_code == 421
+
+
+def test_an_allowed_host_entry_that_is_no_host_name_stops_the_api():
+    with pytest.raises(ValueError, match="TUNIX_API_ALLOWED_HOSTS: 'evil.com/x'"):
+        allowed_hosts("tune.internal, evil.com/x")
+
+
+async def test_readyz_tells_a_host_that_is_not_allowed_only_its_status():
+    app, client = await _client(Settings())  # no engine: the postgres check fails with an error text
+    async with app.router.lifespan_context(app), client:
+        local = await client.get("/readyz")
+        rebound = await client.get("/readyz", headers={"host": "rebound.attacker.example"})
+    assert local.status_code == rebound.status_code == 503
+    assert "postgres" in local.json()["checks"]  # the operator, on localhost, sees why
+    assert rebound.json() == {"status": "unavailable", "checks": {}}
 
 
 async def test_an_api_without_tokens_answers_only_local_and_allowed_hosts():
