@@ -68,9 +68,10 @@ def write_ollama_store(store: Path, gguf: Path, name: str = "smollm2", tag: str 
     return path
 
 
-def write_tiny_gguf(path: Path, weight_type: str = "F32", arch: str = "llama") -> Path:
+def write_tiny_gguf(path: Path, weight_type: str = "F32", arch: str = "llama", rope_freqs=None) -> Path:
     """A 1-layer model with a 6-token byte-level vocabulary; its q/k/v/o, MLP and embedding stored as
-    `weight_type` (F32, F16, Q8_0 ... or one gguf cannot dequantize, such as Q8_K)."""
+    `weight_type` (F32, F16, Q8_0 ... or one gguf cannot dequantize, such as Q8_K). rope_freqs: the
+    rope_freqs.weight tensor llama.cpp writes for Llama 3.1's RoPE scaling (head_dim/2 = 32 values)."""
     import gguf
 
     qtype = gguf.GGMLQuantizationType[weight_type]
@@ -108,6 +109,8 @@ def write_tiny_gguf(path: Path, weight_type: str = "F32", arch: str = "llama") -
 
     matrix("token_embd.weight", len(tokens), hidden)
     writer.add_tensor("output_norm.weight", np.ones(hidden, dtype=np.float32))
+    if rope_freqs is not None:
+        writer.add_tensor("rope_freqs.weight", np.asarray(rope_freqs, dtype=np.float32))
     writer.add_tensor("blk.0.attn_norm.weight", np.ones(hidden, dtype=np.float32))
     writer.add_tensor("blk.0.ffn_norm.weight", np.ones(hidden, dtype=np.float32))
     head_dim = hidden // heads

@@ -210,3 +210,21 @@ def test_a_tensor_without_a_hugging_face_name_or_of_the_wrong_shape_is_refused_a
     monkeypatch.setattr(gguf_file, "read_header", lambda path: huge)
     with pytest.raises(BrokenGguf, match="block_count must be an integer from 1 to 1,024"):
         gguf_file.gguf_checkpoint(tmp_path / "tiny.gguf")
+
+
+def test_a_rope_freqs_tensor_becomes_llama3_rope_scaling_in_the_converted_config(tmp_path):
+    import json
+
+    from training.gguf.convert import convert
+
+    divisors = llama3_divisors(10_000.0, 64, 8.0, 1.0, 4.0, 256)  # the tiny model's theta and head_dim
+    done = convert(write_tiny_gguf(tmp_path / "llama31.gguf", rope_freqs=divisors), tmp_path / "converted")
+    config = json.loads((done.folder / "config.json").read_text())
+    assert config["rope_scaling"] == {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                      "high_freq_factor": 4.0, "original_max_position_embeddings": 256}
+    from safetensors import safe_open
+
+    with safe_open(done.folder / "model.safetensors", "np") as f:
+        assert "rope_freqs.weight" not in set(f.keys()) and "model.layers.0.self_attn.q_proj.weight" in set(f.keys())
+    with pytest.raises(BrokenGguf, match="rope_freqs.weight is not Llama 3 RoPE scaling"):
+        convert(write_tiny_gguf(tmp_path / "odd.gguf", rope_freqs=[1.0, 3.0] * 16), tmp_path / "converted")
