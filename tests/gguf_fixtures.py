@@ -117,6 +117,11 @@ def write_tiny_gguf(path: Path, weight_type: str = "F32", arch: str = "llama", r
     for name, rows in (("attn_q", hidden), ("attn_k", kv * head_dim), ("attn_v", kv * head_dim),
                        ("attn_output", hidden), ("ffn_gate", ffn), ("ffn_up", ffn), ("ffn_down", hidden)):
         matrix(f"blk.0.{name}.weight", rows, hidden if name != "ffn_down" else ffn)
+        if arch == "qwen2" and name in ("attn_q", "attn_k", "attn_v"):  # Qwen2's q/k/v biases
+            writer.add_tensor(f"blk.0.{name}.bias", rng.standard_normal(rows).astype(np.float32))
+    if arch == "qwen3":  # Qwen3's per-head q/k norms
+        for name in ("attn_q_norm", "attn_k_norm"):
+            writer.add_tensor(f"blk.0.{name}.weight", rng.standard_normal(head_dim).astype(np.float32))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

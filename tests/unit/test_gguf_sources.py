@@ -10,6 +10,7 @@ import os
 import struct
 
 import httpx
+import numpy as np
 import pytest
 
 from adapters.settings import Settings
@@ -228,3 +229,27 @@ def test_a_rope_freqs_tensor_becomes_llama3_rope_scaling_in_the_converted_config
         assert "rope_freqs.weight" not in set(f.keys()) and "model.layers.0.self_attn.q_proj.weight" in set(f.keys())
     with pytest.raises(BrokenGguf, match="rope_freqs.weight is not Llama 3 RoPE scaling"):
         convert(write_tiny_gguf(tmp_path / "odd.gguf", rope_freqs=[1.0, 3.0] * 16), tmp_path / "converted")
+
+
+@pytest.mark.parametrize(("arch", "family", "extra"), [
+    ("llama", "llama3", set()), ("qwen2", "qwen2", {"q_proj.bias", "k_proj.bias", "v_proj.bias"}),
+    ("qwen3", "qwen3", {"q_norm.weight", "k_norm.weight"})])
+def test_each_architecture_s_tensors_get_their_hf_names_and_only_llama_is_unpermuted(tmp_path, arch, family, extra):
+    import gguf
+    from safetensors.numpy import load_file
+
+    from training.gguf.convert import convert
+    from training.gguf.tensors import unpermute
+    from training.sources.gguf_file import gguf_checkpoint
+
+    path = write_tiny_gguf(tmp_path / f"{arch}.gguf", arch=arch)
+    assert gguf_checkpoint(path).family == family
+    weights = load_file(convert(path, tmp_path / "converted").folder / "model.safetensors")
+    attention = {name.split("self_attn.")[1] for name in weights if "self_attn." in name}
+    assert attention == {"q_proj.weight", "k_proj.weight", "v_proj.weight", "o_proj.weight"} | extra
+    source = {t.name: t for t in gguf.GGUFReader(path).tensors}
+    q, k = (np.asarray(source[f"blk.0.attn_{x}.weight"].data) for x in ("q", "k"))
+    if arch == "llama":  # llama.cpp interleaved each head's rotary halves; undone with 4 heads, k with 2
+        q, k = unpermute(q, 4), unpermute(k, 2)
+    assert np.array_equal(weights["model.layers.0.self_attn.q_proj.weight"], q)
+    assert np.array_equal(weights["model.layers.0.self_attn.k_proj.weight"], k)
