@@ -19,7 +19,14 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 from adapters.event_log import ensure_topics
 from schemas import events as ev
 from schemas.metrics import EVENTS_DEAD_LETTERED, EVENTS_PUBLISHED
-from schemas.topics import DLQ_MAX_VALUE, DLQ_ORIGIN_HEADER, DLQ_REASON_HEADER, DLQ_TRUNCATED_HEADER, Topics
+from schemas.topics import (
+    DLQ_MAX_VALUE,
+    DLQ_ORIGIN_HEADER,
+    DLQ_REASON_HEADER,
+    DLQ_TRUNCATED_HEADER,
+    MAX_EVENT_BYTES,
+    Topics,
+)
 
 
 class Unavailable(Exception):
@@ -32,6 +39,18 @@ class Unavailable(Exception):
 
     def __reduce__(self):  # rebuilt from its own arguments, not its message, when unpickled
         return type(self), (self.service, self.detail), self.__dict__
+
+
+class EventTooLarge(Exception):
+    """An event over MAX_EVENT_BYTES serialised: refused before sending, since Kafka would refuse
+    it (MessageSizeTooLarge) on every try, and consumers refuse a record over it anyway."""
+
+    def __init__(self, event_type: str, size: int):
+        super().__init__(f"{event_type} would be {size} bytes; an event is at most {MAX_EVENT_BYTES}")
+        self.event_type, self.size = event_type, size
+
+    def __reduce__(self):
+        return type(self), (self.event_type, self.size), self.__dict__
 
 
 class EventPublisher:
@@ -80,8 +99,9 @@ class EventPublisher:
             self._started = True
 
     async def publish(self, event: ev.Event) -> None:
-        """Put the event on the log, keyed by its job_id; returns once Kafka acknowledged it."""
-        await self._send(ev.serialize_event(event), self.topics.events.name, event.key(),
+        """Put the event on the log, keyed by its job_id; returns once Kafka acknowledged it.
+        EventTooLarge, before anything is sent, for an event over MAX_EVENT_BYTES."""
+        await self._send(serialized(event), self.topics.events.name, event.key(),
                          {"content-type": "application/json", "event-type": event.type})
         EVENTS_PUBLISHED.labels(event.type).inc()
 
@@ -112,6 +132,14 @@ class EventPublisher:
                                    self.timeout_s)
         except Exception as exc:
             raise Unavailable("kafka", _explain(exc)) from exc
+
+
+def serialized(event: ev.Event) -> bytes:
+    """The event's record value; EventTooLarge over MAX_EVENT_BYTES."""
+    value = ev.serialize_event(event)
+    if len(value) > MAX_EVENT_BYTES:
+        raise EventTooLarge(event.type, len(value))
+    return value
 
 
 def _faststream_security(options: Mapping[str, Any]) -> BaseSecurity | None:

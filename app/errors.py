@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from adapters.publisher import Unavailable
+from adapters.publisher import EventTooLarge, Unavailable
 from app.auth import Forbidden, Unauthorized
 from schemas.api import ErrorBody, FieldError
 from schemas.search_space import PARAM_TYPES
@@ -119,11 +119,21 @@ def install(app: FastAPI) -> None:
         log.warning("backing service unavailable", service=exc.service, detail=exc.detail)
         return error_response(503, f"{exc.service}_unavailable", str(exc))
 
+    @app.exception_handler(EventTooLarge)
+    async def _too_large(_: Request, exc: EventTooLarge) -> JSONResponse:
+        # The command layer names the field to change where it can (a warm start's top_k); this
+        # is what is left: the request made an event Kafka would never take.
+        return error_response(422, "event_too_large", f"{exc}: send less in one command")
+
     async def _database_down(_: Request, exc: Exception) -> JSONResponse:
         log.warning("database unavailable", detail=str(exc).splitlines()[0] if str(exc) else "")
         return error_response(503, "postgres_unavailable", "postgres unavailable: cannot reach the read model")
 
-    for exc_type in (OSError, TimeoutError, OperationalError, InterfaceError):
+    # The database's connection-level errors only: an unreachable server's OSError becomes
+    # Unavailable("postgres") where the connection is made (service/queries.py); any other
+    # OSError (a full or read-only disk under a promote) is an unexpected error, a 500 with an id.
+    for exc_type in (OperationalError, InterfaceError, asyncpg.exceptions.PostgresConnectionError,
+                     asyncpg.exceptions.ConnectionDoesNotExistError):
         app.add_exception_handler(exc_type, _database_down)
 
     @app.exception_handler(DBAPIError)

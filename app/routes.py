@@ -74,6 +74,12 @@ def _sender(request: Request, reason: str | None) -> Sender:
     return Sender(actor=actor(request), reason=reason)
 
 
+async def _job_answer(job: JobOut, status_code: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
+    """A job as JSON, serialised off the event loop (a 10,000-trial job is CPU work); returned as
+    a response, so FastAPI does not validate it again on the loop."""
+    return await asyncio.to_thread(lambda: JSONResponse(job.model_dump(mode="json"), status_code, headers))
+
+
 def _location(job_id: UUID) -> str:
     return f"/api/tuning/jobs/{job_id}"
 
@@ -90,7 +96,7 @@ async def _created(request: Request, published: Published) -> JSONResponse:
     if not published.projected:
         return _accepted(published)
     job = await _queries(request).get_job(published.event.job_id)
-    return JSONResponse(job.model_dump(mode="json"), status_code=201, headers={"Location": _location(job.job_id)})
+    return await _job_answer(job, 201, {"Location": _location(job.job_id)})
 
 
 @router.post("", status_code=201, response_model=JobOut,
@@ -158,7 +164,7 @@ async def list_jobs(
 async def get_job(job_id: UUID, request: Request, as_of: Annotated[AsOf | None, Query(
         description="a log position (the job's event offset, as in log_position) or an ISO 8601 time (UTC when "
                     "it names no zone): the job exactly as the read model had it then, rebuilt from the log")] = None):
-    return await _queries(request).get_job(job_id, as_of)
+    return await _job_answer(await _queries(request).get_job(job_id, as_of))
 
 
 @router.get("/{job_id}/events", response_model=list[EventOut], responses=_job_errors,
@@ -214,8 +220,9 @@ async def get_metric_history(job_id: UUID, request: Request):
             summary="Hyperparameter importances over the job's completed trials (PED-ANOVA)")
 async def get_importance(job_id: UUID, request: Request):
     job = await _queries(request).get_job(job_id)
-    trials = [t.model_dump() for t in job.trials]
-    found = await asyncio.to_thread(param_importances, JobSpec.model_validate(job.spec), trials)
+    # Every trial dumped, and the study fitted, off the event loop.
+    found = await asyncio.to_thread(lambda: param_importances(JobSpec.model_validate(job.spec),
+                                                              [t.model_dump() for t in job.trials]))
     return ImportanceOut.model_validate(found, from_attributes=True)
 
 

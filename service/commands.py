@@ -12,17 +12,18 @@ import asyncio
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 from uuid import UUID, uuid4
 
 import structlog
 
+from adapters.publisher import EventTooLarge
 from schemas import events as ev
 from schemas.api import EventOut, JobOut
 from schemas.job_spec import JobSpec
-from schemas.lineage import Lineage
 from schemas.statuses import TERMINAL_JOB_STATUSES
-from service.errors import InvalidJob, JobConflict, JobNotFound
+from schemas.topics import MAX_EVENT_BYTES
+from service.errors import InvalidJob, JobConflict, JobNotFound, Problem, event_values
 from service.file_checks import off_loop
 from service.validation import validate_spec
 from service.warm_start import warm_start_lineage
@@ -75,15 +76,38 @@ class Published:
     projected: bool  # the read model had the event before the wait ran out
 
 
-async def create_job(spec: JobSpec, gw: Gateway, by: Sender = Sender(), lineage: Lineage | None = None) -> Published:
+async def create_job(spec: JobSpec, gw: Gateway, by: Sender = Sender(),
+                     relation: Literal["warm_start", "fork"] = "warm_start") -> Published:
+    """A new job; with a warm start (or as a fork, `relation`), its lineage from the parents,
+    read only once the spec itself is valid."""
     problems = await off_loop(validate_spec, spec, gw.folders)  # reads checkpoint files: off the loop, bounded
-    if spec.warm_start is not None and lineage is None:
-        lineage, more = await warm_start_lineage(spec, gw.read_model)
-        problems += more
     if problems:
         raise InvalidJob(problems)
-    payload = ev.JobCreatedPayload(spec=spec, lineage=lineage)
-    return await publish(gw, ev.JobCreated(job_id=uuid4(), source=SOURCE, payload=payload), by)
+    lineage = None
+    if spec.warm_start is not None:
+        lineage, problems = await warm_start_lineage(spec, gw.read_model, relation)
+        if problems:
+            raise InvalidJob(problems)
+    with event_values():
+        event = ev.JobCreated(job_id=uuid4(), source=SOURCE, payload=ev.JobCreatedPayload(spec=spec, lineage=lineage))
+    try:
+        return await publish(gw, event, by)
+    except EventTooLarge as exc:
+        if lineage is None or not lineage.seeds:
+            raise
+        raise InvalidJob([_too_many_seeds(exc, lineage.seeds, relation)]) from None
+
+
+def _too_many_seeds(exc: EventTooLarge, seeds: list, relation: str) -> Problem:
+    """Seeds travel in the JobCreated, which must fit in one Kafka record: say what to lower."""
+    fitting = max(1, len(seeds) * 9 // 10 * MAX_EVENT_BYTES // exc.size)
+    if relation == "fork":
+        return Problem("at_trials", f"{len(seeds)} seed trials make the JobCreated {exc.size} bytes, over the "
+                                    f"{MAX_EVENT_BYTES}-byte event limit: fork at an earlier point (at_trials of about "
+                                    f"{fitting} or fewer)")
+    return Problem("warm_start.top_k", f"{len(seeds)} seed trials make the JobCreated {exc.size} bytes, over the "
+                                       f"{MAX_EVENT_BYTES}-byte event limit: set warm_start.top_k (or at_trials) so that "
+                                       f"about {fitting} trials or fewer seed in all")
 
 
 async def start_job(job_id: UUID, gw: Gateway, by: Sender = Sender()) -> Published:
@@ -97,7 +121,8 @@ async def cancel_job(job_id: UUID, gw: Gateway, by: Sender = Sender()) -> Publis
     status = await job_status(gw, job_id)
     if status in TERMINAL_JOB_STATUSES:
         raise JobConflict(f"job {job_id} is already {status}")
-    payload = ev.JobCancelRequestedPayload(reason=by.reason)
+    with event_values():
+        payload = ev.JobCancelRequestedPayload(reason=by.reason)
     return await publish(gw, ev.JobCancelRequested(job_id=job_id, source=SOURCE, payload=payload), by)
 
 

@@ -1,17 +1,22 @@
 """Reads from the PostgreSQL read model; the gateway never writes there (the projector does).
 
-A query about one job raises JobNotFound when the read model has no such job.
+A query about one job raises JobNotFound when the read model has no such job. A database that
+cannot be reached (refused, reset or timed-out connections) is Unavailable("postgres"), a 503;
+no other OSError is, so a full or read-only disk elsewhere is never mistaken for it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
 from datetime import datetime
 from uuid import UUID
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from adapters.publisher import Unavailable
 
 from schemas import tables as t
 from schemas.api import (
@@ -35,12 +40,23 @@ class Queries:
     def __init__(self, engine: AsyncEngine):
         self.engine = engine
 
+    @asynccontextmanager
+    async def _connect(self) -> AsyncIterator[AsyncConnection]:
+        """A connection; what asyncpg raises when the server is unreachable (the socket's
+        OSError, a connect timeout) is Unavailable("postgres"). Inside the block is only
+        database work, so an OSError there is the database's."""
+        try:
+            async with self.engine.connect() as conn:
+                yield conn
+        except (OSError, TimeoutError) as exc:
+            raise Unavailable("postgres", "cannot reach the read model") from exc
+
     async def job_status(self, job_id: UUID) -> str | None:
-        async with self.engine.connect() as conn:
+        async with self._connect() as conn:
             return await conn.scalar(select(t.jobs.c.status).where(t.jobs.c.job_id == job_id))
 
     async def event_projected(self, event_id: UUID) -> bool:
-        async with self.engine.connect() as conn:
+        async with self._connect() as conn:
             found = await conn.scalar(select(t.events.c.event_id).where(t.events.c.event_id == event_id))
         return found is not None
 
@@ -50,18 +66,19 @@ class Queries:
             return await self._job_as_of(job_id, as_of)
         # One snapshot for the job, its trials and its log position, so the answer is the fold
         # of exactly the events up to that position.
-        async with self.engine.connect() as raw:
+        async with self._connect() as raw:
             conn = await raw.execution_options(isolation_level="REPEATABLE READ")
             job = (await conn.execute(select(t.jobs).where(t.jobs.c.job_id == job_id))).first()
             if job is None:
                 raise JobNotFound(job_id)
             trials = (await conn.execute(select(t.trials).where(t.trials.c.job_id == job_id))).mappings().all()
             position = await conn.scalar(select(func.max(t.events.c.kafka_offset)).where(t.events.c.job_id == job_id))
-        return _job_out(job._mapping, trials, position)
+        # Validating every trial of a long job is CPU work: off the API's event loop.
+        return await asyncio.to_thread(_job_out, job._mapping, trials, position)
 
     async def _job_as_of(self, job_id: UUID, as_of: AsOf) -> JobOut:
         e = t.events.c
-        async with self.engine.connect() as raw:
+        async with self._connect() as raw:
             conn = await raw.execution_options(isolation_level="REPEATABLE READ")
             if isinstance(as_of, int):
                 position = as_of
@@ -75,12 +92,13 @@ class Queries:
         job, trials = await asyncio.to_thread(lambda: fold([event_of(row) for row in rows]))
         if job is None:
             raise JobNotFound(job_id, f"at {as_of.isoformat() if isinstance(as_of, datetime) else f'log position {as_of}'}")
-        return _job_out(job, list(trials.values()), rows[-1]["kafka_offset"])
+        return await asyncio.to_thread(_job_out, job, list(trials.values()), rows[-1]["kafka_offset"])
 
     async def compare(self, job_ids: list[UUID]) -> list[CompareRow]:
-        """Best score, best configuration and what each job spent, side by side."""
+        """Best score, best configuration and what each job spent, side by side: one row per
+        job, in the order first named (a job named twice is read once)."""
         rows = []
-        for job_id in job_ids:
+        for job_id in dict.fromkeys(job_ids):
             job = await self.get_job(job_id)
             rows.append(CompareRow(
                 job_id=job.job_id, name=job.name, status=job.status, metric_name=job.metric_name,
@@ -91,12 +109,12 @@ class Queries:
 
     async def latest_version(self, name: str) -> int:
         """The highest promoted version of `name` (0 when none)."""
-        async with self.engine.connect() as conn:
+        async with self._connect() as conn:
             found = await conn.scalar(select(func.max(t.model_versions.c.version)).where(t.model_versions.c.name == name))
         return found or 0
 
     async def model_versions(self, name: str) -> list[ModelVersionOut]:
-        async with self.engine.connect() as conn:
+        async with self._connect() as conn:
             rows = await conn.execute(select(t.model_versions).where(t.model_versions.c.name == name)
                                       .order_by(t.model_versions.c.version.desc()))
             versions = [ModelVersionOut.model_validate(r, from_attributes=True) for r in rows]
@@ -107,7 +125,7 @@ class Queries:
     async def models(self) -> list[ModelOut]:
         """Every named model with its latest version, most recently promoted first."""
         v = t.model_versions.c
-        async with self.engine.connect() as conn:
+        async with self._connect() as conn:
             rows = await conn.execute(select(t.model_versions).order_by(v.name, v.version.desc()))
             by_name: dict[str, list[ModelVersionOut]] = {}
             for r in rows:
@@ -117,7 +135,7 @@ class Queries:
 
     async def list_jobs(self, status: str | None, limit: int, offset: int) -> JobPage:
         where = [t.jobs.c.status == status] if status else []
-        async with self.engine.connect() as conn:
+        async with self._connect() as conn:
             total = await conn.scalar(select(func.count()).select_from(t.jobs).where(*where))
             rows = await conn.execute(
                 select(t.jobs)
@@ -131,7 +149,7 @@ class Queries:
 
     async def job_events(self, job_id: UUID) -> list[EventOut]:
         await self._exists(job_id)
-        async with self.engine.connect() as conn:
+        async with self._connect() as conn:
             rows = (await conn.execute(
                 select(t.events).where(t.events.c.job_id == job_id).order_by(t.events.c.kafka_offset)
             )).all()
@@ -142,7 +160,7 @@ class Queries:
         """Each trial's reported results, by iteration (the projector's trial_metrics rows)."""
         await self._exists(job_id)
         m = t.trial_metrics.c
-        async with self.engine.connect() as conn:
+        async with self._connect() as conn:
             rows = (await conn.execute(
                 select(m.trial_id, m.step, m.recorded_at, m.metrics).where(m.job_id == job_id).order_by(m.trial_id, m.step)
             )).all()
@@ -151,7 +169,7 @@ class Queries:
     async def jobs_by_owner(self) -> dict[str, list[UUID]]:
         """Running (or cancelling) jobs, by the tuner whose claim they run under."""
         j = t.jobs.c
-        async with self.engine.connect() as conn:
+        async with self._connect() as conn:
             rows = await conn.execute(
                 select(j.owner, j.job_id).where(j.status.in_(("running", "cancelling")), j.owner.is_not(None))
                 .order_by(j.owner, j.created_at))

@@ -12,8 +12,7 @@ from schemas import events as ev
 from schemas.job_spec import MAX_NUM_SAMPLES, MAX_PLANNED_TRIALS, JobSpec, WarmStart
 from schemas.steering import Extension, Fork, JobAdjustment
 from service.commands import SOURCE, Gateway, Published, Sender, create_job, publish
-from service.errors import InvalidJob, JobConflict, Problem
-from service.warm_start import warm_start_lineage
+from service.errors import InvalidJob, JobConflict, Problem, event_values
 
 ADJUSTABLE = ("created", "running")
 
@@ -35,7 +34,8 @@ async def adjust_job(job_id: UUID, adjustment: JobAdjustment, gw: Gateway, by: S
     if problems:
         raise InvalidJob(problems)
     previous = {name: getattr(spec, name) for name in changes}
-    payload = ev.JobAdjustedPayload(changes=changes, previous=previous)
+    with event_values():
+        payload = ev.JobAdjustedPayload(changes=changes, previous=previous)
     return await publish(gw, ev.JobAdjusted(job_id=job_id, source=SOURCE, payload=payload), by)
 
 
@@ -54,8 +54,9 @@ async def extend_job(job_id: UUID, extension: Extension, gw: Gateway, by: Sender
         raise InvalidJob([Problem("num_samples", f"may add at most {room}: the job has {spec.num_samples} sample(s) x "
                                                  f"{points} grid points and a job plans at most {MAX_PLANNED_TRIALS} "
                                                  "trials (num_samples x grid points)")])
-    payload = ev.JobExtendedPayload(num_samples_added=extension.num_samples, claim=job.claim,
-                                    spec=_revalidated(spec, {"num_samples": total}))
+    with event_values():
+        payload = ev.JobExtendedPayload(num_samples_added=extension.num_samples, claim=job.claim,
+                                        spec=_revalidated(spec, {"num_samples": total}))
     return await publish(gw, ev.JobExtended(job_id=job_id, source=SOURCE, payload=payload), by)
 
 
@@ -91,7 +92,4 @@ async def fork_job(parent_id: UUID, fork: Fork, gw: Gateway, by: Sender) -> Publ
         spec = JobSpec.model_validate(base)
     except ValidationError as exc:
         raise InvalidJob([Problem(".".join(["changes", *map(str, e["loc"])]), e["msg"]) for e in exc.errors()]) from None
-    lineage, problems = await warm_start_lineage(spec, gw.read_model, relation="fork")
-    if problems:
-        raise InvalidJob(problems)
-    return await create_job(spec, gw, by, lineage=lineage)
+    return await create_job(spec, gw, by, relation="fork")

@@ -10,25 +10,53 @@ cost, goes into the JobCreated, so nothing is dropped silently.
 
 from __future__ import annotations
 
+import asyncio
 import math
-from typing import Literal
-from uuid import UUID
+import reprlib
+from collections.abc import Callable
+from typing import Any, Literal
 
 from schemas import search_space as ss
 from schemas.api import JobOut, TrialOut
 from schemas.job_spec import JobSpec
 from schemas.lineage import Lineage, ParameterMapping, SeedTrial
 from schemas.statuses import TRIAL_TERMINAL
-from service.errors import JobNotFound, Problem
+from service.errors import JobNotFound, Problem, event_values
 
-# Seeds travel in the JobCreated event: this many keep it well inside Kafka's 1 MB message.
-MAX_SEEDS = 4000
+# Every trial of every parent is looked at once per searched parameter; past this many trials
+# in all, a warm start is refused before any is carried over (the seeds themselves are bounded
+# by the JobCreated's size, service/commands.py).
+MAX_PARENT_TRIALS = 50_000
+_REPR = reprlib.Repr()  # Python 3.11's Repr takes no keyword arguments
+_REPR.maxstring = _REPR.maxother = 200
+
+
+def shown(value: Any) -> str:
+    """A value as a reason quotes it: a repr cut to about 200 characters (a parent's fixed text
+    may be 1,000 characters of escapes; the reason is bounded, schemas/lineage.py)."""
+    return _REPR.repr(value)
+
+
+def fits(param: ss.ParamSpec) -> Callable[[Any], bool]:
+    """Whether a value is one the new job's parameter could have drawn, as a test built once per
+    parameter: a choice or grid is a set, so a check costs one lookup, not a scan of its values.
+    A set finds what `in list` finds (1, 1.0 and True are one member either way)."""
+    if isinstance(param, (ss.Choice, ss.Grid)):
+        members = frozenset(param.values)  # the spec allows only scalars: hashable
+
+        def member(value) -> bool:
+            try:
+                return value in members
+            except TypeError:  # an unhashable value in a trial another writer logged
+                return False
+        return member
+    return lambda value: inside(param, value)
 
 
 def inside(param: ss.ParamSpec, value) -> bool:
     """Whether `value` is one the new job's parameter could have drawn."""
     if isinstance(param, (ss.Choice, ss.Grid)):
-        return value in param.values
+        return fits(param)(value)
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
         return False
     if isinstance(param, ss.RandInt):
@@ -77,27 +105,28 @@ def carry_over(spec: JobSpec, parent: JobOut, at_trials: int | None, top_k: int 
 
     for name, param in spec.search_space.items():
         if name in parent_spec.search_space:
-            fits = [t for t in usable if inside(param, t.params.get(name))]
-            lost = len(usable) - len(fits)
-            usable = fits
-            was = f"the parent's {original[name]!r}, renamed; " if name in original else ""
-            record(name, ("renamed" if was else "kept") if fits or not lost else "dropped",
+            test = fits(param)
+            kept = [t for t in usable if test(t.params.get(name))]
+            lost = len(usable) - len(kept)
+            usable = kept
+            was = f"the parent's {shown(original[name])}, renamed; " if name in original else ""
+            record(name, ("renamed" if was else "kept") if kept or not lost else "dropped",
                    f"{was}searched by both jobs; {lost} trial(s) outside this job's range dropped" if lost
                    else f"{was}searched by both jobs; every value inside this job's range")
         elif name in parent_spec.fixed_params:
             value = parent_spec.fixed_params[name]
             if inside(param, value):
                 usable = [t.model_copy(update={"params": {**t.params, name: value}}) for t in usable]
-                record(name, "from_fixed", f"the parent fixed it at {value!r}: every trial gets that value")
+                record(name, "from_fixed", f"the parent fixed it at {shown(value)}: every trial gets that value")
             else:
                 usable = []
-                record(name, "dropped", f"the parent fixed it at {value!r}, outside this job's range: "
+                record(name, "dropped", f"the parent fixed it at {shown(value)}, outside this job's range: "
                                         "no trial of the parent can seed")
         else:
             usable = []
             record(name, "dropped", "the parent never set it: no trial of the parent can seed")
     for name in parent_spec.search_space.keys() - spec.search_space.keys():
-        fixed = f"; this job fixes it at {spec.fixed_params[name]!r}" if name in spec.fixed_params else ""
+        fixed = f"; this job fixes it at {shown(spec.fixed_params[name])}" if name in spec.fixed_params else ""
         record(name, "dropped", f"not searched by this job: its values are ignored{fixed}")
     seeds = [SeedTrial(job_id=parent.job_id, trial_id=t.trial_id, score=t.metrics[metric],
                        params={name: t.params[name] for name in spec.search_space}) for t in usable]
@@ -106,9 +135,13 @@ def carry_over(spec: JobSpec, parent: JobOut, at_trials: int | None, top_k: int 
 
 async def warm_start_lineage(spec: JobSpec, read_model, relation: Literal["warm_start", "fork"] = "warm_start"
                              ) -> tuple[Lineage | None, list[Problem]]:
-    """The lineage of `spec`'s warm start from the read model, or the problems that refuse it."""
+    """The lineage of `spec`'s warm start from the read model, or the problems that refuse it.
+    Every cheap refusal comes before a parent is read; carrying over is CPU work in proportion
+    to the parents' trials (bounded by MAX_PARENT_TRIALS), so it runs off the event loop."""
     request = spec.warm_start
-    seeds, mapping, problems = [], [], []
+    if len(set(request.jobs)) != len(request.jobs):
+        return None, [Problem("warm_start.jobs", "names a parent job twice")]
+    parents, problems, examined = [], [], 0
     for i, parent_id in enumerate(request.jobs):
         field = f"warm_start.jobs.{i}"
         try:
@@ -120,22 +153,30 @@ async def warm_start_lineage(spec: JobSpec, read_model, relation: Literal["warm_
             problems.append(Problem(field, f"the parent optimises {parent.metric_name} ({parent.metric_mode}), this "
                                            f"job {spec.metric_name} ({spec.metric_mode}): its scores cannot seed"))
             continue
+        examined += len(parent.trials)
+        if examined > MAX_PARENT_TRIALS:
+            problems.append(Problem("warm_start.jobs", f"the parents up to {field} hold {examined} trials; a warm start "
+                                                       f"looks at most {MAX_PARENT_TRIALS}: name fewer parents"))
+            break
         ended_by_offset = None
         if request.at_offset is not None:
             ended_by_offset = {e.payload["trial_id"] for e in await read_model.job_events(parent_id)
                                if e.type == "TrialUpdated" and e.kafka_offset <= request.at_offset
                                and e.payload.get("status") in TRIAL_TERMINAL}
+        parents.append((parent, ended_by_offset))
+    if problems:
+        return None, problems
+    with event_values("warm_start"):
+        return await asyncio.to_thread(_lineage, spec, parents, relation), []
+
+
+def _lineage(spec: JobSpec, parents: list[tuple[JobOut, set[str] | None]], relation) -> Lineage:
+    request = spec.warm_start
+    seeds, mapping = [], []
+    for parent, ended_by_offset in parents:
         more_seeds, more_mapping = carry_over(spec, parent, request.at_trials, request.top_k, ended_by_offset,
                                               request.rename)
         seeds += more_seeds
         mapping += more_mapping
-    if len(set(request.jobs)) != len(request.jobs):
-        problems.append(Problem("warm_start.jobs", "names a parent job twice"))
-    if len(seeds) > MAX_SEEDS:
-        problems.append(Problem("warm_start", f"{len(seeds)} parent trials would seed the searcher; at most "
-                                              f"{MAX_SEEDS} travel in one event (set top_k)"))
-    if problems:
-        return None, problems
-    parents: list[UUID] = list(request.jobs)
-    return Lineage(relation=relation, parents=parents, at_trials=request.at_trials, at_offset=request.at_offset,
-                   seeds=seeds, mapping=mapping), []
+    return Lineage(relation=relation, parents=[p.job_id for p, _ in parents], at_trials=request.at_trials,
+                   at_offset=request.at_offset, seeds=seeds, mapping=mapping)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from adapters.publisher import serialized
 from schemas import events as ev
 from service.commands import Gateway
 from training.folders import Folders
@@ -16,6 +17,7 @@ class FakePublisher:
         self.read_model: FakeReadModel | None = None
 
     async def publish(self, event: ev.Event) -> None:
+        serialized(event)  # an event over the size limit is refused here as by the real publisher
         self.published.append(event)
         if self.read_model is not None:
             self.read_model.apply(event)
