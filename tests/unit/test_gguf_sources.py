@@ -253,3 +253,21 @@ def test_each_architecture_s_tensors_get_their_hf_names_and_only_llama_is_unperm
         q, k = unpermute(q, 4), unpermute(k, 2)
     assert np.array_equal(weights["model.layers.0.self_attn.q_proj.weight"], q)
     assert np.array_equal(weights["model.layers.0.self_attn.k_proj.weight"], k)
+
+
+def test_a_cache_entry_of_another_converter_version_is_converted_again_and_replaced(tmp_path):
+    import json
+
+    from training.gguf.convert import CONVERTER, convert
+
+    path = write_tiny_gguf(tmp_path / "tiny.gguf")
+    first = convert(path, tmp_path / "converted")
+    origin = json.loads((first.folder / "gguf.json").read_text())
+    (first.folder / "gguf.json").write_text(json.dumps({**origin, "converter": "an older converter"}))
+    (first.folder / "config.json").write_text("{}")  # what the older converter wrote
+    again = convert(path, tmp_path / "converted")
+    assert (again.cached, again.folder) == (False, first.folder)
+    assert json.loads((again.folder / "gguf.json").read_text())["converter"] == CONVERTER
+    assert json.loads((again.folder / "config.json").read_text())["model_type"] == "llama"
+    assert convert(path, tmp_path / "converted").cached
+    assert [p.name for p in (tmp_path / "converted").iterdir()] == [first.sha256]  # nothing left aside

@@ -26,7 +26,7 @@ from training.gguf.config import hf_config
 from training.gguf.header import GGUF_FILE_BYTES, BrokenGguf, GgufHeader, header_of
 from training.gguf.tensors import plan, tensors
 from training.gguf.tokenizer import tokenizer_files
-from training.safe_files import UnreadableFile, open_regular, within
+from training.safe_files import UnreadableFile, open_regular, read_json, within
 
 CONVERTER = "tunix-tune gguf 1"  # changes when the converted files would; part of gguf.json
 
@@ -54,7 +54,7 @@ def convert(path: Path, cache_dir: Path, expected_sha256: str | None = None) -> 
                 raise BrokenGguf(path, f"its content hashes to sha256:{sha256}, not the sha256:{expected_sha256} "
                                  "its manifest names")
             entry = _entry(cache_dir, sha256)
-            if entry.is_dir():
+            if _current(entry):
                 return Conversion(entry, sha256, header.quantization, True, time.perf_counter() - started)
             if os.fstat(f.fileno()).st_size != header.file_size:
                 raise BrokenGguf(path, "changed while it was being read")
@@ -70,6 +70,15 @@ def _entry(cache_dir: Path, sha256: str) -> Path:
     if entry is None:
         raise BrokenGguf(cache_dir / sha256, "the conversion cache entry leads out of the cache folder")
     return entry
+
+
+def _current(entry: Path) -> bool:
+    """A complete entry written by this converter. One written by another CONVERTER (a fix changed what
+    conversion writes) is converted again and replaced; a folder without a readable gguf.json too."""
+    try:
+        return entry.is_dir() and read_json(entry / "gguf.json").get("converter") == CONVERTER
+    except (UnreadableFile, ValueError, AttributeError):
+        return False
 
 
 def _write_entry(header: GgufHeader, data: np.ndarray, sha256: str, cache_dir: Path, entry: Path) -> None:
@@ -88,13 +97,31 @@ def _write_entry(header: GgufHeader, data: np.ndarray, sha256: str, cache_dir: P
             "sha256": sha256, "file_name": header.path.name, "architecture": header.architecture,
             "quantization": header.quantization, "tensor_types": header.tensor_types,
             "name": header.metadata.get("general.name"), "converter": CONVERTER}, indent=2) + "\n")
-        try:
-            os.rename(tmp, entry)  # atomic; fails when another trial's conversion got there first
-        except OSError:
-            if not entry.is_dir():
-                raise
+        _install(tmp, entry)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _install(tmp: Path, entry: Path) -> None:
+    """tmp renamed into place (atomic); an outdated entry is moved aside first. When another trial's
+    conversion got there first, its entry stands and tmp is dropped."""
+    try:
+        os.rename(tmp, entry)
+        return
+    except OSError:
+        if not entry.is_dir():
+            raise
+    if _current(entry):
+        return
+    stale = entry.with_name(f"{tmp.name}-outdated")
+    try:
+        os.rename(entry, stale)  # a concurrent trial may have done this already: then entry is its new one
+        os.rename(tmp, entry)
+    except OSError:
+        if not _current(entry):
+            raise
+    finally:
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def _write_safetensors(path: Path, header: GgufHeader, data: np.ndarray, planned) -> None:
