@@ -84,3 +84,24 @@ def test_a_vocabulary_neither_bpe_nor_sentencepiece_is_named_with_what_is_suppor
     assert "tokenizer.ggml.model 'bert' is not supported; supported: 'gpt2'" in tokenizer_problem(header)
     header.metadata.update({"tokenizer.ggml.model": "gpt2", "tokenizer.ggml.pre": "made-up", "tokenizer.ggml.merges": []})
     assert "tokenizer.ggml.pre 'made-up' is not supported" in tokenizer_problem(header)
+
+
+@pytest.mark.parametrize(("model", "pre", "add_bos", "expected"), [
+    ("llama", None, None, "<s>"),  # SentencePiece: llama.cpp adds BOS unless the file says not to
+    ("llama", None, False, None),
+    ("gpt2", "llama-bpe", None, "<s>"),  # Llama 3's pre-tokenizer: BOS by default
+    ("gpt2", "qwen2", None, None),  # Qwen: none (its bos id names <|endoftext|>, never prepended)
+    ("gpt2", "smollm", True, "<s>"),
+])
+def test_tokenizer_config_names_a_bos_only_when_the_file_adds_one(model, pre, add_bos, expected):
+    header = _header()
+    meta = header.metadata
+    meta.pop("tokenizer.ggml.add_space_prefix")
+    meta.update({"tokenizer.ggml.model": model, "tokenizer.ggml.merges": ["a b"]})
+    if pre is not None:
+        meta["tokenizer.ggml.pre"] = pre
+    if add_bos is not None:
+        meta["tokenizer.ggml.add_bos_token"] = add_bos
+    files = tokenizer_files(header)
+    assert files["tokenizer_config.json"].get("bos_token") == expected
+    assert files["generation_config.json"]["bos_token_id"] == 1  # the metadata's id, whatever the rule

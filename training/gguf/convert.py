@@ -28,7 +28,7 @@ from training.gguf.tensors import plan, tensors
 from training.gguf.tokenizer import tokenizer_files
 from training.safe_files import UnreadableFile, open_regular, read_json, within
 
-CONVERTER = "tunix-tune gguf 1"  # changes when the converted files would; part of gguf.json
+CONVERTER = "tunix-tune gguf 2"  # changes when the converted files would (2: BOS only when the file adds one)
 
 
 @dataclass(frozen=True)

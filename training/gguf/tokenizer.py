@@ -77,7 +77,12 @@ def tokenizer_files(header: GgufHeader) -> dict[str, object]:
     user = [AddedToken(tokens[i], special=False, normalized=False) for i, t in enumerate(types) if t == _USER_DEFINED]
     if user:
         tok.add_tokens(user)
-    add_bos = bool(meta.get("tokenizer.ggml.add_bos_token", False)) and ids["bos"] is not None
+    # Whether a prompt starts with BOS, as llama.cpp decides it (its default: yes for SentencePiece and the
+    # Llama 3 pre-tokenizers). The project prepends the tokenizer's BOS to every example, so a file that
+    # adds none (Qwen, SmolLM) names none in tokenizer_config.json; generation_config.json keeps its id.
+    pre = meta.get("tokenizer.ggml.pre")
+    default = meta["tokenizer.ggml.model"] == "llama" or PRE_TOKENIZERS.get(pre) == PRE_TOKENIZERS["llama-bpe"]
+    add_bos = bool(meta.get("tokenizer.ggml.add_bos_token", default)) and ids["bos"] is not None
     if add_bos:
         bos = tokens[ids["bos"]]
         tok.post_processor = processors.TemplateProcessing(single=f"{bos} $A", pair=f"{bos} $A {bos} $B",
@@ -85,7 +90,7 @@ def tokenizer_files(header: GgufHeader) -> dict[str, object]:
     name = lambda key: tokens[ids[key]] if isinstance(ids[key], int) else None  # noqa: E731
     config = {
         "tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": False,
-        "bos_token": name("bos"), "eos_token": name("eos"), "unk_token": name("unknown"),
+        "bos_token": name("bos") if add_bos else None, "eos_token": name("eos"), "unk_token": name("unknown"),
         "pad_token": name("padding"), "add_bos_token": add_bos, "add_eos_token": False,
         "model_max_length": int(header.arch_value("context_length", 2048) or 2048),
     }
