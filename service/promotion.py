@@ -5,8 +5,9 @@ versions and git commit; metrics; predictions; checkpoint/; for LoRA runs on a c
 adapter/ and merged/) is copied whole into a staging folder, which is renamed to the next free
 version (a rename is atomic: two promotions at once get two versions), a model.json card is
 written, and ModelPromoted is published. If anything fails before Kafka has the event (the
-card, the payload, the publish) the folder is removed, so the registry's folders and its read
-model never disagree for long.
+card, the payload, the publish, the request cancelled while the copy runs) the folder is
+removed, in a thread, once the copy has finished, so the registry's folders and its read model
+never disagree for long. Copies run on their own pool (service/file_checks.py COPIES).
 
 The read model's trials come from the log, which other systems may write to: a trial's
 artifact_path is not trusted. The folder copied is the job's own run folder for the trial
@@ -18,6 +19,7 @@ promotion rather than copying what it points at.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import shutil
@@ -30,8 +32,8 @@ from schemas.api import JobOut
 from schemas.artifact_layout import trial_run_folder
 from schemas.steering import Promotion
 from service.commands import SOURCE, Gateway, Published, Sender, projected, send
-from service.errors import InvalidJob, JobConflict, Problem
-from service.file_checks import off_loop
+from service.errors import InvalidJob, JobConflict, Problem, event_values
+from service.file_checks import COPIES, off_loop
 from training.safe_files import is_regular_file, within
 
 CARD = "model.json"
@@ -115,6 +117,13 @@ def _no_run_folder(trial) -> JobConflict:
                        "to promote")
 
 
+def _copied(copy: asyncio.Future, name_dir: Path) -> Path | None:
+    """The version folder a finished copy made; None when it failed (it left nothing behind)."""
+    if copy.cancelled() or copy.exception() is not None:
+        return None
+    return name_dir / str(copy.result())
+
+
 async def promote(job_id: UUID, promotion: Promotion, gw: Gateway, by: Sender) -> Published:
     job = await gw.read_model.get_job(job_id)
     trial = _trial(job, promotion.trial_id)
@@ -132,19 +141,26 @@ async def promote(job_id: UUID, promotion: Promotion, gw: Gateway, by: Sender) -
             "metric_name": job.metric_name, "metric": metric, "params": trial.params,
             "dataset_key": job.dataset_key, "base_model_id": job.base_model_id, "promoted_by": by.actor,
             "reason": by.reason, "source_path": str(run_folder)}
-    version = await off_loop(copy_into_registry, run_folder, gw.registry_dir, promotion.name, first, card,
-                             deadline=False)  # copying a model takes as long as its size
-    folder = gw.registry_dir / promotion.name / str(version)
+    # Shielded: a cancelled request must not lose the copy's result, which names the folder to
+    # remove; the thread runs on regardless.
+    name_dir = gw.registry_dir / promotion.name
+    copy = asyncio.get_running_loop().run_in_executor(COPIES, functools.partial(
+        copy_into_registry, run_folder, gw.registry_dir, promotion.name, first, card))
     try:
-        payload = ev.ModelPromotedPayload(
-            name=promotion.name, version=version, stage=promotion.stage, trial_id=trial.trial_id, path=str(folder),
-            source_path=str(run_folder), metric_name=job.metric_name, metric=metric,
-            params={k: v for k, v in trial.params.items() if isinstance(v, (bool, int, float, str))})
+        version = await asyncio.shield(copy)
+        with event_values():
+            payload = ev.ModelPromotedPayload(
+                name=promotion.name, version=version, stage=promotion.stage, trial_id=trial.trial_id,
+                path=str(name_dir / str(version)), source_path=str(run_folder), metric_name=job.metric_name,
+                metric=metric, params={k: v for k, v in trial.params.items() if isinstance(v, (bool, int, float, str))})
         event = await send(gw, ev.ModelPromoted(job_id=job_id, source=SOURCE, payload=payload), by)
     except asyncio.CancelledError:
-        shutil.rmtree(folder, ignore_errors=True)  # no await: the task is being cancelled
+        # The copy may still be running: its folder is removed once it has finished.
+        copy.add_done_callback(lambda done: (folder := _copied(done, name_dir)) and COPIES.submit(
+            shutil.rmtree, folder, True))
         raise
     except BaseException:
-        await asyncio.to_thread(shutil.rmtree, folder, True)
+        if (folder := _copied(copy, name_dir)) is not None:  # the copy has finished (the failure came after it)
+            await asyncio.get_running_loop().run_in_executor(COPIES, shutil.rmtree, folder, True)
         raise
     return await projected(gw, event)

@@ -4,21 +4,25 @@ read model and publisher, real folders under tmp_path)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import threading
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from pydantic import ValidationError
 
 from adapters.publisher import Unavailable
 from schemas.artifact_layout import trial_run_folder
 from schemas.steering import Promotion
 from service.commands import Gateway, Sender
-from service.errors import JobConflict
-from service.promotion import MAX_VERSION, promote
+from service import promotion
+from service.errors import InvalidJob, JobConflict
+from service.file_checks import off_loop
+from service.promotion import MAX_VERSION, own_run_folder, promote
+from tests.waiting import wait_until
 from tests.unit.fakes import FakePublisher
 from training.folders import Folders
 
@@ -170,9 +174,53 @@ async def test_a_publish_failure_removes_the_copied_folder(tmp_path):
 async def test_a_payload_the_event_cannot_carry_removes_the_copied_folder(tmp_path):
     own = _run_folder(tmp_path / "tuning")
     gw = _gateway(tmp_path, ReadModel(str(own), metric_name="m" * 101))  # over the payload's bound
-    with pytest.raises(ValidationError):
+    with pytest.raises(InvalidJob) as refused:  # a 422 naming the field, not a 500
         await promote(JOB, Promotion(name="hcd"), gw, Sender())
+    assert [p.field for p in refused.value.problems] == ["metric_name"]
     assert _left_in_registry(tmp_path) == [] and gw.publisher.published == []
+
+
+def _held_copies(monkeypatch):
+    """Copies that wait for `release` once started (`started` counts them)."""
+    started, release = threading.Semaphore(0), threading.Event()
+    real = promotion.copy_into_registry
+
+    def held(*args):
+        started.release()
+        release.wait(30)
+        return real(*args)
+
+    monkeypatch.setattr(promotion, "copy_into_registry", held)
+    return started, release
+
+
+async def test_a_promote_cancelled_while_copying_leaves_no_version_folder(tmp_path, monkeypatch):
+    own = _run_folder(tmp_path / "tuning")
+    gw = _gateway(tmp_path, ReadModel(str(own)))
+    started, release = _held_copies(monkeypatch)
+    promoting = asyncio.create_task(promote(JOB, Promotion(name="hcd"), gw, Sender()))
+    await asyncio.to_thread(started.acquire, timeout=10)
+    promoting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await promoting
+    release.set()  # the copy finishes after the request is gone
+    await asyncio.to_thread(wait_until, lambda: _left_in_registry(tmp_path) == [], 10, "the orphan copy removed")
+    assert gw.publisher.published == []
+
+
+async def test_copies_in_progress_leave_the_file_checks_their_threads(tmp_path, monkeypatch):
+    own = _run_folder(tmp_path / "tuning")
+    gw = _gateway(tmp_path, ReadModel(str(own)))
+    started, release = _held_copies(monkeypatch)
+    promotions = [asyncio.create_task(promote(JOB, Promotion(name="hcd"), gw, Sender())) for _ in range(4)]
+    try:
+        for _ in range(2):  # the copy pool's threads are all busy (the other copies queue behind)
+            assert await asyncio.to_thread(started.acquire, timeout=10)
+        assert await off_loop(own_run_folder, gw.tuning_dir, JOB, "t1") == own.resolve()
+    finally:
+        release.set()
+        await asyncio.gather(*promotions)
+    assert _left_in_registry(tmp_path) == ["1", "2", "3", "4"]
 
 
 async def test_a_card_that_cannot_be_written_removes_the_copied_folder(tmp_path):
