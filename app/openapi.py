@@ -1,11 +1,18 @@
 """The OpenAPI document with what this deployment accepts: the datasets it has, the metrics and
 hyperparameter names the run pipeline knows. The contracts (schemas/) cannot know these; the
-document should, so clients and schemathesis see the API as it behaves."""
+document should, so clients and schemathesis see the API as it behaves.
+
+Its first build lists the datasets folder: the /openapi.json route builds it on the file-check
+pool, within that pool's deadline (service/file_checks.py), so a slow or hung folder is a 503
+for this document and never a frozen event loop."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
+from starlette.routing import Route
+
+from service.file_checks import off_loop
 
 from training.catalog import METRIC_NAMES
 from training.datasets import available_datasets
@@ -28,3 +35,11 @@ def install(app: FastAPI, folders: Folders) -> None:
         return app.openapi_schema
 
     app.openapi = openapi
+    fastapis = next(r for r in app.router.routes if isinstance(r, Route) and r.path == app.openapi_url)
+
+    async def document_built_off_loop(request: Request):
+        await off_loop(app.openapi)  # built (and kept) in a file-check thread ...
+        return await fastapis.endpoint(request)  # ... so FastAPI's route only serves it
+
+    app.router.routes.remove(fastapis)
+    app.add_route(app.openapi_url, document_built_off_loop, include_in_schema=False)

@@ -1,0 +1,65 @@
+"""The OpenAPI document's first build lists the datasets folder: off the event loop, within the
+file checks' deadline (a hung folder is a 503 for the document, never a frozen API)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import httpx
+
+from adapters.settings import Settings
+from app import openapi
+from app.main import create_app
+from service import file_checks
+from tests.unit.fakes import fake_gateway
+from tests.waiting import eventually
+
+
+def _held_listing(monkeypatch):
+    entered, release = threading.Event(), threading.Event()
+    real = openapi.available_datasets
+
+    def held(root):
+        entered.set()
+        release.wait(30)
+        return real(root)
+
+    monkeypatch.setattr(openapi, "available_datasets", held)
+    return entered, release
+
+
+async def _client(app):
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost")
+
+
+async def test_the_loop_answers_while_the_document_lists_the_datasets(monkeypatch):
+    entered, release = _held_listing(monkeypatch)
+    app = create_app(Settings(), gateway=fake_gateway())
+    async with app.router.lifespan_context(app), await _client(app) as client:
+        document = asyncio.create_task(client.get("/openapi.json"))
+
+        async def listing():
+            return entered.is_set()
+
+        try:
+            await eventually(listing, 15, "the datasets listing to start")
+            assert (await client.get("/healthz")).status_code == 200
+        finally:
+            release.set()
+        answer = await document
+    assert answer.status_code == 200 and "ungar_hcd-v1" in answer.json()["components"]["schemas"]["JobSpec"][
+        "properties"]["dataset_key"]["enum"]
+
+
+async def test_a_listing_that_does_not_answer_is_a_503_for_the_document(monkeypatch):
+    entered, release = _held_listing(monkeypatch)
+    monkeypatch.setattr(file_checks, "FILE_CHECK_TIMEOUT_S", 0.2)
+    app = create_app(Settings(), gateway=fake_gateway())
+    try:
+        async with app.router.lifespan_context(app), await _client(app) as client:
+            answer = await client.get("/openapi.json")
+    finally:
+        release.set()
+    assert answer.status_code == 503 and answer.json()["error"] == "filesystem_unavailable"
+    assert entered.is_set()
