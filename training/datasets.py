@@ -81,7 +81,8 @@ def dataset_folder(key: str, root: Path) -> Path | None:
     if not isinstance(key, str) or not DATASET_KEY.match(key):
         return None
     folder = within(key, root)
-    return folder if folder is not None and is_regular_file(folder / "manifest.json") else None
+    manifest = within(Path(key, "manifest.json"), root) if folder is not None else None  # not a link out
+    return folder if manifest is not None and is_regular_file(manifest) else None
 
 
 def _on_disk_keys(root: Path) -> list[str]:
@@ -119,8 +120,8 @@ def load_dataset(key: str, root: Path) -> Dataset:
 def _load_folder(folder: Path, root: Path) -> tuple[list[Trace], list[Trace]]:
     """manifest.json: {"name", "version", "splits": {"train": "train.jsonl", "eval": "eval.jsonl"}}.
     Without "splits", every *.jsonl and *.parquet is read and a fixed 10% (by id hash) is held out.
-    Every file read must lie inside the datasets folder once symlinks are followed."""
-    manifest_path = folder / "manifest.json"
+    Every file read, the manifest too, must lie inside the datasets folder once symlinks are followed."""
+    manifest_path = _inside("manifest.json", folder, root, folder / "manifest.json")
     try:
         manifest = read_json(manifest_path)
     except UnreadableFile as exc:

@@ -3,6 +3,11 @@
 What the loaders cannot see is checked here, because they fail silently: a config.json with
 fewer layers than the safetensors drops layers, a wrong tie_word_embeddings ignores lm_head,
 a tokenizer larger than the embedding indexes past it. Each problem names the file and field.
+
+Every file read (config, index, shards, tokenizer) must lie inside the checkpoint's root once
+symlinks are followed, or the folder is refused without reading it: a link to a file elsewhere
+would have its values echoed in the problems. The root is the Hugging Face cache for a cache
+snapshot (its files are links to ../../blobs/), else the checkpoint folder (confining_root).
 """
 
 from __future__ import annotations
@@ -15,7 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from training.hf_config import config_value, family_of, text_config, unsupported
-from training.safe_files import JSON_BYTES, TOKENIZER_BYTES, UnreadableFile, is_regular_file, open_regular, read_json
+from training.safe_files import (
+    JSON_BYTES,
+    TOKENIZER_BYTES,
+    UnreadableFile,
+    is_regular_file,
+    open_regular,
+    read_json,
+    within,
+)
 
 _REQUIRED = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size")
 # Decoder layers, also under a multimodal Gemma 3's language_model.* (vision tower layers are not).
@@ -46,18 +59,28 @@ class HfCheckpoint:
     tied_embeddings: bool
 
 
-def read_checkpoint(folder: Path) -> HfCheckpoint:
-    """The checked folder; BrokenCheckpoint naming the file and the problem otherwise."""
+def confining_root(folder: Path) -> Path:
+    """Where a checkpoint's files may lead: the hub cache for a snapshot
+    (<cache>/models--org--name/snapshots/<revision>), else the folder itself."""
+    snapshots = folder.parent
+    if snapshots.name == "snapshots" and snapshots.parent.name.startswith("models--"):
+        return snapshots.parent.parent
+    return folder
+
+
+def read_checkpoint(folder: Path, root: Path | None = None) -> HfCheckpoint:
+    """The checked folder; BrokenCheckpoint naming the file and the problem otherwise. Its files
+    must lie inside `root` (default: confining_root(folder)) once symlinks are followed."""
     try:
-        return _read(folder)
+        return _read(folder, root or confining_root(folder))
     except BrokenCheckpoint:
         raise
     except (OSError, KeyError, TypeError, ValueError, ZeroDivisionError) as exc:  # a malformed file
         raise BrokenCheckpoint(folder, f"cannot be read as a checkpoint ({type(exc).__name__}: {exc})") from None
 
 
-def _read(folder: Path) -> HfCheckpoint:
-    _only_regular_files(folder)
+def _read(folder: Path, root: Path) -> HfCheckpoint:
+    _only_regular_files(folder, root)
     raw = _read_json(folder / "config.json")
     config = text_config(raw)  # a multimodal Gemma 3 holds its decoder's fields in text_config
     try:
@@ -73,7 +96,7 @@ def _read(folder: Path) -> HfCheckpoint:
     if problems:
         raise BrokenCheckpoint(folder / "config.json", "; ".join(
             f"{field}={value!r} is not supported: {why}" for field, value, why in problems))
-    headers = _safetensors_headers(folder)
+    headers = _safetensors_headers(folder, root)
     names = {name for header in headers.values() for name in header if name != "__metadata__"}
     if any(name.startswith("model.language_model.") for name in names):
         raise BrokenCheckpoint(folder, "weights named model.language_model.* (written by newer transformers) cannot "
@@ -102,12 +125,24 @@ def _read(folder: Path) -> HfCheckpoint:
     )
 
 
-def _only_regular_files(folder: Path) -> None:
-    """Every file of the folder is a regular file once symlinks are followed: the loaders
-    (transformers, tunix) open whatever is there, and a FIFO or a device would block or never end."""
+def _only_regular_files(folder: Path, root: Path) -> None:
+    """Every file of the folder is a regular file inside `root` once symlinks are followed: the
+    loaders (transformers, tunix) open whatever is there, and a FIFO or a device would block or
+    never end, a link elsewhere would be read."""
     for entry in sorted(folder.iterdir()):
-        if not entry.is_dir() and not is_regular_file(entry):
-            raise BrokenCheckpoint(entry, "not a regular file")
+        if not entry.is_dir():
+            if not is_regular_file(entry):
+                raise BrokenCheckpoint(entry, "not a regular file")
+            _confined(entry, root)
+
+
+def _confined(path: Path, root: Path) -> Path:
+    """`path` resolved, when it lies inside `root`; BrokenCheckpoint otherwise (saying nothing of
+    where it leads)."""
+    real = within(path, root)
+    if real is None:
+        raise BrokenCheckpoint(path, "a link out of the model's folder (or the Hugging Face cache); copy the file in")
+    return real
 
 
 def _read_json(path: Path, limit: int = JSON_BYTES) -> dict:
@@ -122,7 +157,7 @@ def _read_json(path: Path, limit: int = JSON_BYTES) -> dict:
     return value
 
 
-def _safetensors_headers(folder: Path) -> dict[Path, dict]:
+def _safetensors_headers(folder: Path, root: Path) -> dict[Path, dict]:
     """Each shard's header (tensor name -> dtype, shape, offsets), read without loading tensors.
     With an index (model.safetensors.index.json), every shard it names must be there."""
     index = folder / "model.safetensors.index.json"
@@ -132,6 +167,7 @@ def _safetensors_headers(folder: Path) -> dict[Path, dict]:
             raise BrokenCheckpoint(index, '"weight_map" must map tensor names to shard files')
         shards = sorted({_shard(folder, name, index) for name in weight_map.values()})
         for shard in shards:
+            _confined(shard, root)  # first: a shard may sit in a subfolder, which the folder's listing skips
             if not shard.is_file():
                 raise BrokenCheckpoint(shard, f"shard missing (named by {index.name})")
     else:

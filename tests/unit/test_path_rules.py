@@ -235,3 +235,50 @@ def test_read_bounded_refuses_a_file_over_its_bound(tmp_path):
     assert read_bounded(path, 11) == b"x" * 11
     with pytest.raises(UnreadableFile, match="11 bytes, more than the 10 bytes"):
         read_bounded(path, 10)
+
+
+# ----------------------------------------------------------------------------- links out of an accepted folder
+
+def test_a_dataset_manifest_that_links_out_of_the_datasets_folder_is_unknown_and_never_read(tmp_path):
+    root = tmp_path / "datasets"
+    outside = _dataset(tmp_path / "outside", {"splits": {"train": "/etc/hostname", "eval": "e.jsonl"}})
+    folder = root / "linky-v1"
+    folder.mkdir(parents=True)
+    os.symlink(outside / "manifest.json", folder / "manifest.json")
+    with pytest.raises(UnknownDataset) as refused:
+        load_dataset("linky-v1", root)
+    assert "/etc/hostname" not in str(refused.value) and not dataset_exists("linky-v1", root)
+    folders = Folders(datasets=root, models=tmp_path / "models")
+    assert [f for f, _ in validate_job("linky-v1", "tiny-gemma3", "score", {}, folders)] == ["dataset_key"]
+
+
+@pytest.mark.parametrize("name", ["config.json", "tokenizer.json", "model.safetensors"])
+def test_a_model_file_that_links_out_of_the_models_folder_is_refused_unread(tmp_path, name):
+    outside = write_tiny_checkpoint(tmp_path / "outside", "qwen3")
+    folder = write_tiny_checkpoint(tmp_path / "models" / "m", "qwen3")
+    (folder / name).unlink()
+    os.symlink(outside / name, folder / name)
+    raised = _finishes(read_checkpoint, folder)
+    assert isinstance(raised, BrokenCheckpoint) and raised.path == folder / name
+    assert "a link out of the model's folder" in raised.problem and str(outside) not in str(raised)
+
+
+def test_an_index_shard_in_a_subfolder_that_links_out_is_refused(tmp_path):
+    outside = write_tiny_checkpoint(tmp_path / "outside", "qwen3")
+    folder = write_tiny_checkpoint(tmp_path / "models" / "m", "qwen3")
+    (folder / "model.safetensors").unlink()
+    os.symlink(outside, folder / "sub")
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"w": "sub/model.safetensors"}}))
+    raised = _finishes(read_checkpoint, folder)
+    assert isinstance(raised, BrokenCheckpoint) and "a link out" in raised.problem
+
+
+def test_a_cache_snapshot_may_link_into_its_blobs(tmp_path):
+    cache = tmp_path / "hub"
+    snapshot = write_tiny_checkpoint(cache / "models--org--x" / "snapshots" / "abc", "qwen3")
+    blobs = cache / "models--org--x" / "blobs"
+    blobs.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (snapshot / name).rename(blobs / name)
+        os.symlink(Path("../../blobs") / name, snapshot / name)
+    assert read_checkpoint(snapshot.resolve()).family == "qwen3"
