@@ -271,3 +271,17 @@ def test_a_cache_entry_of_another_converter_version_is_converted_again_and_repla
     assert json.loads((again.folder / "config.json").read_text())["model_type"] == "llama"
     assert convert(path, tmp_path / "converted").cached
     assert [p.name for p in (tmp_path / "converted").iterdir()] == [first.sha256]  # nothing left aside
+
+
+def test_listing_reads_headers_only_never_hashing_or_converting(folders, monkeypatch):
+    import hashlib
+
+    write_ollama_store(folders.ollama, write_tiny_gguf(folders.models / "tiny.gguf"), name="tiny", tag="1b")
+
+    def no_hashing(*args, **kwargs):
+        raise AssertionError("a listing hashed a file")
+
+    monkeypatch.setattr(hashlib, "file_digest", no_hashing)
+    listed = {m.model_id: m for m in _base_models(folders)}
+    assert listed["ollama:tiny:1b"].problem is None and listed["tiny.gguf"].problem is None
+    assert listed["ollama:tiny:1b"].quantization == "F32" and not folders.converted.exists()
