@@ -22,6 +22,7 @@ from app import dashboard, errors, openapi
 from app.body_limit import BodyLimitMiddleware
 from app.http_guard import HostCheck, SecurityHeaders, allowed_hosts, host_allowed
 from app.auth import parse_tokens
+from app.slow_clients import server_options
 from app.routes import compare_router, models_router, registry_router, router, tuners_router
 from schemas.api import ErrorBody, Health, Readiness
 from schemas.metrics import CONTENT_TYPE, exposition
@@ -130,10 +131,9 @@ def serve() -> None:
         app = create_app(settings)
     except ValueError as exc:  # a malformed TUNIX_API_TOKENS: said once, without the tokens
         raise SystemExit(f"api refused to start: {exc}") from None
-    # An idle keep-alive connection is closed after 5 s (uvicorn's default, said here on purpose);
-    # a slow request body gets a 408 from BodyLimitMiddleware after TUNIX_API_BODY_TIMEOUT_S.
-    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False,
-                timeout_keep_alive=5, server_header=False)
+    # Slow headers are closed (app/slow_clients.py), a slow body gets a 408 (app/body_limit.py),
+    # each after TUNIX_API_BODY_TIMEOUT_S; an idle keep-alive connection after 5 s.
+    uvicorn.run(app, **server_options(settings))
 
 
 if __name__ == "__main__":
