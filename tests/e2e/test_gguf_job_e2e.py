@@ -4,15 +4,11 @@ stack's conversion cache, tuned with LoRA to JobCompleted, its lineage in every 
 
 from __future__ import annotations
 
-import pytest
-
 from tests.e2e.test_real_models_e2e import _manifests, _run
 from tests.gguf_fixtures import sha256_of, smollm2_gguf, write_ollama_store
 from tests.specs import example_spec
 
 
-@pytest.mark.skip(reason="the real-model job belongs to issue 19 section 3's session (with its trial settings); "
-                         "this test is ready for it and passed when run unskipped")
 def test_an_ollama_model_runs_a_job_to_completion_and_records_its_gguf(tuning_stack):
     write_ollama_store(tuning_stack["ollama"], smollm2_gguf())
     job = _run(tuning_stack, example_spec(
