@@ -21,9 +21,10 @@ from schemas.steering import MAX_REASON
 from tests.specs import example_spec
 
 KEY = "<key>"  # a path step: the key itself, not the value under it
-# No string position may hold a whole request body's worth of text.
+# A position with a declared bound must refuse one character more; one without, at least a
+# whole request body's worth of text.
 OVERSIZE = "x" * Settings().max_body_bytes
-BAD = {"NUL": "stop\x00now", "lone surrogate": "a\ud800b", "oversize": OVERSIZE}
+BAD = {"NUL": "stop\x00now", "lone surrogate": "a\ud800b", "oversize": None}
 
 FULL_SPEC = example_spec(
     search_algorithm="tpe", scheduler="asha", startup_trials=3, seed=1, max_failed_trials=1,
@@ -81,6 +82,24 @@ def _members(annotation) -> list:
     return [annotation]
 
 
+def _declared_max(annotation, metadata=()) -> int | None:
+    """The tightest max_length declared for a string position: in its field's metadata, or in
+    Annotated metadata of its type (a Field(...) there keeps its own in .metadata), unions too."""
+    found = [m.max_length for m in metadata if getattr(m, "max_length", None) is not None]
+    pending = [annotation]
+    while pending:
+        current = pending.pop()
+        if get_origin(current) in (Union, types.UnionType):
+            pending += [a for a in get_args(current) if a is not type(None)]
+        elif get_origin(current) is Annotated:
+            inner, *meta = get_args(current)
+            pending.append(inner)
+            for m in meta:
+                found += [x.max_length for x in (m, *getattr(m, "metadata", ()))
+                          if getattr(x, "max_length", None) is not None]
+    return min(found) if found else None
+
+
 def _texty(member) -> bool:
     return member is str or member is Any
 
@@ -104,25 +123,27 @@ def _type_slots(annotation, slot: str, seen: set) -> set[str]:
     return found
 
 
-def _value_slots(annotation, value, path: tuple, slot: str):
-    """(path to a string in `value`, its slot name) for every string position `value` fills."""
+def _value_slots(annotation, value, path: tuple, slot: str, metadata=()):
+    """(path to a string in `value`, its slot name, its declared max_length or None) for every
+    string position `value` fills."""
     members = _members(annotation)
     if len(members) > 1:  # the member the value is: the first that validates it (a tagged union's one)
         members = [next(m for m in members if _validates(m, value))]
     member = members[0]
     origin, args = get_origin(member), get_args(member)
     if _texty(member) and isinstance(value, str):
-        yield path, slot
+        yield path, slot, _declared_max(annotation, metadata)
     elif member is Any:
         yield from _json_slots(value, path, slot)
     elif isinstance(member, type) and issubclass(member, BaseModel) and isinstance(value, dict):
         for name, field in member.model_fields.items():
             if name in value:
-                yield from _value_slots(field.annotation, value[name], (*path, name), f"{member.__name__}.{name}")
+                yield from _value_slots(field.annotation, value[name], (*path, name), f"{member.__name__}.{name}",
+                                        field.metadata)
     elif origin is dict and isinstance(value, dict):
         for key, item in value.items():
             if any(_texty(m) for m in _members(args[0])):
-                yield (*path, KEY, key), slot + "{key}"
+                yield (*path, KEY, key), slot + "{key}", _declared_max(args[0])
             yield from _value_slots(args[1], item, (*path, key), slot + "{value}")
     elif origin in (list, tuple, set, frozenset) and isinstance(value, list):
         for i, item in enumerate(value):
@@ -130,12 +151,12 @@ def _value_slots(annotation, value, path: tuple, slot: str):
 
 
 def _json_slots(value, path: tuple, slot: str):
-    """Strings inside free-form JSON (a fork's changes): all in the one slot."""
+    """Strings inside free-form JSON (a fork's changes): all in the one slot (no declared bound)."""
     if isinstance(value, str):
-        yield path, slot
+        yield path, slot, None
     elif isinstance(value, dict):
         for key, item in value.items():
-            yield (*path, KEY, key), slot
+            yield (*path, KEY, key), slot, None
             yield from _json_slots(item, (*path, key), slot)
     elif isinstance(value, list):
         for i, item in enumerate(value):
@@ -175,8 +196,10 @@ def _at(body, path):
 
 def _cases():
     for name, model in sorted(_body_models().items()):
-        for path, slot in _value_slots(model, SAMPLES[name], (), name):
+        for path, slot, bound in _value_slots(model, SAMPLES[name], (), name):
             for what, bad in BAD.items():
+                if what == "oversize":
+                    bad, what = ("x" * (bound + 1), f"oversize {bound + 1}") if bound is not None else (OVERSIZE, what)
                 yield pytest.param(model, SAMPLES[name], path, bad, id=f"{slot}:{'.'.join(map(str, path))}:{what}")
 
 
@@ -189,7 +212,7 @@ def test_every_route_body_has_a_full_sample():
 def test_the_samples_reach_every_string_position_of_every_body():
     for name, model in _body_models().items():
         declared = _type_slots(model, name, set())
-        reached = {slot for _, slot in _value_slots(model, SAMPLES[name], (), name)}
+        reached = {slot for _, slot, _ in _value_slots(model, SAMPLES[name], (), name)}
         assert declared <= reached, f"{name}: put a string at {sorted(declared - reached)} in SAMPLES[{name!r}]"
 
 
@@ -202,7 +225,7 @@ def test_every_string_position_refuses_nul_lone_surrogates_and_oversize(model, s
 
 def test_the_walk_finds_the_free_text_fields():
     """The walk itself: it reaches the fields the issue named (a broken walk would test nothing)."""
-    slots = {slot for name, model in _body_models().items() for _, slot in _value_slots(model, SAMPLES[name], (), name)}
+    slots = {slot for name, model in _body_models().items() for _, slot, _ in _value_slots(model, SAMPLES[name], (), name)}
     assert {"CommandNote.reason", "JobAdjustment.reason", "Extension.reason", "Promotion.trial_id",
             "Fork.changes{key}", "Fork.changes{value}", "WarmStart.rename{key}", "WarmStart.rename{value}",
             "JobSpec.fixed_params{key}", "JobSpec.fixed_params{value}", "Resources.custom{key}",
