@@ -14,8 +14,10 @@ import httpx
 import pytest
 from pydantic import BaseModel, Field
 
+from adapters.publisher import EventPublisher, EventTooLarge
 from adapters.settings import Settings
 from app.main import create_app
+from schemas import events as ev
 from schemas import search_space as ss
 from schemas.api import JobOut
 from schemas.job_spec import JobSpec
@@ -185,3 +187,25 @@ async def test_seeds_that_make_the_job_created_too_large_are_a_422_naming_top_k(
     fewer = await client.post("/api/tuning/jobs", json=_child([parent.job_id], warm_start={
         "jobs": [str(parent.job_id)], "top_k": 20}))
     assert fewer.status_code == 202, fewer.text
+
+
+async def test_a_fork_too_large_for_one_event_is_a_422_naming_at_trials(gw, client, monkeypatch):
+    parent = _parent({"learning_rate": LR}, {},
+                     [({"learning_rate": 1e-3 + i * 1e-6}, float(i), "completed") for i in range(300)])
+    _Parents(gw.read_model, [parent])
+    monkeypatch.setattr("adapters.publisher.MAX_EVENT_BYTES", 20_000)
+    answer = await client.post(f"/api/tuning/jobs/{parent.job_id}/fork", json={})
+    assert answer.status_code == 422, answer.text
+    [detail] = answer.json()["details"]
+    assert detail["field"] == "at_trials" and "fork at an earlier point" in detail["rule"]
+    assert (await client.post(f"/api/tuning/jobs/{parent.job_id}/fork", json={"at_trials": 20})).status_code == 202
+
+
+async def test_the_publisher_refuses_an_event_over_the_limit_before_sending(monkeypatch):
+    monkeypatch.setattr("adapters.publisher.MAX_EVENT_BYTES", 100)
+    publisher = EventPublisher("127.0.0.1:1", Settings().topics, timeout_s=30)  # nothing listens there
+    event = ev.JobCancelRequested(job_id=uuid.uuid4(), source="t", payload=ev.JobCancelRequestedPayload(
+        reason="r" * 200))
+    with pytest.raises(EventTooLarge, match="JobCancelRequested would be"):
+        await publisher.publish(event)  # no connection tried: Kafka would only time out
+    assert not publisher._started
