@@ -34,9 +34,9 @@ __all__ = ["METRIC_NAMES", "EVALUATION_METRICS", "AvailableModel", "GgufOrigin",
            "resolve_model"]
 
 # What a run reports; a job's metric_name must be one of these.
-METRIC_NAMES = ("score", "answer_correctness", "eval_loss", "train_loss")
+METRIC_NAMES = ("score", "answer_correctness", "exact_match", "contains", "eval_loss", "train_loss")
 # The metrics that need a decoding pass over the eval split (the losses come with training).
-EVALUATION_METRICS = ("score", "answer_correctness")
+EVALUATION_METRICS = ("score", "answer_correctness", "exact_match", "contains")
 
 
 def resolve_model(model_id: str, models_dir: Path, hf_cache: Path | None = None, *, ollama_dir: Path | None = None,

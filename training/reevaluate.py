@@ -77,7 +77,7 @@ def evaluate_saved(run_folder: Path, folders: Folders) -> dict:
     from training.jax_setup import configure_jax
 
     configure_jax(folders.jax_cache)
-    model, tokenizer, weights, weights_path = _load_model(run_folder, manifest, folders)
+    model, tokenizer, weights, weights_path = load_saved_model(run_folder, manifest, folders)
     scores, predictions = evaluate(model, tokenizer, dataset.eval)
     recorded_score = recorded.get("score")
     return {
@@ -96,7 +96,7 @@ def evaluate_saved(run_folder: Path, folders: Folders) -> dict:
     }
 
 
-def _load_model(run_folder: Path, manifest: dict, folders: Folders):
+def load_saved_model(run_folder: Path, manifest: dict, folders: Folders):
     """(model, tokenizer, "checkpoint" | "merged", path of the weights) from the folder's own files."""
     lineage = manifest["model"]
     checkpoint_dir = run_folder / "checkpoint"

@@ -80,6 +80,8 @@ class HfTokenizer:
         self.bos_id = self._tok.bos_token_id
         self.pad_id = self._tok.pad_token_id if self._tok.pad_token_id is not None else self.eos_id
         self.vocab_size = len(self._tok)
+        # Candidates for padding a decode batch when the pad id occurs in a prompt (training/sampling.py).
+        self.special_ids = tuple(sorted(set(self._tok.all_special_ids)))
         self.has_chat_template = bool(getattr(self._tok, "chat_template", None))
 
     def encode(self, text: str) -> list[int]:

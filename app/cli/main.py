@@ -172,6 +172,22 @@ def run(
 
 
 @cli.command()
+def generate(
+    prompt: str = typer.Argument(..., help="The user's message; the model's chat template is applied"),
+    model: str = typer.Option(..., "--model", help="A base model id, a run folder, or a promoted NAME[:VERSION]"),
+    max_tokens: int = typer.Option(64, "--max-tokens", help="Most tokens to generate (1 to 2048)"),
+    temperature: float = typer.Option(0.0, "--temperature", help="0: greedy; above 0: sampled at it, with --seed"),
+    seed: int = typer.Option(0, "--seed", help="The sampling seed (with --temperature above 0)"),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object: text, token_ids, prompt_token_ids, model"),
+) -> None:
+    """Answer one prompt with a model: a base model (as jobs name it), a trial's run folder, or a
+    promoted model; on this machine's CPU or GPU, nothing is sent to a service."""
+    from app.cli.generate import generate_command
+
+    generate_command(model, prompt, max_tokens, temperature, seed, as_json, settings())
+
+
+@cli.command()
 def demo(
     spec: str = typer.Argument(None, help="Job spec JSON (default: the seed's example)"),
     api_url: str = typer.Option(None, "--api-url", envvar="TUNIX_API_URL", help="API base URL (default: the local stack)"),

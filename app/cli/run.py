@@ -89,7 +89,9 @@ def eval_only_command(run_folder: Path, as_json: bool, settings: Settings) -> No
     except (SavedRunError, UnknownDataset, MalformedDataset, ModelNotAvailable, BrokenCheckpoint) as exc:
         typer.echo(f"error: {exc}", err=True)  # one line: no wrapping at the terminal's width
         raise typer.Exit(2) from None
-    metrics = {k: result[k] for k in ("score", "answer_correctness")}
+    from training.catalog import EVALUATION_METRICS
+
+    metrics = {k: result[k] for k in EVALUATION_METRICS}
     recorded = manifest.get("metrics") or {}
     compared = {k: v for k, v in result.items() if k not in metrics}
     if as_json:
