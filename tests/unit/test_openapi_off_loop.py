@@ -16,13 +16,16 @@ from tests.unit.fakes import fake_gateway
 from tests.waiting import eventually
 
 
-def _held_listing(monkeypatch):
+def _held_listing(monkeypatch, order: list | None = None):
+    """A datasets listing that waits for `release` (`order` notes whether it was released)."""
     entered, release = threading.Event(), threading.Event()
     real = openapi.available_datasets
 
     def held(root):
         entered.set()
-        release.wait(30)
+        released = release.wait(10)
+        if order is not None:
+            order.append("listed" if released else "never released")
         return real(root)
 
     monkeypatch.setattr(openapi, "available_datasets", held)
@@ -34,7 +37,8 @@ async def _client(app):
 
 
 async def test_the_loop_answers_while_the_document_lists_the_datasets(monkeypatch):
-    entered, release = _held_listing(monkeypatch)
+    order = []
+    entered, release = _held_listing(monkeypatch, order)
     app = create_app(Settings(), gateway=fake_gateway())
     async with app.router.lifespan_context(app), await _client(app) as client:
         document = asyncio.create_task(client.get("/openapi.json"))
@@ -45,9 +49,11 @@ async def test_the_loop_answers_while_the_document_lists_the_datasets(monkeypatc
         try:
             await eventually(listing, 15, "the datasets listing to start")
             assert (await client.get("/healthz")).status_code == 200
+            order.append("healthz")
         finally:
             release.set()
         answer = await document
+    assert order == ["healthz", "listed"]  # the loop answered while the listing was held
     assert answer.status_code == 200 and "ungar_hcd-v1" in answer.json()["components"]["schemas"]["JobSpec"][
         "properties"]["dataset_key"]["enum"]
 

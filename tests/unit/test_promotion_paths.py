@@ -181,29 +181,34 @@ async def test_a_payload_the_event_cannot_carry_removes_the_copied_folder(tmp_pa
 
 
 def _held_copies(monkeypatch):
-    """Copies that wait for `release` once started (`started` counts them)."""
-    started, release = threading.Semaphore(0), threading.Event()
+    """Copies that wait for `release` once started (`started` counts them, `finished` those done)."""
+    started, finished, release = threading.Semaphore(0), threading.Semaphore(0), threading.Event()
     real = promotion.copy_into_registry
 
     def held(*args):
         started.release()
         release.wait(30)
-        return real(*args)
+        try:
+            return real(*args)
+        finally:
+            finished.release()
 
     monkeypatch.setattr(promotion, "copy_into_registry", held)
-    return started, release
+    return started, finished, release
 
 
 async def test_a_promote_cancelled_while_copying_leaves_no_version_folder(tmp_path, monkeypatch):
     own = _run_folder(tmp_path / "tuning")
     gw = _gateway(tmp_path, ReadModel(str(own)))
-    started, release = _held_copies(monkeypatch)
+    started, finished, release = _held_copies(monkeypatch)
     promoting = asyncio.create_task(promote(JOB, Promotion(name="hcd"), gw, Sender()))
-    await asyncio.to_thread(started.acquire, timeout=10)
+    assert await asyncio.to_thread(started.acquire, timeout=10)
     promoting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await promoting
-    release.set()  # the copy finishes after the request is gone
+    release.set()  # the copy finishes after the request is gone ...
+    assert await asyncio.to_thread(finished.acquire, timeout=10)
+    # ... and its version folder is removed after it (in a thread, so polled for)
     await asyncio.to_thread(wait_until, lambda: _left_in_registry(tmp_path) == [], 10, "the orphan copy removed")
     assert gw.publisher.published == []
 
@@ -211,7 +216,7 @@ async def test_a_promote_cancelled_while_copying_leaves_no_version_folder(tmp_pa
 async def test_copies_in_progress_leave_the_file_checks_their_threads(tmp_path, monkeypatch):
     own = _run_folder(tmp_path / "tuning")
     gw = _gateway(tmp_path, ReadModel(str(own)))
-    started, release = _held_copies(monkeypatch)
+    started, _, release = _held_copies(monkeypatch)
     promotions = [asyncio.create_task(promote(JOB, Promotion(name="hcd"), gw, Sender())) for _ in range(4)]
     try:
         for _ in range(2):  # the copy pool's threads are all busy (the other copies queue behind)
