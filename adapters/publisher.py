@@ -45,12 +45,12 @@ class EventTooLarge(Exception):
     """An event over MAX_EVENT_BYTES serialised: refused before sending, since Kafka would refuse
     it (MessageSizeTooLarge) on every try, and consumers refuse a record over it anyway."""
 
-    def __init__(self, event_type: str, size: int):
-        super().__init__(f"{event_type} would be {size} bytes; an event is at most {MAX_EVENT_BYTES}")
-        self.event_type, self.size = event_type, size
+    def __init__(self, event_type: str, size: int, limit: int):
+        super().__init__(f"{event_type} would be {size} bytes; an event is at most {limit}")
+        self.event_type, self.size, self.limit = event_type, size, limit
 
     def __reduce__(self):
-        return type(self), (self.event_type, self.size), self.__dict__
+        return type(self), (self.event_type, self.size, self.limit), self.__dict__
 
 
 class EventPublisher:
@@ -138,7 +138,7 @@ def serialized(event: ev.Event) -> bytes:
     """The event's record value; EventTooLarge over MAX_EVENT_BYTES."""
     value = ev.serialize_event(event)
     if len(value) > MAX_EVENT_BYTES:
-        raise EventTooLarge(event.type, len(value))
+        raise EventTooLarge(event.type, len(value), MAX_EVENT_BYTES)
     return value
 
 

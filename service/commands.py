@@ -22,7 +22,6 @@ from schemas import events as ev
 from schemas.api import EventOut, JobOut
 from schemas.job_spec import JobSpec
 from schemas.statuses import TERMINAL_JOB_STATUSES
-from schemas.topics import MAX_EVENT_BYTES
 from service.errors import InvalidJob, JobConflict, JobNotFound, Problem, event_values
 from service.file_checks import off_loop
 from service.validation import validate_spec
@@ -100,13 +99,13 @@ async def create_job(spec: JobSpec, gw: Gateway, by: Sender = Sender(),
 
 def _too_many_seeds(exc: EventTooLarge, seeds: list, relation: str) -> Problem:
     """Seeds travel in the JobCreated, which must fit in one Kafka record: say what to lower."""
-    fitting = max(1, len(seeds) * 9 // 10 * MAX_EVENT_BYTES // exc.size)
+    fitting = max(1, len(seeds) * exc.limit * 9 // 10 // exc.size)  # a tenth spare: seeds differ in size
     if relation == "fork":
         return Problem("at_trials", f"{len(seeds)} seed trials make the JobCreated {exc.size} bytes, over the "
-                                    f"{MAX_EVENT_BYTES}-byte event limit: fork at an earlier point (at_trials of about "
+                                    f"{exc.limit}-byte event limit: fork at an earlier point (at_trials of about "
                                     f"{fitting} or fewer)")
     return Problem("warm_start.top_k", f"{len(seeds)} seed trials make the JobCreated {exc.size} bytes, over the "
-                                       f"{MAX_EVENT_BYTES}-byte event limit: set warm_start.top_k (or at_trials) so that "
+                                       f"{exc.limit}-byte event limit: set warm_start.top_k (or at_trials) so that "
                                        f"about {fitting} trials or fewer seed in all")
 
 

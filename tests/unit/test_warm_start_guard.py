@@ -183,6 +183,7 @@ async def test_seeds_that_make_the_job_created_too_large_are_a_422_naming_top_k(
     assert answer.status_code == 422, answer.text
     [detail] = answer.json()["details"]
     assert detail["field"] == "warm_start.top_k" and "300 seed trials" in detail["rule"]
+    assert "over the 20000-byte event limit" in detail["rule"]
     assert gw.publisher.published == []
     fewer = await client.post("/api/tuning/jobs", json=_child([parent.job_id], warm_start={
         "jobs": [str(parent.job_id)], "top_k": 20}))
