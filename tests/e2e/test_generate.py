@@ -83,6 +83,19 @@ def tiny_run(tmp_path_factory):
     return root, run_dir, first
 
 
+def test_a_run_reports_exact_match_and_contains_over_its_predictions(tiny_run):
+    _, run_dir, _ = tiny_run
+    metrics = json.loads((run_dir / "manifest.json").read_text())["metrics"]
+    rows = [json.loads(line) for line in (run_dir / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 530  # the whole eval split, decoded in batches
+    for name in ("exact_match", "contains"):
+        assert metrics[name] == pytest.approx(sum(r[name] for r in rows) / len(rows))
+    # short answers without punctuation: exact match after normalising is Tunix RT's strip + lower
+    assert metrics["exact_match"] == pytest.approx(metrics["answer_correctness"])
+    final = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()][-1]
+    assert final["final"] and final["exact_match"] == metrics["exact_match"] and final["contains"] == metrics["contains"]
+
+
 def test_a_run_folder_and_its_promoted_copy_answer_as_the_run_evaluated(tiny_run):
     root, run_dir, first = tiny_run
     env = {"TUNIX_ARTIFACTS_DIR": str(root / "artifacts")}

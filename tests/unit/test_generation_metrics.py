@@ -6,7 +6,9 @@ import pytest
 
 from training.catalog import EVALUATION_METRICS, METRIC_NAMES
 from training.evaluate import answer_correctness, contains, exact_match, normalise_answer
+from training.folders import Folders
 from training.sampling import sampling_pad_id
+from training.validate import validate_job
 
 
 @pytest.mark.parametrize(("text", "normalised"), [
@@ -48,6 +50,8 @@ def test_a_job_can_optimise_either_metric_and_trials_score_them_along_the_way():
     # EVALUATION_METRICS: the tuner asks run_pipeline for them in intermediate reports (trainable.py)
     for name in ("exact_match", "contains"):
         assert name in METRIC_NAMES and name in EVALUATION_METRICS
+        assert validate_job("ungar_hcd-v1", "tiny-gemma3", name, {}, Folders()) == []
+    assert validate_job("ungar_hcd-v1", "tiny-gemma3", "contain", {}, Folders())[0][0] == "metric_name"
 
 
 class _Tokenizer:
