@@ -116,3 +116,21 @@ def test_a_built_in_base_model_answers_with_sampling_reproducible_by_seed():
     first, again = (_json(_generate(*sample, "--seed", "7", "1+1", env={})) for _ in range(2))
     assert first["token_ids"] == again["token_ids"] and len(first["token_ids"]) >= 1
     assert first["prompt_token_ids"] == [1, 4, 75, 4, 83]  # <bos> "1+1="
+
+
+def test_a_lora_run_on_a_hugging_face_checkpoint_answers_from_its_merged_folder(tmp_path):
+    from tests.hf_fixtures import write_tiny_checkpoint
+    from training.generation import generate_text, load_run_folder
+    from training.run import run_pipeline
+
+    base = write_tiny_checkpoint(tmp_path / "models" / "base", "qwen3")  # with a chat template
+    folders = Folders(models=tmp_path / "models")
+    run_dir = tmp_path / "run"
+    run_pipeline("ungar_hcd-v1", str(base), {"max_steps": 4, "eval_every": 2, "batch_size": 4, "max_seq_length": 48},
+                 folders=folders, run_dir=run_dir)
+    first = json.loads((run_dir / "predictions.jsonl").read_text().splitlines()[0])
+    loaded = load_run_folder(run_dir, folders)
+    assert loaded.described == f"{run_dir} (merged, base {base})"
+    completion = generate_text(loaded, first["prompt"], max_new_tokens=8)
+    assert completion.text == first["prediction"]
+    assert loaded.tokenizer.decode(completion.token_ids) == completion.text
