@@ -71,3 +71,17 @@ def test_a_registry_name_is_its_latest_version_or_the_one_asked(tmp_path):
 ])
 def test_what_is_not_a_registry_reference_is_left_to_the_catalog(tmp_path, reference):
     assert promoted_folder(reference, _registry(tmp_path)) is None
+
+
+def test_a_prompt_too_long_or_outside_the_vocabulary_is_refused_before_decoding():
+    from training.generation import MAX_PROMPT_TOKENS, GenerationError, LoadedModel, render_prompt
+    from training.tokenizer import CharTokenizer
+
+    loaded = LoadedModel(model=None, tokenizer=CharTokenizer(), described="tiny-gemma3")  # no decoding reached
+    rendered, ids = render_prompt(loaded, "a" * (MAX_PROMPT_TOKENS - 2))  # <bos> + text + "=": exactly the bound
+    assert rendered.endswith("a=") and len(ids) == MAX_PROMPT_TOKENS
+    with pytest.raises(GenerationError, match=f"the prompt is {MAX_PROMPT_TOKENS + 1} tokens with its chat "
+                                              f"template; at most {MAX_PROMPT_TOKENS}"):
+        render_prompt(loaded, "a" * (MAX_PROMPT_TOKENS - 1))
+    with pytest.raises(GenerationError, match=r"cannot be encoded: characters outside the tokenizer's vocabulary: \['é'\]"):
+        render_prompt(loaded, "café")
