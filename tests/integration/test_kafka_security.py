@@ -212,7 +212,7 @@ async def test_each_service_principal_does_its_part(sasl_kafka, stack, tmp_path)
         await member.start()
         try:
             state = TunerJob(job_id=created.job_id, spec=created.payload.spec)
-            await snapshots.save({created.job_id: (2, state)})
+            await snapshots.save({created.job_id: (2, state)}, partitions={2})  # with its FORMAT record
             assert (await snapshots.load({2}))[2] == {created.job_id: state}
 
             async def tuners():
