@@ -52,14 +52,17 @@ class JobRun:
     running_trials: set[str] = field(default_factory=set)
     # trial_id -> when it last started or reported (time.monotonic()): its lease.
     renewed: dict[str, float] = field(default_factory=dict)
+    # A BaselineEvaluated of the job is on the log: it is not evaluated again.
+    baseline_done: bool = False
 
     _running: ClassVar[dict[UUID, "JobRun"]] = {}
 
     @classmethod
     @contextmanager
     def open(cls, job_id: UUID, publish: Publish, spec: JobSpec, ended_on_log: frozenset[str] = frozenset(),
-             budget_origin: float = 0.0, costs: dict | None = None) -> Iterator["JobRun"]:
-        run = cls(job_id, publish, spec, ended_on_log, budget_origin=budget_origin, costs=dict(costs or {}))
+             budget_origin: float = 0.0, costs: dict | None = None, baseline_done: bool = False) -> Iterator["JobRun"]:
+        run = cls(job_id, publish, spec, ended_on_log, budget_origin=budget_origin, costs=dict(costs or {}),
+                  baseline_done=baseline_done)
         cls._running[job_id] = run
         try:
             yield run

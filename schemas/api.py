@@ -66,6 +66,21 @@ class TrialOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    # Its job metric minus the baseline's, signed so that positive is better (mode "min": the
+    # baseline's minus its own); None without a baseline or a metric.
+    gain: float | None = None
+
+
+class BaselineOut(BaseModel):
+    """The untuned base model scored on the job's eval split once, as a trial is scored."""
+
+    metrics: dict[str, float]
+    metric: float | None  # its value of the job's metric
+    error: str | None = None  # why it could not be scored
+    path: str | None = None  # its folder: manifest.json and predictions.jsonl
+    dataset_hash: str | None = None
+    eval_size: int | None = None
+    seconds: float | None = None
 
 
 class JobSummary(BaseModel):
@@ -106,6 +121,8 @@ class JobOut(JobSummary):
     best_checkpoint_path: str | None
     trials: list[TrialOut]
     best_trial: TrialOut | None
+    # Pretrained base models only (a built-in model starts from random weights); None until scored.
+    baseline: BaselineOut | None = None
     # The offset of the job's latest event in this answer (its events share one partition):
     # `?as_of=` this position gives the same answer again, rebuilt from the log.
     log_position: int | None = None

@@ -3,6 +3,7 @@
     artifacts/tuning/{job_id}/                 Ray Tune's experiment (state, trial results, checkpoints)
     artifacts/tuning/{job_id}/runs/{trial_id}/ the trial's run folder: manifest, metrics, predictions, model
     artifacts/tuning/{job_id}/train_state/{trial_id}/  the trial's latest training checkpoint, while it trains
+    artifacts/tuning/{job_id}/baseline/        the untuned base model's scores: manifest, predictions
 """
 
 from __future__ import annotations
@@ -16,3 +17,7 @@ def trial_run_folder(job_folder: Path | str, trial_id: str) -> Path:
 
 def trial_train_state(job_folder: Path | str, trial_id: str) -> Path:
     return Path(job_folder) / "train_state" / trial_id
+
+
+def baseline_folder(job_folder: Path | str) -> Path:
+    return Path(job_folder) / "baseline"

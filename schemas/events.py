@@ -135,6 +135,24 @@ class JobCompletedPayload(_Payload):
     best_checkpoint_path: str | None = Field(default=None, max_length=4096)
 
 
+class BaselineEvaluatedPayload(_Payload):
+    """The untuned base model scored on the job's eval split (training/baseline.py); on failure,
+    no metrics and the error."""
+
+    metrics: dict[Annotated[Text, Field(max_length=100)], float] = Field(default_factory=dict, max_length=100)
+    error: Annotated[Text, Field(max_length=10_000)] | None = None
+    path: str | None = Field(default=None, max_length=4096)  # its folder: manifest.json, predictions.jsonl
+    dataset_hash: str | None = Field(default=None, max_length=200)  # the eval split it was scored on
+    eval_size: int | None = Field(default=None, ge=0, le=_INT4_MAX)
+    seconds: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _metrics_or_error(self):
+        if not self.metrics and self.error is None:
+            raise ValueError("a baseline carries metrics, or the error that stopped it")
+        return self
+
+
 class JobFailedPayload(_Payload):
     error: Annotated[Text, Field(max_length=10_000)]
 
@@ -251,6 +269,14 @@ class DecisionMade(_Envelope):
     payload: DecisionMadePayload
 
 
+class BaselineEvaluated(_Envelope):
+    """The job's base model, untuned, was scored once on the job's eval split with the trials'
+    metrics: the baseline every trial's gain is measured against (pretrained models only)."""
+
+    type: Literal["BaselineEvaluated"] = "BaselineEvaluated"
+    payload: BaselineEvaluatedPayload
+
+
 class JobCompleted(_Envelope):
     type: Literal["JobCompleted"] = "JobCompleted"
     payload: JobCompletedPayload
@@ -280,6 +306,7 @@ Event = Annotated[
         JobExtended,
         ModelPromoted,
         DecisionMade,
+        BaselineEvaluated,
         JobCompleted,
         JobFailed,
         JobCancelled,
@@ -288,7 +315,7 @@ Event = Annotated[
 ]
 EVENT_CLASSES = (
     JobCreated, JobStarted, JobCancelRequested, JobClaimed, TrialUpdated, JobAdjusted, JobExtended, ModelPromoted,
-    DecisionMade, JobCompleted, JobFailed, JobCancelled,
+    DecisionMade, BaselineEvaluated, JobCompleted, JobFailed, JobCancelled,
 )
 EVENT_TYPES = tuple(cls.__name__ for cls in EVENT_CLASSES)
 # Who puts each event on the log in this project (other systems may publish any of them).
@@ -297,6 +324,7 @@ PUBLISHED_BY = {
     "JobClaimed": "the tuner", "TrialUpdated": "the tuner's Ray callback", "JobCompleted": "the tuner",
     "JobAdjusted": "the gateway", "JobExtended": "the gateway", "ModelPromoted": "the gateway",
     "DecisionMade": "the tuner (its searcher, scheduler and Ray callback)",
+    "BaselineEvaluated": "the tuner",
     "JobFailed": "the tuner",
     "JobCancelled": "the tuner",
 }

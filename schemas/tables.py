@@ -51,6 +51,8 @@ jobs = Table(
     # Warm start or fork: relation, parent jobs, fork point, how each parameter was carried
     # over, and how many parent trials seeded the searcher (the seeds stay in its JobCreated).
     Column("lineage", JSONB),
+    # The untuned base model's scores on the eval split (a BaselineEvaluated), or None.
+    Column("baseline", JSONB),
     Index("ix_tunix_tuning_jobs_status_created", "status", "created_at"),
 )
 

@@ -92,6 +92,8 @@ def project_job(job: Row | None, event: ev.Event) -> Row | None:
         return job
     if isinstance(event, ev.JobCreated):
         return job if job is not None else _new_job(event)
+    if isinstance(event, ev.BaselineEvaluated):  # describes the base model: kept whatever the status
+        return job if job is None else {**job, "baseline": event.payload.model_dump(mode="json")}
     if isinstance(event, ev.JobExtended) and job is not None and job["status"] == "completed":
         return {**job, **_spec_columns(event.payload.spec), "status": "running", "finished_at": None,
                 "updated_at": event.occurred_at}
@@ -150,6 +152,7 @@ def _new_job(event: ev.JobCreated) -> Row:
         "owner": None,
         "claim": None,
         "lineage": lineage_summary(event.payload.lineage),
+        "baseline": None,
     }
 
 

@@ -20,6 +20,7 @@ from adapters.publisher import Unavailable
 
 from schemas import tables as t
 from schemas.api import (
+    BaselineOut,
     CompareRow,
     Cost,
     EventOut,
@@ -184,10 +185,25 @@ class Queries:
 
 
 def _job_out(job: Mapping, trial_rows: Iterable[Mapping], position: int | None) -> JobOut:
-    trials = sorted((TrialOut.model_validate(dict(r)) for r in trial_rows), key=lambda tr: (tr.created_at, tr.trial_id))
+    baseline = _baseline_out(job.get("baseline"), job["metric_name"])
+    reference = baseline.metric if baseline is not None else None
+    trials = sorted((TrialOut.model_validate({**r, "gain": gain(r["metrics"].get(job["metric_name"]), reference,
+                                                                  job["metric_mode"])})
+                     for r in trial_rows), key=lambda tr: (tr.created_at, tr.trial_id))
     best = next((tr for tr in trials if tr.trial_id == job["best_trial_id"]), None)
     return JobOut.model_validate({**job, "trials": trials, "best_trial": best, "cost": cost_of(trials),
-                                  "log_position": position})
+                                  "log_position": position, "baseline": baseline})
+
+
+def _baseline_out(row: Mapping | None, metric_name: str) -> BaselineOut | None:
+    return None if row is None else BaselineOut.model_validate({**row, "metric": row["metrics"].get(metric_name)})
+
+
+def gain(metric: float | None, baseline: float | None, mode: str) -> float | None:
+    """How much better than the baseline `metric` is: positive is better, whatever the mode."""
+    if metric is None or baseline is None:
+        return None
+    return metric - baseline if mode == "max" else baseline - metric
 
 
 def cost_of(trials: list[TrialOut]) -> Cost:

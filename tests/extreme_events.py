@@ -84,6 +84,8 @@ def _payloads(rng: random.Random, job_id: uuid.UUID) -> list[tuple[str, dict, di
                           "inputs": {"nested": _nested(rng.randrange(1, 60)), "big": _pick(rng, INTS)}}, {}),
         ("JobCompleted", {"best_trial_id": _pick(rng, TEXTS), "metric_name": "score", "best_metric": _pick(rng, FLOATS),
                           "best_params": {"x": _pick(rng, INTS)}}, {}),
+        ("BaselineEvaluated", {"metrics": {_pick(rng, TEXTS) or "m": _pick(rng, FLOATS)}, "error": _pick(rng, TEXTS),
+                               "path": _pick(rng, TEXTS), "eval_size": _pick(rng, INTS)}, {"claim": rng.choice([None, 1])}),
         ("JobFailed", {"error": _pick(rng, TEXTS)}, {}),
         ("JobCancelled", {"reason": _pick(rng, TEXTS)}, {}),
     ]

@@ -135,6 +135,16 @@ def _eval_batches(tokens, mask) -> list[peft_trainer.TrainingInput]:
     ]
 
 
+def teacher_forced_loss(model: nnx.Module, tokenizer: Tokenizer, traces: Sequence[Trace], max_len: int) -> float | None:
+    """The eval loss train() reports (Tunix's default loss, mean over the eval batches) of `model`
+    as it is, without a trainer or optimizer state: the baseline of an untrained model."""
+    if not traces:
+        return None
+    inputs = _model_inputs(tokenizer.pad_id)
+    loss = nnx.jit(lambda m, batch: peft_trainer._default_loss_fn(m, **batch))
+    return float(np.mean([loss(model, inputs(b)) for b in _eval_batches(*encode_examples(traces, tokenizer, max_len))]))
+
+
 # Metrics of the model as it is (e.g. its score on the eval split), for intermediate reports.
 Scorer = Callable[[nnx.Module], dict[str, float]]
 

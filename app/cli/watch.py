@@ -63,6 +63,9 @@ def render(job: dict, history: list[dict]) -> Group:
     table.add_column("progress", no_wrap=True)
     table.add_column("latest", no_wrap=True, min_width=6)
     table.add_column("best", no_wrap=True, min_width=6)
+    baseline = job.get("baseline")
+    if baseline:
+        table.add_column("gain", no_wrap=True, min_width=6)
     table.add_column("note", max_width=48, overflow="fold")
     for trial in job["trials"]:
         reports = reports_per_run(trial["params"]) if trial["params"] else 1
@@ -73,15 +76,17 @@ def render(job: dict, history: list[dict]) -> Group:
             ProgressBar(total=reports, completed=iteration, width=10),
             _fmt(trial["metrics"].get(metric)),
             _fmt(best_of(curves.get(trial["trial_id"], []), mode)),
+            *([_gain(trial.get("gain"))] if baseline else []),
             Text(trial["reason"] or "", style="dim"),
         )
 
     best = best_trial_so_far(job)
     footer = Text(
-        f"best so far: trial {best['trial_id']}  {metric}={_fmt(best['metrics'].get(metric))}" if best
-        else "best so far: — (no finished trial yet)", style="bold green" if best else "dim",
+        f"best so far: trial {best['trial_id']}  {metric}={_fmt(best['metrics'].get(metric))}{_over(best, baseline)}"
+        if best else "best so far: — (no finished trial yet)", style="bold green" if best else "dim",
     )
-    parts = [header, overall, table, footer]
+    parts = [header, overall, Text(baseline_line(job), style="cyan")] if baseline else [header, overall]
+    parts += [table, footer]
     if job.get("error"):
         parts.append(Text(f"error: {job['error']}", style="red"))
     return Group(*parts)
@@ -89,12 +94,34 @@ def render(job: dict, history: list[dict]) -> Group:
 
 def summary_lines(job: dict) -> list[str]:
     lines = [f"job {job['job_id']} {job['status']}" + (f": {job['error']}" if job.get("error") else "")]
+    if job.get("baseline"):
+        lines.append(baseline_line(job))
     best = best_trial_so_far(job)
     if best:
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in best["params"].items() if k in job["spec"]["search_space"])
-        lines += [f"best trial {best['trial_id']}: {job['metric_name']}={_fmt(best['metrics'].get(job['metric_name']))} "
-                  f"({params})", f"  run {best['run_id']}", f"  run folder {best['artifact_path']}"]
+        lines += [f"best trial {best['trial_id']}: {job['metric_name']}={_fmt(best['metrics'].get(job['metric_name']))}"
+                  f"{_over(best, job.get('baseline'))} ({params})",
+                  f"  run {best['run_id']}", f"  run folder {best['artifact_path']}"]
     return lines
+
+
+def baseline_line(job: dict) -> str:
+    """The job's baseline: the untuned base model's score, or why it has none."""
+    baseline = job["baseline"]
+    if baseline.get("error"):
+        return f"baseline (untuned base model): not scored: {baseline['error']}"
+    others = ", ".join(f"{k}={_fmt(v)}" for k, v in baseline["metrics"].items()
+                       if k != job["metric_name"] and k in ("exact_match", "contains", "eval_loss", "score"))
+    return (f"baseline (untuned base model): {job['metric_name']}={_fmt(baseline['metric'])}"
+            + (f" ({others})" if others else "") + f" on {baseline.get('eval_size')} held-out examples")
+
+
+def _over(trial: dict, baseline: dict | None) -> str:
+    return "" if not baseline or trial.get("gain") is None else f", {_gain(trial['gain'])} over the baseline"
+
+
+def _gain(value: float | None) -> str:
+    return "—" if value is None else f"{value:+.4g}"
 
 
 def _status_line(job: dict) -> str:

@@ -170,6 +170,7 @@ async function showJob(jobId, seq) {
     el("div", { class: "card" }, "trials done", el("b", {}, `${done} / ${job.num_samples}`)),
     el("div", { class: "card" }, `best ${job.metric_name} (${job.metric_mode})`, el("b", { id: "best-metric" }, fmt(bestMetric(job)))),
     el("div", { class: "card" }, "best trial", el("b", {}, bestTrial(job)?.trial_id ?? "—")),
+    ...baselineCards(job),
     el("div", { class: "card" }, "concurrency", el("b", {}, String(job.max_concurrent_trials))),
     ...(job.error ? [el("div", { class: "card errors" }, job.error)] : []),
   );
@@ -199,10 +200,24 @@ function bestTrial(job) {
 }
 
 const bestMetric = job => job.best_metric ?? bestTrial(job)?.metrics[job.metric_name];
+const signed = v => (v === null || v === undefined ? "—" : (v > 0 ? "+" : "") + fmt(v));
+
+// The untuned base model's score (pretrained models only) and the best trial's gain over it.
+function baselineCards(job) {
+  const b = job.baseline;
+  if (!b) return [];
+  if (b.error) return [el("div", { class: "card errors", id: "baseline" }, `baseline not scored: ${b.error}`)];
+  return [
+    el("div", { class: "card", title: `the untuned base model on ${b.eval_size} held-out examples` },
+      `baseline ${job.metric_name}`, el("b", { id: "baseline-metric" }, fmt(b.metric))),
+    el("div", { class: "card" }, "best gain", el("b", { id: "best-gain" }, signed(bestTrial(job)?.gain))),
+  ];
+}
 
 function renderTrials(job, searched) {
   const columns = [["trial_id", "trial"], ["status", "status"], ...searched.map(p => [`params.${p}`, p]),
-    ["iteration", "iteration"], [`metrics.${job.metric_name}`, job.metric_name], ["reason", "note"]];
+    ["iteration", "iteration"], [`metrics.${job.metric_name}`, job.metric_name],
+    ...(job.baseline ? [["gain", "gain"]] : []), ["reason", "note"]];
   const value = (t, key) => key.split(".").reduce((o, k) => (o == null ? undefined : o[k]), t);
   const rows = [...job.trials].sort((a, b) => {
     const x = value(a, trialSort.key), y = value(b, trialSort.key);
@@ -218,6 +233,7 @@ function renderTrials(job, searched) {
   }, label + (trialSort.key === key ? (trialSort.dir > 0 ? " ▲" : " ▼") : ""))));
   const body = rows.map(t => el("tr", { "data-trial-id": t.trial_id, class: best && best.trial_id === t.trial_id ? "best" : undefined },
     columns.map(([key]) => key === "status" ? el("td", {}, badge(t.status))
+      : key === "gain" ? el("td", {}, signed(t.gain))
       : el("td", { class: key === "reason" ? "note" : undefined }, fmt(value(t, key))))));
   document.getElementById("trials-table").replaceChildren(el("thead", {}, head), el("tbody", {}, body));
 }
@@ -246,6 +262,9 @@ function renderPlots(job, history, searched) {
   Plotly.react("plot-history", [
     { x: order, y: ys, mode: "markers", name: plotText(metric), text: finished.map(t => plotText(t.trial_id)), type: "scatter" },
     { x: order, y: bestSoFar, mode: "lines", name: "best so far", line: { shape: "hv" }, type: "scatter" },
+    ...(typeof job.baseline?.metric === "number" && order.length ? [{ x: [0.5, order.length + 0.5],
+      y: [job.baseline.metric, job.baseline.metric], mode: "lines", name: "baseline (untuned)", line: { dash: "dash" },
+      type: "scatter" }] : []),
   ], { ...LAYOUT, title: { text: "Optimization history" }, xaxis: { title: { text: "trial (completion order)" } },
     yaxis: { title: { text: plotText(metric) } } }, CONFIG);
 

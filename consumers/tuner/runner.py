@@ -15,6 +15,7 @@ from uuid import UUID
 import ray
 from ray import tune
 
+from consumers.tuner.baseline import BaselineTask
 from consumers.tuner.experiment import checkpoint_config, trial_inputs, tune_config
 from service.searchers import param_space
 from consumers.tuner.schedulers import HandedOver
@@ -71,23 +72,31 @@ def _run(run: JobRun, seeds: Sequence[SeedTrial], storage_root: Path, folders: F
         tune.with_parameters(train_trial, **trial_inputs(spec, path, folders)),
         {"cpu": resources.cpu, "gpu": resources.gpu, **resources.custom},
     )
+    baseline = BaselineTask(run, path, folders)
+    baseline.start()
+    try:
+        return job_outcome(run, _tuner(run, seeds, storage_root, path, trainable).fit())
+    finally:
+        baseline.finish()
+
+
+def _tuner(run: JobRun, seeds: Sequence[SeedTrial], storage_root: Path, path: Path, trainable) -> tune.Tuner:
+    job_id, spec = run.job_id, run.spec
     if tune.Tuner.can_restore(str(path)):
-        tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=False)
-    else:
-        tuner = tune.Tuner(
-            trainable,
-            param_space=param_space(spec),
-            tune_config=tune_config(spec, job_id, seeds),
-            run_config=tune.RunConfig(
-                name=str(job_id),
-                storage_path=str(storage_root.resolve()),
-                callbacks=[TrialEvents(job_id)],
-                stop=_StopWhenCancelled(job_id),
-                checkpoint_config=checkpoint_config(spec),
-                # A trial whose worker or node died (or that raised) runs again from its last
-                # checkpoint, up to max_trial_retries times; each retry is a `stale` TrialUpdated.
-                failure_config=tune.FailureConfig(max_failures=spec.max_trial_retries, fail_fast=False),
-                verbose=0,
-            ),
-        )
-    return job_outcome(run, tuner.fit())
+        return tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=False)
+    return tune.Tuner(
+        trainable,
+        param_space=param_space(spec),
+        tune_config=tune_config(spec, job_id, seeds),
+        run_config=tune.RunConfig(
+            name=str(job_id),
+            storage_path=str(storage_root.resolve()),
+            callbacks=[TrialEvents(job_id)],
+            stop=_StopWhenCancelled(job_id),
+            checkpoint_config=checkpoint_config(spec),
+            # A trial whose worker or node died (or that raised) runs again from its last
+            # checkpoint, up to max_trial_retries times; each retry is a `stale` TrialUpdated.
+            failure_config=tune.FailureConfig(max_failures=spec.max_trial_retries, fail_fast=False),
+            verbose=0,
+        ),
+    )

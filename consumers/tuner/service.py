@@ -320,7 +320,8 @@ class Tuner:
             log.info("experiment starts", job_id=str(job_id), claim=job.claim, num_samples=job.spec.num_samples)
             started = time.monotonic()
             with JobRun.open(job_id, partial(self._publish_from_thread, job.claim), job.spec, job.ended_trials,
-                             budget_origin=started - job.spent_s(), costs=job.costs) as run:
+                             budget_origin=started - job.spent_s(), costs=job.costs,
+                             baseline_done=job.baseline_done) as run:
                 if self.jobs[job_id].cancel_requested:  # asked before this run could be found
                     run.cancel()
                 if job_id in self.reclaim:  # outbid while it claimed: stop, then claim again

@@ -48,6 +48,8 @@ class TunerJob(BaseModel):
     seeds: tuple[SeedTrial, ...] = ()
     # trial_id -> (cpu_s, gpu_s) of its latest report on the log: the cost budget's ledger.
     costs: dict[str, tuple[float, float]] = {}
+    # A BaselineEvaluated is on the log: the base model is not scored again (resumed, extended).
+    baseline_done: bool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -88,11 +90,13 @@ def next_state(job: TunerJob | None, event: ev.Event) -> TunerJob | None:
         return TunerJob(job_id=event.job_id, spec=event.payload.spec, seeds=tuple(lineage.seeds) if lineage else ())
     if ev.superseded(event, job.claim):
         return job  # from a replaced owner: the projector ignores it too
+    if isinstance(event, ev.BaselineEvaluated):
+        return job if job.baseline_done else job.model_copy(update={"baseline_done": True})
     if isinstance(event, ev.JobExtended) and job.finished:
         # The completed job runs again as the extension describes it, its seeds unchanged; its
         # latest claim is the one the read model fences by (the payload's is only a copy of it).
         return TunerJob(job_id=event.job_id, spec=event.payload.spec, status=next_status(job.status, event),
-                        owner=job.owner, claim=job.claim, seeds=job.seeds)
+                        owner=job.owner, claim=job.claim, seeds=job.seeds, baseline_done=job.baseline_done)
     if job.finished:
         return job
     if event.claim is not None and event.claim == job.claim:
@@ -127,7 +131,7 @@ def _slim(job: TunerJob) -> TunerJob:
     """A finished job as the tuner keeps it, a few hundred bytes: what judging later events
     needs (status, claim) and, for a completed job, what its extension starts from (seeds)."""
     return TunerJob(job_id=job.job_id, spec=None, status=job.status, owner=job.owner, claim=job.claim,
-                    seeds=job.seeds if job.status == "completed" else ())
+                    seeds=job.seeds if job.status == "completed" else (), baseline_done=job.baseline_done)
 
 
 def claim_event(job: TunerJob, tuner_id: str, source: str) -> ev.JobClaimed:

@@ -1,22 +1,40 @@
-"""A job on an Ollama model through the real stack: SmolLM2's GGUF in a fixture Ollama store (the wheel's
-file hard-linked as its blob), named ollama:smollm2:135m, converted once by the first trial into the
-stack's conversion cache, tuned with LoRA to JobCompleted, its lineage in every trial's manifest."""
+"""A LoRA job on a real pretrained LLM through the real stack: SmolLM2-135M-Instruct's GGUF in a
+fixture Ollama store (the wheel's file hard-linked as its blob), named ollama:smollm2:135m,
+converted once into the stack's conversion cache, its untuned answers scored as the job's
+baseline, tuned to JobCompleted, and its best trial measurably better than the baseline on the
+held-out split of capitals_chat-v2 (SmolLM2 answers in a sentence; the LoRA learns to answer
+with the city alone)."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 from tests.e2e.test_real_models_e2e import _manifests, _run
 from tests.gguf_fixtures import sha256_of, smollm2_gguf, write_ollama_store
 from tests.specs import example_spec
 
 
-def test_an_ollama_model_runs_a_job_to_completion_and_records_its_gguf(tuning_stack):
+def test_a_lora_job_on_an_ollama_model_beats_its_untuned_baseline_and_records_its_gguf(tuning_stack):
     write_ollama_store(tuning_stack["ollama"], smollm2_gguf())
     job = _run(tuning_stack, example_spec(
-        name="ollama-smollm2", dataset_key="capitals_chat-v1", base_model_id="ollama:smollm2:135m", num_samples=1,
-        fixed_params={"max_steps": 8, "eval_every": 4, "max_seq_length": 64, "batch_size": 4},
+        name="ollama-smollm2", dataset_key="capitals_chat-v2", base_model_id="ollama:smollm2:135m", num_samples=1,
+        metric_name="exact_match", metric_mode="max",
+        fixed_params={"max_steps": 24, "eval_every": 12, "max_seq_length": 64, "batch_size": 4, "warmup_steps": 3,
+                      "lora_rank": 8},
         search_space={"learning_rate": {"type": "choice", "values": [1e-4]}}))
     (manifest,) = _manifests(job)
     gguf = manifest["model"]["gguf"]
     assert (manifest["model"]["source"], gguf["sha256"], gguf["quantization"]) == (
         "ollama", sha256_of(smollm2_gguf()), "Q4_1")
     assert gguf["cache_entry"] == str(tuning_stack["folder"] / "converted-models" / gguf["sha256"])
+
+    baseline, best = job["baseline"], job["best_trial"]
+    assert baseline["error"] is None and baseline["eval_size"] == 30, baseline
+    assert baseline["metric"] < best["metrics"]["exact_match"], (baseline, best["metrics"])
+    assert best["gain"] == best["metrics"]["exact_match"] - baseline["metric"] > 0
+    # The baseline's answers are on disk beside the trials': the same questions, untuned.
+    untuned = [json.loads(line) for line in (Path(baseline["path"]) / "predictions.jsonl").read_text().splitlines()]
+    tuned = [json.loads(line) for line in (Path(best["artifact_path"]) / "predictions.jsonl").read_text().splitlines()]
+    assert [r["prompt"] for r in untuned] == [r["prompt"] for r in tuned]
+    assert sum(r["exact_match"] for r in untuned) / len(untuned) == baseline["metric"]

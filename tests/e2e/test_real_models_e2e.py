@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.e2e.test_tuning_e2e import _wait_for_job
 from tests.hf_fixtures import write_cached_snapshot, write_tiny_checkpoint
@@ -43,6 +44,12 @@ def test_a_checkpoint_folder_is_tuned_with_lora_and_its_lineage_recorded(tuning_
         assert (model["source"], model["family"], model["folder"]) == ("folder", "qwen3", str(folder))
         assert model["files"]["model.safetensors"].startswith("sha256:")
         assert manifest["hyperparameters"]["lora_rank"] == 8  # LoRA by default on a pretrained checkpoint
+    # The untuned checkpoint was scored once, on the same eval split, from the same files.
+    baseline = job["baseline"]
+    assert baseline["error"] is None and 0 <= baseline["metric"] <= 100, baseline
+    scored = json.loads((Path(baseline["path"]) / "manifest.json").read_text())
+    assert scored["model"]["files"] == manifest["model"]["files"] and scored["dataset"]["eval_size"] == baseline["eval_size"]
+    assert all(t["gain"] == pytest.approx(t["metrics"]["score"] - baseline["metric"]) for t in job["trials"])
 
 
 def test_the_seed_example_runs_from_the_offline_hugging_face_cache(tuning_stack):
