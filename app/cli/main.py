@@ -179,32 +179,49 @@ def generate(
     temperature: float = typer.Option(0.0, "--temperature", help="0: greedy; above 0: sampled at it, with --seed"),
     seed: int = typer.Option(0, "--seed", help="The sampling seed (with --temperature above 0)"),
     as_json: bool = typer.Option(False, "--json", help="One JSON object: text, token_ids, prompt_token_ids, model"),
+    system: str = typer.Option(None, "--system", help="A system message before the prompt (as a chat dataset's "
+                               "examples carry one; the model's chat template must accept it)"),
 ) -> None:
     """Answer one prompt with a model: a base model (as jobs name it), a trial's run folder, or a
     promoted model; on this machine's CPU or GPU, nothing is sent to a service."""
     from app.cli.generate import generate_command
 
-    generate_command(model, prompt, max_tokens, temperature, seed, as_json, settings())
+    generate_command(model, prompt, max_tokens, temperature, seed, as_json, settings(), system)
 
 
 @cli.command()
 def demo(
-    spec: str = typer.Argument(None, help="Job spec JSON (default: the seed's example)"),
+    spec: str = typer.Argument(None, help="Job spec JSON (default: LoRA on SmolLM2-135M-Instruct, "
+                               "examples/smollm2_names_lora.json)"),
     api_url: str = typer.Option(None, "--api-url", envvar="TUNIX_API_URL", help="API base URL (default: the local stack)"),
     token: str = typer.Option(None, "--token", envvar="TUNIX_API_TOKEN", help="Bearer token, when the API needs one"),
-    sweep_only: bool = typer.Option(False, "--sweep-only", help="Only the sweep: no warm-started job, no promotion"),
+    sweep_only: bool = typer.Option(False, "--sweep-only", help="Only the sweep: no follow-up job, no promotion"),
+    tiny: bool = typer.Option(False, "--tiny", help="The built-in tiny model instead (examples/lr_sweep.json), then "
+                              "a TPE job warm-started from it"),
 ) -> None:
-    """On the running stack: the example sweep, then a TPE job warm-started from it, then its
-    best model promoted into the registry; each followed live (a SPEC given: only that job)."""
+    """On the running stack: a LoRA sweep of SmolLM2-135M-Instruct against its untuned baseline,
+    followed live, then the best model promoted and the command that tries it (a SPEC given: only
+    that job; --tiny: the built-in model's sweep and a warm-started TPE job)."""
     from pathlib import Path
 
-    from app import DEMO_MODEL_NAME, EXAMPLE_SPEC, WARM_START_SPEC
+    from app import (DEMO_MODEL_NAME, DEMO_PROMPT, DEMO_SPEC, DEMO_SYSTEM, EXAMPLE_SPEC, TINY_MODEL_NAME,
+                     WARM_START_SPEC)
     from app.cli.demo import run_demo
+    from app.cli.demo_model import DemoModelMissing, place_smollm2
 
-    if spec or sweep_only:
-        run_demo(Path(spec) if spec else EXAMPLE_SPEC, api_url, token)
+    if spec:
+        run_demo(Path(spec), api_url, token)
+    elif tiny:
+        run_demo(EXAMPLE_SPEC, api_url, token, follow_up=None if sweep_only else WARM_START_SPEC,
+                 promote_as=None if sweep_only else TINY_MODEL_NAME)
     else:
-        run_demo(EXAMPLE_SPEC, api_url, token, follow_up=WARM_START_SPEC, promote_as=DEMO_MODEL_NAME)
+        try:
+            place_smollm2(settings().models_dir)
+        except DemoModelMissing as exc:
+            typer.secho(str(exc), err=True, fg="red")
+            raise typer.Exit(1) from None
+        run_demo(DEMO_SPEC, api_url, token, promote_as=None if sweep_only else DEMO_MODEL_NAME,
+                 try_it=(DEMO_PROMPT, DEMO_SYSTEM))
 
 
 @cli.command()

@@ -158,6 +158,8 @@ def watch(api: ApiClient, job_id: str, console: Console, interval_s: float = 1.0
                                f"(`tunix-tune jobs cancel {job_id}` stops it)")
             time.sleep(interval_s)
             job, history = fetch()
+    if not console.is_terminal:
+        console.line()  # Live's last view ends without one off a terminal; a terminal's gets it from Live
     for line in summary_lines(job):
         console.print(line, soft_wrap=True)
     return job

@@ -2,8 +2,8 @@
 fixture Ollama store (the wheel's file hard-linked as its blob), named ollama:smollm2:135m,
 converted once into the stack's conversion cache, its untuned answers scored as the job's
 baseline, tuned to JobCompleted, and its best trial measurably better than the baseline on the
-held-out split of capitals_chat-v2 (SmolLM2 answers in a sentence; the LoRA learns to answer
-with the city alone)."""
+held-out split of names_chat-v1 (SmolLM2 finds the name but answers in a sentence; the LoRA
+learns to answer with the name alone)."""
 
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ from tests.specs import example_spec
 def test_a_lora_job_on_an_ollama_model_beats_its_untuned_baseline_and_records_its_gguf(tuning_stack):
     write_ollama_store(tuning_stack["ollama"], smollm2_gguf())
     job = _run(tuning_stack, example_spec(
-        name="ollama-smollm2", dataset_key="capitals_chat-v2", base_model_id="ollama:smollm2:135m", num_samples=1,
+        name="ollama-smollm2", dataset_key="names_chat-v1", base_model_id="ollama:smollm2:135m", num_samples=1,
         metric_name="exact_match", metric_mode="max",
-        fixed_params={"max_steps": 24, "eval_every": 12, "max_seq_length": 64, "batch_size": 4, "warmup_steps": 3,
+        fixed_params={"max_steps": 16, "eval_every": 8, "max_seq_length": 64, "batch_size": 4, "warmup_steps": 2,
                       "lora_rank": 8},
-        search_space={"learning_rate": {"type": "choice", "values": [1e-4]}}))
+        search_space={"learning_rate": {"type": "choice", "values": [3e-4]}}))
     (manifest,) = _manifests(job)
     gguf = manifest["model"]["gguf"]
     assert (manifest["model"]["source"], gguf["sha256"], gguf["quantization"]) == (

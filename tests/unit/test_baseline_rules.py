@@ -114,3 +114,27 @@ def test_only_pretrained_models_have_a_baseline(tmp_path):
     write_tiny_checkpoint(tmp_path / "tiny-qwen3", "qwen3")
     assert not has_baseline("tiny-gemma3", folders)  # random initial weights: nothing to compare with
     assert has_baseline("tiny-qwen3", folders)
+
+
+def test_the_watch_view_off_a_terminal_ends_its_last_view_before_the_summary_and_shows_the_gain():
+    import io
+
+    from rich.console import Console
+
+    from app.cli.watch import watch
+
+    events = [*_log(), _baseline(), _trial("t1", 4, exact_match=0.9)]
+    events.append(ev.JobCompleted(job_id=JOB, source="tuner", occurred_at=_at(5), claim=1, payload=ev.JobCompletedPayload(
+        best_trial_id="t1", metric_name="exact_match", best_metric=0.9)))
+    job, trials = fold(events)
+    view = _job_out(job, list(trials.values()), 5).model_dump(mode="json")
+
+    class Api:
+        def get(self, path: str):
+            return [] if path.endswith("/history") else view
+
+    out = io.StringIO()
+    watch(Api(), str(JOB), Console(file=out, width=200))
+    lines = out.getvalue().splitlines()
+    assert f"job {JOB} completed" in lines  # a line of its own, not glued to the view's last line
+    assert any(line.startswith("best trial t1: exact_match=0.9, +0.9 over the baseline") for line in lines)
