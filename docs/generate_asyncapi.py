@@ -54,7 +54,8 @@ DESCRIPTION = f"""\
 Every job and trial event travels on one topic, `{TOPICS.events.name}` \
 ({TOPICS.events.partitions} partitions, kept forever: retention.ms=-1), keyed by job_id so one \
 job's events stay in one partition and in order. The gateway publishes JobCreated, JobStarted \
-and JobCancelRequested; TrialUpdated, JobCompleted, JobFailed and JobCancelled come from the \
+and JobCancelRequested; JobClaimed, TrialUpdated, DecisionMade, BaselineEvaluated, JobCompleted, JobFailed and \
+JobCancelled come from the \
 tuner; any other system may publish any of them. Consumers check that a record sits on the \
 partition murmur2 maps its key to ({PARTITIONER_FIX}). The projector folds every event into \
 the PostgreSQL read model and sends the records it cannot project (invalid, misrouted, unknown \
