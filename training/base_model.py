@@ -15,22 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from training.catalog import ModelSource
+from training.families import family as family_named
 from training.hf_checkpoint import read_checkpoint
 from training.tokenizer import CharTokenizer, HfTokenizer
 
-# Every linear map of a block gets adapters by default; the embedding stays frozen.
-# Gemma 1 / 2 / 3 name their attention maps alike in tunix (qkv_einsum when kv heads == heads).
-LORA_TARGETS = {
-    **{family: {"attention": ".*qkv_einsum|.*q_einsum|.*kv_einsum|.*attn_vec_einsum",
-                "mlp": ".*gate_proj|.*up_proj|.*down_proj"} for family in ("gemma3", "gemma", "gemma2")},
-    **{family: {"attention": ".*q_proj|.*k_proj|.*v_proj|.*o_proj", "mlp": ".*gate_proj|.*up_proj|.*down_proj"}
-       for family in ("qwen3", "llama3", "qwen2")},
-}
-
 
 def lora_modules(family: str, targets: str) -> str:
-    """The qwix module_path regex for `targets` ("all", "attention" or "mlp") of a family."""
-    parts = LORA_TARGETS[family]
+    """The qwix module_path regex for `targets` ("all", "attention" or "mlp") of a family. Every linear map of a
+    block gets adapters by default; the embedding stays frozen."""
+    parts = family_named(family).lora_targets
     return "|".join(parts.values()) if targets == "all" else parts[targets]
 
 

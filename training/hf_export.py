@@ -18,7 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-_MERGE_EXPORTERS = {"gemma3": "tunix.models.gemma3.params", "qwen3": "tunix.models.qwen3.params"}
+from training.families import FAMILIES
+
+# family -> the tunix module writing its merged model, for the families tunix has one for
+_MERGE_EXPORTERS = {f.name: f.merge_exporter for f in FAMILIES if f.merge_exporter}
 
 
 def export_lora(lora_model, family: str, base_folder: Path, lineage: dict, rank: int, alpha: float,

@@ -21,6 +21,8 @@ from tunix.models.gemma import model as gemma_model
 from tunix.models.llama3 import model as llama3_model
 from tunix.models.qwen3 import model as qwen3_model
 
+from training import families as registry
+
 
 def inverse_frequencies(rope: dict, head_dim: int) -> tuple[float, ...]:
     """head_dim / 2 inverse frequencies for rope (rope_type, rope_theta and the type's fields), as
@@ -84,8 +86,8 @@ class GemmaAttention(gemma_model.Attention):
 
 _CONFIGURED = {llama3_model.Attention: Llama3Attention, qwen3_model.Attention: Qwen3Attention,
                gemma_model.Attention: GemmaAttention}
-# The families whose tunix attention these classes replace (Gemma 1 and 2 share tunix.models.gemma).
-FAMILIES = ("llama3", "qwen3", "gemma", "gemma2")
+# The families whose tunix attention these classes replace (each family says so: Family.rope_override).
+FAMILIES = tuple(f.name for f in registry.FAMILIES if f.rope_override)
 
 
 def configure_rope(model, rope: dict) -> None:
