@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_real_model_step_benchmark_runs_every_part_at_its_smallest_size(smollm2_converted):
-    out = subprocess.run([sys.executable, "benchmarks/real_model_step.py", "--steps", "2", "--batch", "1", "--seq", "32",
+    out = subprocess.run([sys.executable, "benchmarks/real_model_step.py", "--steps", "2", "--batch", "1", "--seq", "64",
                           "--repeats", "1", "--model-folder", str(smollm2_converted.folder)],
                          capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
