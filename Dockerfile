@@ -28,6 +28,7 @@ COPY producers ./producers
 COPY training ./training
 COPY adapters ./adapters
 COPY service ./service
+COPY provisioning ./provisioning
 RUN pip install . \
     && rm -rf build ./*.egg-info
 COPY alembic.ini ./

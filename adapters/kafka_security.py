@@ -90,7 +90,7 @@ def _ssl_context(settings: Settings) -> ssl.SSLContext:
 
 def local_users(settings: Settings) -> dict[str, str]:
     """TUNIX_KAFKA_LOCAL_USERS (`name:password,...`): the extra SASL/PLAIN users of the local
-    broker (app/cli/stack/kafka.py), besides TUNIX_KAFKA_SASL_USERNAME, its super user."""
+    broker (provisioning/kafka.py), besides TUNIX_KAFKA_SASL_USERNAME, its super user."""
     users: dict[str, str] = {}
     for entry in filter(None, (e.strip() for e in (settings.kafka_local_users or "").split(","))):
         name, sep, password = entry.partition(":")

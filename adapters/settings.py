@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from functools import cache
 from pathlib import Path
 
 from adapters import kafka_security
@@ -204,3 +205,13 @@ class Settings:
     def registry_dir(self) -> Path:
         """The model registry's folders: artifacts/models/{name}/{version}/ (promoted models)."""
         return (self.artifacts_dir / "models").resolve()
+
+
+@cache
+def process_settings() -> Settings:
+    """The CLI process's settings, read from the environment once: one cache for the CLI and the
+    local provisioning it drives (`process_settings.cache_clear()` makes both read it again)."""
+    try:
+        return Settings.from_env()
+    except ValueError as exc:  # a contradictory setting (adapters/kafka_security.py): one line, no secret
+        raise SystemExit(f"tunix-tune: {exc}") from None

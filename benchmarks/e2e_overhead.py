@@ -23,7 +23,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.cli.stack import kafka, postgres, processes  # noqa: E402
+from provisioning import kafka, postgres, processes  # noqa: E402
 from schemas.job_spec import JobSpec  # noqa: E402
 
 SPEC = {

@@ -1,6 +1,6 @@
 """Shared fixtures: real Kafka and PostgreSQL, and the api and projector as real processes.
 
-Each test session gets its own topics (tests/session.py), its own database and its own
+Each test session gets its own topics (tests/support/session.py), its own database and its own
 consumer group, so it never sees a user's jobs or another session's events. Fixtures start
 servers only when a test asks for them: tests/unit asks for none.
 
@@ -24,10 +24,10 @@ from aiokafka import AIOKafkaProducer
 
 from adapters.database import create_database, drop_database, make_engine
 from adapters.event_log import ensure_topics
-from tests.gguf_fixtures import smollm2_converted  # noqa: F401  (a session fixture: SmolLM2 converted once)
-from tests.servers import servers
-from tests.session import SESSION, TOPICS
-from tests.waiting import wait_until
+from tests.support.gguf_fixtures import smollm2_converted  # noqa: F401  (a session fixture: SmolLM2 converted once)
+from tests.support.servers import servers
+from tests.support.session import SESSION, TOPICS
+from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 LAYERS = ("unit", "integration", "e2e")

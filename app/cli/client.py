@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import typer
 
-from app.cli.stack import processes
+from adapters.settings import process_settings
 
 
 class ApiError(Exception):
@@ -44,7 +44,7 @@ class ApiClient:
     def __init__(self, base_url: str | None = None, token: str | None = None, timeout: float = 30):
         # --api-url / --token, or their environment variables (TUNIX_API_URL, TUNIX_API_TOKEN),
         # come in through Typer; the default is the local stack's API.
-        self.base_url = (base_url or processes.api_url()).rstrip("/")
+        self.base_url = (base_url or process_settings().api_url).rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
 

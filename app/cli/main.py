@@ -12,8 +12,8 @@ import typer
 from app.cli.audit import audit, why
 from app.cli.jobs import jobs
 from app.cli.models import models
-from app.cli.stack import kafka, postgres, processes
-from app.cli.stack.paths import settings
+from provisioning import kafka, postgres, processes
+from provisioning.paths import settings
 
 cli = typer.Typer(help="Tunix Tune: hyperparameter tuning for JAX/Tunix runs.", no_args_is_help=True)
 services = typer.Typer(help="The local Kafka broker and PostgreSQL server.", no_args_is_help=True)

@@ -12,8 +12,8 @@ from rich.console import Console
 
 from app.cli.watch import render
 from tests.conftest import REPO, Process, free_port
-from tests.specs import example_spec
-from tests.waiting import wait_until
+from tests.support.specs import example_spec
+from tests.support.waiting import wait_until
 
 
 def tunix(api_url: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:

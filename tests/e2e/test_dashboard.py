@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from tests.conftest import REPO
-from tests.service_stack import start_job, wait_for_job
-from tests.specs import example_spec
-from tests.waiting import wait_until
+from tests.support.service_stack import start_job, wait_for_job
+from tests.support.specs import example_spec
+from tests.support.waiting import wait_until
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 ARTIFACTS = Path(os.environ.get("TUNIX_TEST_ARTIFACTS", REPO / "test-artifacts"))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.gguf_fixtures import smollm2_gguf, write_ollama_store
+from tests.support.gguf_fixtures import smollm2_gguf, write_ollama_store
 from training.folders import Folders
 from training.traces import Trace
 
@@ -119,7 +119,7 @@ def test_a_built_in_base_model_answers_with_sampling_reproducible_by_seed():
 
 
 def test_a_lora_run_on_a_hugging_face_checkpoint_answers_from_its_merged_folder(tmp_path):
-    from tests.hf_fixtures import write_tiny_checkpoint
+    from tests.support.hf_fixtures import write_tiny_checkpoint
     from training.generation import generate_text, load_run_folder
     from training.run import run_pipeline
 

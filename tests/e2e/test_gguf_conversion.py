@@ -15,7 +15,7 @@ import pytest
 from safetensors.numpy import load_file
 from tokenizers import Tokenizer
 
-from tests.gguf_fixtures import sha256_of, smollm2_gguf
+from tests.support.gguf_fixtures import sha256_of, smollm2_gguf
 from training.gguf.convert import convert
 
 
@@ -145,7 +145,7 @@ def _bytes_to_unicode() -> dict[int, str]:
 
 def test_a_run_s_lineage_records_the_gguf_its_sha256_quantization_and_cache_entry(smollm2_converted, tmp_path):
     """What run.py writes as the manifest's "model": the base model's lineage (training/base_model.py)."""
-    from tests.gguf_fixtures import link_or_copy
+    from tests.support.gguf_fixtures import link_or_copy
     from training.base_model import load_base
     from training.catalog import resolve_in
     from training.folders import Folders

@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 
 from tests.e2e.test_real_models_e2e import _manifests, _run
-from tests.gguf_fixtures import sha256_of, smollm2_gguf, write_ollama_store
-from tests.specs import example_spec
+from tests.support.gguf_fixtures import sha256_of, smollm2_gguf, write_ollama_store
+from tests.support.specs import example_spec
 
 
 def test_a_lora_job_on_an_ollama_model_beats_its_untuned_baseline_and_records_its_gguf(tuning_stack):

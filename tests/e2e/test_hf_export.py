@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from tests.hf_fixtures import write_tiny_checkpoint
+from tests.support.hf_fixtures import write_tiny_checkpoint
 from training.datasets import load_dataset
 from training.evaluate import evaluate
 from training.folders import Folders

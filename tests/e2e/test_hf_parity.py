@@ -1,8 +1,8 @@
 """Hugging Face checkpoints loaded through tunix compute what the HF model computes.
 
-Each family's tiny checkpoint (tests/hf_fixtures.py, the hub's key layout and config.json) is loaded by
+Each family's tiny checkpoint (tests/support/hf_fixtures.py, the hub's key layout and config.json) is loaded by
 training.hf_models into a tunix model; its logits must match an independent float64 numpy forward pass
-of the same tensors (tests/numpy_reference.py) to 1e-5. A transposed, misplaced or skipped tensor, a
+of the same tensors (tests/support/numpy_reference.py) to 1e-5. A transposed, misplaced or skipped tensor, a
 wrong RoPE base, window or norm moves these logits by O(1) (they are of size ~4), so the tolerance only
 leaves room for float32 rounding (measured: 1.6e-6 to 7.2e-6).
 """
@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests import numpy_reference
-from tests.hf_fixtures import FAMILIES, write_tiny_checkpoint
+from tests.support import numpy_reference
+from tests.support.hf_fixtures import FAMILIES, write_tiny_checkpoint
 from training import hf_models
 
 TOLERANCE = 1e-5

@@ -15,11 +15,11 @@ from adapters.settings import Settings
 from schemas import events as ev
 from schemas.job_spec import JobSpec
 from schemas.topics import DLQ_REASON_HEADER, Topics
-from tests.extreme_events import encode, extreme_stream
-from tests.kafka_log import read_all
-from tests.service_stack import start_job, wait_for_job
-from tests.specs import example_spec
-from tests.waiting import wait_until
+from tests.support.extreme_events import encode, extreme_stream
+from tests.support.kafka_log import read_all
+from tests.support.service_stack import start_job, wait_for_job
+from tests.support.specs import example_spec
+from tests.support.waiting import wait_until
 
 # Trials that train far longer than the test: it acts while they run.
 LONG = {"max_steps": 3000, "eval_every": 10, "batch_size": 32}

@@ -24,10 +24,10 @@ from adapters.partitioning import expected_partition
 from schemas.events import parse_event
 from schemas.topics import Topics
 from tests.conftest import REPO
-from tests.kafka_log import read_all
-from tests.replay_check import assert_replay_equals_live, drop_schema
-from tests.service_stack import ServiceStack
-from tests.waiting import wait_until
+from tests.support.kafka_log import read_all
+from tests.support.replay_check import assert_replay_equals_live, drop_schema
+from tests.support.service_stack import ServiceStack
+from tests.support.waiting import wait_until
 
 
 def _free_range(count: int) -> int:

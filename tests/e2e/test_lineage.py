@@ -24,10 +24,10 @@ from schemas import tables
 from schemas import events as ev
 from schemas.job_spec import JobSpec
 from schemas.topics import Topics
-from tests.replay_check import assert_replay_equals_live, drop_schema
-from tests.service_stack import start_job, wait_for_job
-from tests.specs import example_spec
-from tests.waiting import wait_until
+from tests.support.replay_check import assert_replay_equals_live, drop_schema
+from tests.support.service_stack import start_job, wait_for_job
+from tests.support.specs import example_spec
+from tests.support.waiting import wait_until
 
 SHORT = {"max_steps": 30, "eval_every": 10, "batch_size": 32}
 PEAK = 3e-3

@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from adapters.database import make_engine
-from tests.replay_check import assert_replay_equals_live, drop_schema
-from tests.service_stack import start_job, wait_for_job
-from tests.waiting import wait_until
+from tests.support.replay_check import assert_replay_equals_live, drop_schema
+from tests.support.service_stack import start_job, wait_for_job
+from tests.support.waiting import wait_until
 
 OUTAGE_S = 20
 
@@ -22,7 +22,7 @@ OUTAGE_S = 20
 def test_postgres_down_for_20s_mid_job(tuning_stack, stack):
     if stack.origin != "local":
         pytest.skip("only the locally provisioned PostgreSQL can be stopped by the tests")
-    from app.cli.stack import postgres
+    from provisioning import postgres
 
     base = tuning_stack["url"]
     job_id = start_job(base, name="through an outage", num_samples=3, max_concurrent_trials=1,

@@ -18,8 +18,8 @@ import psutil
 import pytest
 
 from tests.conftest import free_port
-from tests.service_stack import ServiceStack
-from tests.waiting import wait_until
+from tests.support.service_stack import ServiceStack
+from tests.support.waiting import wait_until
 
 RAY = str(Path(__import__("sys").executable).with_name("ray"))  # the venv's ray command
 

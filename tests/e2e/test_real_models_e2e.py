@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from tests.e2e.test_tuning_e2e import _wait_for_job
-from tests.hf_fixtures import write_cached_snapshot, write_tiny_checkpoint
-from tests.specs import SEED_EXAMPLE, example_spec
+from tests.support.hf_fixtures import write_cached_snapshot, write_tiny_checkpoint
+from tests.support.specs import SEED_EXAMPLE, example_spec
 
 SHORT = {"max_steps": 20, "eval_every": 10, "max_seq_length": 32}
 

@@ -101,7 +101,7 @@ def test_a_hugging_face_run_with_neither_merged_nor_checkpoint_says_so(promoted,
 
 def test_a_lora_run_on_a_hugging_face_checkpoint_reloads_from_its_merged_folder(tmp_path):
     """merged/ of the copy is loaded as a local model folder; the base checkpoint is gone."""
-    from tests.hf_fixtures import write_tiny_checkpoint
+    from tests.support.hf_fixtures import write_tiny_checkpoint
 
     base = write_tiny_checkpoint(tmp_path / "base", "gemma3")
     run = {"max_steps": 20, "eval_every": 10, "batch_size": 8, "learning_rate": 1e-2, "max_seq_length": 48}

@@ -1,9 +1,9 @@
 """RoPE as config.json says it, in every family whose tunix attention hardcodes it (training/rope.py).
 
 tunix 0.1.7's Llama3 and Qwen3 always rotate with theta 1e6, its Gemma 1 / 2 with 1e4, and none knows
-Llama 3.1's "llama3" frequency scaling. Each case loads a tiny checkpoint (tests/hf_fixtures.py) with
+Llama 3.1's "llama3" frequency scaling. Each case loads a tiny checkpoint (tests/support/hf_fixtures.py) with
 another theta or with that scaling and compares its logits with the independent numpy forward pass
-(tests/numpy_reference.py, which computes the scaling from transformers' formula itself). Each case also
+(tests/support/numpy_reference.py, which computes the scaling from transformers' formula itself). Each case also
 shows that it can tell: the numpy pass with the RoPE tunix would have used differs by far more than the
 tolerance. 64 positions, so the slow frequencies that the llama3 scaling changes turn measurably.
 """
@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests import numpy_reference
-from tests.hf_fixtures import write_tiny_checkpoint
+from tests.support import numpy_reference
+from tests.support.hf_fixtures import write_tiny_checkpoint
 from training import hf_models
 
 TOLERANCE = 1e-5  # measured: up to 4e-6 over 64 positions

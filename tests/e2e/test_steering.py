@@ -10,8 +10,8 @@ from datetime import datetime
 
 import httpx
 
-from tests.service_stack import start_job, wait_for_job
-from tests.waiting import wait_until
+from tests.support.service_stack import start_job, wait_for_job
+from tests.support.waiting import wait_until
 
 LONG = {"max_steps": 60, "eval_every": 10, "batch_size": 32}  # ~6 reports: long enough to steer
 SHORT = {"max_steps": 30, "eval_every": 10, "batch_size": 32}

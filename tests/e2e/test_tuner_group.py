@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from tests.conftest import REPO, Process
-from tests.service_stack import ServiceStack
-from tests.waiting import wait_until
+from tests.support.service_stack import ServiceStack
+from tests.support.waiting import wait_until
 
 SHORT = {"max_steps": 60, "eval_every": 10, "batch_size": 32}
 SPACE = {"learning_rate": {"type": "loguniform", "min": 1e-3, "max": 1e-2}}

@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import Process
-from tests.service_stack import start_job, wait_for_job
-from tests.specs import example_spec
-from tests.waiting import wait_until
+from tests.support.service_stack import start_job, wait_for_job
+from tests.support.specs import example_spec
+from tests.support.waiting import wait_until
 
 # Short trials: a few seconds of real training each on these CPUs.
 FIXED = {"max_steps": 30, "eval_every": 10, "batch_size": 32}

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 
-from tests.session import TOPICS
+from tests.support.session import TOPICS
 from schemas.events import parse_event
-from tests.kafka_log import read_all
-from tests.specs import example_spec
-from tests.waiting import eventually
+from tests.support.kafka_log import read_all
+from tests.support.specs import example_spec
+from tests.support.waiting import eventually
 
 
 async def test_example_job_round_trips(client, stack):

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from adapters.event_log import end_offsets
-from tests.gguf_fixtures import smollm2_gguf, truncated_copy, write_ollama_store, write_tiny_gguf
-from tests.session import TOPICS
-from tests.specs import example_spec
+from tests.support.gguf_fixtures import smollm2_gguf, truncated_copy, write_ollama_store, write_tiny_gguf
+from tests.support.session import TOPICS
+from tests.support.specs import example_spec
 
 
 @pytest.fixture

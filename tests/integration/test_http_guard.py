@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from tests.conftest import Process, _api_ready, free_port
-from tests.specs import example_spec
-from tests.waiting import wait_until
+from tests.support.specs import example_spec
+from tests.support.waiting import wait_until
 
 BODY_TIMEOUT_S = 1  # the second api's TUNIX_API_BODY_TIMEOUT_S: short, so a slow body ends soon
 

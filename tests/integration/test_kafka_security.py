@@ -35,15 +35,15 @@ from adapters.kafka_security import client_options
 from adapters.logs import RedactSecrets
 from adapters.publisher import EventPublisher, Unavailable
 from adapters.settings import Settings
-from app.cli.stack.paths import state_dir
+from provisioning.paths import state_dir
 from consumers.tuner.snapshots import Snapshots
 from consumers.tuner.state import TunerJob
 from schemas import events as ev
 from schemas.job_spec import JobSpec
 from schemas.topics import DLQ_REASON_HEADER, Topics
 from tests.conftest import REPO, Process
-from tests.specs import example_spec
-from tests.waiting import eventually, wait_until
+from tests.support.specs import example_spec
+from tests.support.waiting import eventually, wait_until
 
 RUN = uuid.uuid4().hex[:8]
 TOPICS = Topics(f"sasl-{RUN}.tuning")

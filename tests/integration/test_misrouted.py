@@ -20,10 +20,10 @@ from schemas import tables
 from schemas.job_spec import JobSpec
 from schemas.topics import DLQ_REASON_HEADER
 from tests.conftest import REPO
-from tests.kafka_log import read_all
-from tests.session import TOPICS
-from tests.specs import example_spec
-from tests.waiting import eventually
+from tests.support.kafka_log import read_all
+from tests.support.session import TOPICS
+from tests.support.specs import example_spec
+from tests.support.waiting import eventually
 
 
 def _created(job_id: uuid.UUID) -> ev.JobCreated:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.session import TOPICS
-from tests.specs import example_spec
-from tests.waiting import wait_until
+from tests.support.session import TOPICS
+from tests.support.specs import example_spec
+from tests.support.waiting import wait_until
 
 
 def scrape(url: str) -> dict[tuple[str, tuple], float]:

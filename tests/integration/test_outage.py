@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from tests.conftest import Process, free_port
-from tests.specs import example_spec
-from tests.waiting import wait_until
+from tests.support.specs import example_spec
+from tests.support.waiting import wait_until
 
 
 def _healthy(url: str) -> bool:
@@ -70,7 +70,7 @@ def test_broker_stopped_then_restarted(stack, api_url):
     """The real broker goes down under the running stack, then comes back with its log."""
     if stack.origin != "local":
         pytest.skip("only the locally provisioned broker can be stopped by the tests")
-    from app.cli.stack import kafka
+    from provisioning import kafka
 
     before = httpx.post(f"{api_url}/api/tuning/jobs", json=example_spec(name="before outage"), timeout=30)
     assert before.status_code == 201

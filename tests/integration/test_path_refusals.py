@@ -18,10 +18,10 @@ from adapters.event_log import end_offsets
 from schemas import events as ev
 from schemas.artifact_layout import trial_run_folder
 from schemas.job_spec import JobSpec
-from tests.hf_fixtures import write_tiny_checkpoint
-from tests.session import TOPICS
-from tests.specs import example_spec
-from tests.waiting import eventually
+from tests.support.hf_fixtures import write_tiny_checkpoint
+from tests.support.session import TOPICS
+from tests.support.specs import example_spec
+from tests.support.waiting import eventually
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCE = "tests.other-system"

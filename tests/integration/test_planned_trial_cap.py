@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncio
 
 from schemas.job_spec import MAX_PLANNED_TRIALS
-from tests.specs import example_spec
-from tests.waiting import eventually
+from tests.support.specs import example_spec
+from tests.support.waiting import eventually
 
 
 def _grid(name: str, **axes: list) -> dict:

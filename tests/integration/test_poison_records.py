@@ -19,10 +19,10 @@ from schemas import events as ev
 from schemas import tables
 from schemas.topics import DLQ_MAX_VALUE, DLQ_REASON_HEADER, DLQ_TRUNCATED_HEADER
 from service.projection import fenced, project_job, row_refusal
-from tests.extreme_events import encode, extreme_stream, valid_created
-from tests.kafka_log import read_all
-from tests.session import TOPICS
-from tests.waiting import eventually
+from tests.support.extreme_events import encode, extreme_stream, valid_created
+from tests.support.kafka_log import read_all
+from tests.support.session import TOPICS
+from tests.support.waiting import eventually
 
 SEED = 18  # the stream is drawn from a seed, so a failure can be replayed exactly
 

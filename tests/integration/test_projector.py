@@ -13,12 +13,12 @@ from sqlalchemy import select, text
 from schemas import events as ev
 from schemas import tables
 from schemas.topics import DLQ_ORIGIN_HEADER, DLQ_REASON_HEADER
-from tests.session import TOPICS
+from tests.support.session import TOPICS
 from schemas.job_spec import JobSpec
-from tests.kafka_log import read_all
-from tests.replay_check import assert_replay_equals_live
-from tests.specs import example_spec
-from tests.waiting import eventually
+from tests.support.kafka_log import read_all
+from tests.support.replay_check import assert_replay_equals_live
+from tests.support.specs import example_spec
+from tests.support.waiting import eventually
 
 SOURCE = "tests.other-system"
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)

@@ -11,12 +11,12 @@ from sqlalchemy import func, select
 
 from schemas import events as ev
 from schemas import tables
-from tests.session import TOPICS
+from tests.support.session import TOPICS
 from adapters.database import create_database, drop_database, make_engine
 from schemas.job_spec import JobSpec
 from tests.conftest import Process
-from tests.specs import example_spec
-from tests.waiting import eventually
+from tests.support.specs import example_spec
+from tests.support.waiting import eventually
 
 TRIALS, STEPS = 40, 100
 

@@ -9,8 +9,8 @@ from uuid import UUID
 
 from service import queries as queries_module
 from service.queries import Queries
-from tests.specs import example_spec
-from tests.waiting import eventually
+from tests.support.specs import example_spec
+from tests.support.waiting import eventually
 
 
 async def test_a_job_is_built_off_the_event_loop_now_and_as_of(client, db, monkeypatch):

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from adapters.event_log import end_offsets
-from tests.session import TOPICS
-from tests.specs import SEED_EXAMPLE, example_spec
+from tests.support.session import TOPICS
+from tests.support.specs import SEED_EXAMPLE, example_spec
 
 SAMPLE = [
     (example_spec(num_samples=0), "num_samples"),

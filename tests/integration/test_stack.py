@@ -10,7 +10,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from tests.session import TOPICS
+from tests.support.session import TOPICS
 from adapters.event_log import partition_ids
 
 

@@ -13,7 +13,7 @@ from consumers.tuner.snapshots import Snapshots
 from consumers.tuner.state import TunerJob
 from schemas.job_spec import JobSpec
 from schemas.topics import Topic
-from tests.specs import example_spec
+from tests.support.specs import example_spec
 
 
 async def test_an_untrusted_snapshot_is_refolded_once_then_trusted(stack):

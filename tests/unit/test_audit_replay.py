@@ -17,7 +17,7 @@ from schemas.job_spec import JobSpec
 from service.searchers import param_space, search_algorithm
 from service.steered_search import UNBOUNDED_SAMPLES
 from service.verify import verify
-from tests.specs import example_spec
+from tests.support.specs import example_spec
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 SPACE = {"learning_rate": {"type": "loguniform", "min": 1e-4, "max": 1e-1},

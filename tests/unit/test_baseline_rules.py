@@ -16,7 +16,7 @@ from schemas.job_spec import JobSpec
 from service.as_of import fold
 from service.projection import project_job
 from service.queries import _job_out, gain
-from tests.specs import example_spec
+from tests.support.specs import example_spec
 
 JOB = uuid.uuid4()
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -108,7 +108,7 @@ def test_the_tuner_remembers_a_baseline_through_the_jobs_end_and_its_extension()
 def test_only_pretrained_models_have_a_baseline(tmp_path):
     from training.baseline import has_baseline
     from training.folders import Folders
-    from tests.hf_fixtures import write_tiny_checkpoint
+    from tests.support.hf_fixtures import write_tiny_checkpoint
 
     folders = Folders(models=tmp_path)
     write_tiny_checkpoint(tmp_path / "tiny-qwen3", "qwen3")

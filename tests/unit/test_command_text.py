@@ -18,7 +18,7 @@ from adapters.settings import Settings
 from app import routes
 from schemas import events as ev
 from schemas.steering import MAX_REASON
-from tests.specs import example_spec
+from tests.support.specs import example_spec
 
 KEY = "<key>"  # a path step: the key itself, not the value under it
 # A position with a declared bound must refuse one character more; one without, at least a

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from service import file_checks
-from tests.specs import example_spec
+from tests.support.specs import example_spec
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ def test_an_unknown_model_is_one_line_naming_it(tmp_path, monkeypatch):
     monkeypatch.setenv("TUNIX_MODELS_DIR", str(tmp_path / "models"))
     (elsewhere := tmp_path / "elsewhere").mkdir()
     monkeypatch.setenv("TUNIX_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
-    from app.cli.stack.paths import settings
+    from provisioning.paths import settings
 
     settings.cache_clear()  # this test's folders
     try:

@@ -16,9 +16,9 @@ import pytest
 from adapters.settings import Settings
 from app.main import create_app
 from service.models import _base_models
-from tests.gguf_fixtures import (sha256_of, smollm2_gguf, truncated_copy, write_ollama_store,
+from tests.support.gguf_fixtures import (sha256_of, smollm2_gguf, truncated_copy, write_ollama_store,
                                  write_tiny_gguf)
-from tests.specs import example_spec
+from tests.support.specs import example_spec
 from tests.unit.fakes import fake_gateway
 from training.catalog import ModelNotAvailable, resolve_in
 from training.folders import Folders

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.hf_fixtures import FAMILIES, write_cached_snapshot, write_tiny_checkpoint
+from tests.support.hf_fixtures import FAMILIES, write_cached_snapshot, write_tiny_checkpoint
 from training.catalog import ModelNotAvailable, available_models, resolve_model
 from training.hf_checkpoint import BrokenCheckpoint, read_checkpoint
 

@@ -16,7 +16,7 @@ from consumers.tuner.state import TunerJob, next_state
 from schemas import events as ev
 from schemas import tables as t
 from service.projection import fenced, project_job, project_trial, row_refusal
-from tests.extreme_events import encode, extreme_stream
+from tests.support.extreme_events import encode, extreme_stream
 
 
 @pytest.mark.parametrize("seed", range(60))

@@ -7,7 +7,7 @@ import random
 
 from schemas.job_spec import JobSpec
 from service.importance import MIN_TRIALS, param_importances
-from tests.specs import example_spec
+from tests.support.specs import example_spec
 
 SPEC = JobSpec.model_validate(example_spec(search_space={
     "learning_rate": {"type": "loguniform", "min": 1e-5, "max": 1e-1},

@@ -17,7 +17,7 @@ from adapters.kafka_security import client_options
 from adapters.logs import configure_logging
 from adapters.publisher import _faststream_security
 from adapters.settings import Settings
-from app.cli.stack import kafka_sasl
+from provisioning import kafka_sasl
 
 REPO = Path(__file__).resolve().parents[2]
 SASL = {"TUNIX_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "TUNIX_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",

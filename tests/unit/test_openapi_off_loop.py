@@ -13,7 +13,7 @@ from app import openapi
 from app.main import create_app
 from service import file_checks
 from tests.unit.fakes import fake_gateway
-from tests.waiting import eventually
+from tests.support.waiting import eventually
 
 
 def _held_listing(monkeypatch, order: list | None = None):

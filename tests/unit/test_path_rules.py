@@ -14,8 +14,8 @@ import pytest
 from pydantic import ValidationError
 
 from schemas.job_spec import DATASET_KEY_PATTERN, JobSpec
-from tests.hf_fixtures import write_tiny_checkpoint
-from tests.specs import example_spec
+from tests.support.hf_fixtures import write_tiny_checkpoint
+from tests.support.specs import example_spec
 from training.catalog import ModelNotAvailable, available_models, resolve_model
 from training.dataset_files import MalformedDataset, read_examples
 from training.datasets import DATASET_KEY, UnknownDataset, dataset_exists, load_dataset

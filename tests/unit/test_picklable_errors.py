@@ -22,7 +22,7 @@ from producers.error_text import one_line
 from training.dataset_files import MalformedDataset
 
 REPO = Path(__file__).resolve().parents[2]
-PACKAGES = ("training", "service", "adapters", "consumers", "producers", "schemas", "app")
+PACKAGES = ("training", "service", "adapters", "consumers", "producers", "schemas", "app", "provisioning")
 SAMPLES = {str: "what went wrong", int: 3, float: 0.5, bool: True, Path: Path("data-v1/train.jsonl"),
            uuid.UUID: uuid.UUID(int=7), object: "value", typing.Any: "value"}
 

@@ -16,7 +16,7 @@ from schemas.api import JobOut
 from schemas.job_spec import MAX_PLANNED_TRIALS, JobSpec
 from service.commands import Gateway
 from service.errors import JobNotFound
-from tests.specs import example_spec
+from tests.support.specs import example_spec
 from tests.unit.fakes import FakePublisher, FakeReadModel
 from training.folders import Folders
 

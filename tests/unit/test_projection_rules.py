@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from service.projection import metric_point, project_job, project_trial
 from schemas import events as ev
 from schemas.job_spec import JobSpec
-from tests.specs import example_spec
+from tests.support.specs import example_spec
 
 JOB = uuid.uuid4()
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)

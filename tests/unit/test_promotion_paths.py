@@ -22,7 +22,7 @@ from service import promotion
 from service.errors import InvalidJob, JobConflict
 from service.file_checks import off_loop
 from service.promotion import MAX_VERSION, own_run_folder, promote
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 from tests.unit.fakes import FakePublisher
 from training.folders import Folders
 

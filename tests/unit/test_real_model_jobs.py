@@ -11,8 +11,8 @@ import pytest
 
 from adapters.settings import Settings
 from app.main import create_app
-from tests.hf_fixtures import write_cached_snapshot, write_tiny_checkpoint
-from tests.specs import SEED_EXAMPLE, example_spec
+from tests.support.hf_fixtures import write_cached_snapshot, write_tiny_checkpoint
+from tests.support.specs import SEED_EXAMPLE, example_spec
 from tests.unit.fakes import fake_gateway
 from training.folders import Folders
 

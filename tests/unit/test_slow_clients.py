@@ -12,7 +12,7 @@ import uvicorn
 
 from adapters.settings import Settings
 from app.slow_clients import server_options
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 
 TIMEOUT_S = 0.5
 

@@ -15,7 +15,7 @@ from adapters.settings import Settings
 from app.main import create_app
 from service.projection import project_job
 from schemas import events as ev
-from tests.specs import example_spec
+from tests.support.specs import example_spec
 from tests.unit.fakes import fake_gateway
 
 ODD_TEXT = st.text(alphabet=st.sampled_from(["a", "é", " ", "\x00", "\ud800", "_", "1"]), max_size=6)

@@ -21,7 +21,7 @@ from schemas.api import JobOut, TrialOut
 from schemas.job_spec import JobSpec
 from schemas.steering import JobAdjustment
 from service.warm_start import carry_over
-from tests.specs import example_spec
+from tests.support.specs import example_spec
 
 JOB = uuid.uuid4()
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)

@@ -11,7 +11,7 @@ from producers.job_run import JobRun
 from producers.trial_events import TrialEvents
 from schemas import events as ev
 from schemas.job_spec import JobSpec
-from tests.specs import example_spec
+from tests.support.specs import example_spec
 
 
 def _spec() -> JobSpec:

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.specs import SEED_EXAMPLE, example_spec
+from tests.support.specs import SEED_EXAMPLE, example_spec
 
 
 def _space(**params) -> dict:

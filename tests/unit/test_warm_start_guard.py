@@ -24,10 +24,10 @@ from schemas.job_spec import JobSpec
 from service import warm_start
 from service.errors import InvalidJob, event_values
 from service.warm_start import carry_over, fits
-from tests.specs import example_spec
+from tests.support.specs import example_spec
 from tests.unit.fakes import fake_gateway
 from tests.unit.test_steering_rules import LR, _parent
-from tests.waiting import eventually
+from tests.support.waiting import eventually
 
 
 class _Parents:

@@ -13,8 +13,8 @@ import httpx
 
 from adapters.database import create_database, drop_database
 from tests.conftest import Process, free_port
-from tests.specs import example_spec
-from tests.waiting import wait_until
+from tests.support.specs import example_spec
+from tests.support.waiting import wait_until
 
 TERMINAL = ("completed", "failed", "cancelled")
 

@@ -37,7 +37,7 @@ def servers():
         ) as pg:
             yield Servers(kafka.get_bootstrap_server(), pg.get_connection_url(), "testcontainers")
     else:
-        from app.cli.stack import kafka, postgres
+        from provisioning import kafka, postgres
 
         kafka.start()
         postgres.start()

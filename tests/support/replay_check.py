@@ -18,9 +18,9 @@ from adapters.database import make_engine
 from adapters.event_log import end_offsets
 from schemas import tables
 from schemas.topics import Topics
-from tests.waiting import eventually
+from tests.support.waiting import eventually
 
-REPO_ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+REPO_ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 
 
 async def projector_caught_up(env: dict, timeout: float = 60) -> None:

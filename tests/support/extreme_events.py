@@ -15,7 +15,7 @@ from typing import Any
 
 from schemas import events as ev
 from schemas.job_spec import JobSpec
-from tests.specs import example_spec
+from tests.support.specs import example_spec
 
 # (at the edge but allowed, just past the edge): drawn from the second list one time in eight.
 TIMES = (["1970-01-01T00:00:00Z", "9999-12-30T23:59:59.999999+00:00", "2026-06-01T12:00:00",

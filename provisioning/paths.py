@@ -6,19 +6,9 @@ the stack; ``TUNIX_STATE_DIR`` points it elsewhere (e.g. per-test isolation).
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
 
-from adapters.settings import Settings
-
-
-@cache
-def settings() -> Settings:
-    """The CLI process's settings, read from the environment once."""
-    try:
-        return Settings.from_env()
-    except ValueError as exc:  # a contradictory setting (adapters/kafka_security.py): one line, no secret
-        raise SystemExit(f"tunix-tune: {exc}") from None
+from adapters.settings import process_settings as settings  # the CLI's settings: one cache for both
 
 
 def state_dir() -> Path:
