@@ -1,6 +1,6 @@
 """What the tuner knows about the jobs on its partitions, folded from the event log (pure).
 
-The job's status moves by the projector's own rules (service/projection.py: `refusal` and
+The job's status moves by the projector's own rules (service/read/projection.py: `refusal` and
 `next_status`), so the tuner acts on exactly the jobs the read model shows: an event the
 projector dead-letters (a JobExtended for a job never created or not completed, an adjustment
 that breaks the spec) changes nothing here. A finished job is kept in a slim form (its status,
@@ -23,7 +23,7 @@ from schemas import events as ev
 from schemas.job_spec import JobSpec
 from schemas.lineage import SeedTrial
 from schemas.statuses import TRIAL_TERMINAL
-from service.projection import is_terminal_job, next_status, refusal
+from service.read.projection import is_terminal_job, next_status, refusal
 
 
 class TunerJob(BaseModel):
@@ -31,7 +31,7 @@ class TunerJob(BaseModel):
 
     job_id: UUID
     spec: JobSpec | None  # None once finished: nothing judges a finished job by its spec
-    status: str = "created"  # as the read model has it (service.projection.next_status)
+    status: str = "created"  # as the read model has it (service.read.projection.next_status)
     # Trials whose terminal TrialUpdated is on the log: a resumed experiment sends them no more.
     ended_trials: frozenset[str] = frozenset()
     # Trials whose latest status is running: if their owner vanished without handing the job
