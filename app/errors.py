@@ -130,7 +130,7 @@ def install(app: FastAPI) -> None:
         return error_response(503, "postgres_unavailable", "postgres unavailable: cannot reach the read model")
 
     # The database's connection-level errors only: an unreachable server's OSError becomes
-    # Unavailable("postgres") where the connection is made (service/queries.py); any other
+    # Unavailable("postgres") where the connection is made (service/read/queries.py); any other
     # OSError (a full or read-only disk under a promote) is an unexpected error, a 500 with an id.
     for exc_type in (OperationalError, InterfaceError, asyncpg.exceptions.PostgresConnectionError,
                      asyncpg.exceptions.ConnectionDoesNotExistError):

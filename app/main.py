@@ -26,8 +26,8 @@ from app.slow_clients import server_options
 from app.routes import compare_router, models_router, registry_router, router, tuners_router
 from schemas.api import ErrorBody, Health, Readiness
 from schemas.metrics import CONTENT_TYPE, exposition
-from service.commands import Gateway
-from service.queries import Queries
+from service.commands.commands import Gateway
+from service.read.queries import Queries
 
 
 def create_app(settings: Settings, gateway: Gateway | None = None, queries: Queries | None = None) -> FastAPI:

@@ -33,16 +33,16 @@ from schemas.job_spec import JobSpec
 from schemas.statuses import JOB_STATUSES, JobStatus
 from schemas.bounded import bounded_text
 from schemas.steering import CommandNote, Extension, Fork, JobAdjustment, Promotion, TrialId
-from service import commands, steering
-from service.commands import Gateway, Published, Sender
+from service.audit.importance import param_importances
+from service.audit.what_if import AshaOptions, what_if_asha
+from service.audit.why import decisions, explain
+from service.commands import commands, steering
+from service.commands.commands import Gateway, Published, Sender
+from service.commands.promotion import promote
 from service.errors import TrialNotFound
-from service.importance import param_importances
-from service.promotion import promote
-from service.models import base_models
-from service.queries import Queries
-from service.tuners import list_tuners
-from service.what_if import AshaOptions, what_if_asha
-from service.why import decisions, explain
+from service.read.models import base_models
+from service.read.queries import Queries
+from service.read.tuners import list_tuners
 
 # Bounds of the list query; PostgreSQL's OFFSET is a bigint, and no deployment has this many jobs.
 MAX_PAGE = 200

@@ -41,7 +41,7 @@ def plain_tuner_fit() -> tuple[float, list[float]]:
     from ray import tune
 
     from consumers.tuner.experiment import checkpoint_config, trial_inputs
-    from service.searchers import param_space
+    from service.search.searchers import param_space
     from consumers.tuner.trainable import train_trial
     from training.folders import Folders
 

@@ -36,7 +36,7 @@ from adapters.database import create_database, drop_database  # noqa: E402
 from adapters.event_log import ensure_topics  # noqa: E402
 from adapters.migrations import migrate  # noqa: E402
 from adapters.settings import Settings  # noqa: E402
-from service.projection import metric_point  # noqa: E402
+from service.read.projection import metric_point  # noqa: E402
 from schemas import events as ev  # noqa: E402
 from schemas import tables  # noqa: E402
 from schemas.job_spec import JobSpec  # noqa: E402

@@ -46,7 +46,7 @@ def _number(text: str) -> bool:
     return True
 
 
-# `?as_of=`: the point of a job's log to read the job at (service/as_of.py).
+# `?as_of=`: the point of a job's log to read the job at (service/read/as_of.py).
 AsOf = Annotated[int | datetime, PlainValidator(_as_of, json_schema_input_type=Union[
     Annotated[int, Field(ge=0, le=INT64_MAX)], datetime])]
 
@@ -210,7 +210,7 @@ class WouldStopOut(BaseModel):
 
 
 class WhatIfOut(BaseModel):
-    """Another scheduler replayed over the job's recorded learning curves (service/what_if.py)."""
+    """Another scheduler replayed over the job's recorded learning curves (service/audit/what_if.py)."""
 
     scheduler: Literal["asha"]
     metric: str

@@ -74,7 +74,7 @@ class JobAdjustedPayload(_Payload):
 
     @model_validator(mode="after")
     def _adjustable_fields_only(self):
-        # Whether the adjusted spec is valid depends on the job: service.projection.refusal checks it.
+        # Whether the adjusted spec is valid depends on the job: service.read.projection.refusal checks it.
         for changes in (self.changes, self.previous):
             if not set(changes) <= set(ADJUSTABLE_FIELDS):
                 unknown = ", ".join(sorted(set(changes) - set(ADJUSTABLE_FIELDS)))

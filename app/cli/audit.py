@@ -60,7 +60,7 @@ def verify(
     from pydantic import ValidationError
 
     from schemas.api import EventOut
-    from service.verify import verify as replay  # Ray and Optuna: loaded only for this command
+    from service.audit.verify import verify as replay  # Ray and Optuna: loaded only for this command
 
     if log is None:
         with api_session(ctx) as api:

@@ -1,7 +1,7 @@
 """Writes a batch of events into the read model in one transaction (the projector's edge).
 
 Load the rows the batch touches, fold the events through the pure rules in
-service.projection, then write the changed rows back in bulk. Idempotence comes from the
+service.read.projection, then write the changed rows back in bulk. Idempotence comes from the
 events table: an event_id already recorded is skipped.
 """
 
@@ -17,7 +17,7 @@ from consumers.records import LoggedEvent
 from schemas import events as ev
 from schemas import tables as t
 from schemas.metrics import FENCED_EVENTS
-from service.projection import Row, fenced, metric_point, model_version_row, project_job, project_trial, row_refusal
+from service.read.projection import Row, fenced, metric_point, model_version_row, project_job, project_trial, row_refusal
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from ray.tune.schedulers import TrialScheduler
 from consumers.tuner.schedulers import ASHA, FIFO, PBT, TIME_ATTR, HyperBand
 from schemas.job_spec import JobSpec
 from schemas.lineage import SeedTrial
-from service.searchers import TPE, ray_domain, search_algorithm
-from service.steered_search import UNBOUNDED_SAMPLES
+from service.search.searchers import TPE, ray_domain, search_algorithm
+from service.search.steered_search import UNBOUNDED_SAMPLES
 from training.folders import Folders
 from training.hyperparams import reports_per_run
 

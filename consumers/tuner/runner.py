@@ -17,7 +17,7 @@ from ray import tune
 
 from consumers.tuner.baseline import BaselineTask
 from consumers.tuner.experiment import checkpoint_config, trial_inputs, tune_config
-from service.searchers import param_space
+from service.search.searchers import param_space
 from consumers.tuner.schedulers import HandedOver
 from consumers.tuner.trainable import train_trial
 from producers.job_outcome import job_failed, job_outcome

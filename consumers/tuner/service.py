@@ -16,7 +16,9 @@ import asyncio
 import os
 import socket
 import time
+from collections.abc import Callable
 from functools import partial
+from typing import Any
 from uuid import UUID
 
 import structlog
@@ -214,18 +216,40 @@ class Tuner:
         self.jobs[event.job_id] = job  # a finished job stays, slim (state.py), to judge later events
         if record.partition in self.catching_up:
             return  # acted on once the partition is caught up
+        act = self._ACTIONS.get(type(event))
+        if act is None:
+            return
         with structlog.contextvars.bound_contextvars(job_id=str(event.job_id), event_id=str(event.event_id)):
-            if isinstance(event, (ev.JobStarted, ev.JobExtended)) and job.should_run:
-                self._schedule(job.job_id)
-            elif isinstance(event, ev.JobAdjusted) and (run := JobRun.find(job.job_id)) is not None:
-                run.spec = job.spec  # the steered searcher and the stopper read it at Ray's next step
-                log.info("job adjusted", job_id=str(job.job_id), changes=event.payload.changes)
-            elif isinstance(event, ev.JobCancelRequested):
-                self._cancel(job.job_id)
-            elif isinstance(event, ev.JobClaimed) and self.claimed.get(job.job_id) != event.payload.generation:
-                # A claim this tuner did not make, for a job on its partition: only the group can say
-                # whether its claimer owns the partition now.
-                self._spawn(self._settle_claim(job.job_id, record.partition, event.payload.tuner_id))
+            act(self, job, event, record.partition)
+
+    # What the tuner does about an event it folded that changed a job on a caught-up partition
+    # (the fold, state.next_state, has applied it to `job`); other events only change its state.
+
+    def _on_started(self, job: TunerJob, event: ev.JobStarted | ev.JobExtended, partition: int) -> None:
+        if job.should_run:
+            self._schedule(job.job_id)
+
+    def _on_adjusted(self, job: TunerJob, event: ev.JobAdjusted, partition: int) -> None:
+        if (run := JobRun.find(job.job_id)) is not None:
+            run.spec = job.spec  # the steered searcher and the stopper read it at Ray's next step
+            log.info("job adjusted", job_id=str(job.job_id), changes=event.payload.changes)
+
+    def _on_cancel_requested(self, job: TunerJob, event: ev.JobCancelRequested, partition: int) -> None:
+        self._cancel(job.job_id)
+
+    def _on_claimed(self, job: TunerJob, event: ev.JobClaimed, partition: int) -> None:
+        if self.claimed.get(job.job_id) != event.payload.generation:
+            # A claim this tuner did not make, for a job on its partition: only the group can say
+            # whether its claimer owns the partition now.
+            self._spawn(self._settle_claim(job.job_id, partition, event.payload.tuner_id))
+
+    _ACTIONS: dict[type, Callable[[Tuner, TunerJob, Any, int], None]] = {
+        ev.JobStarted: _on_started,
+        ev.JobExtended: _on_started,  # a completed job runs again
+        ev.JobAdjusted: _on_adjusted,
+        ev.JobCancelRequested: _on_cancel_requested,
+        ev.JobClaimed: _on_claimed,
+    }
 
     # -- running jobs ----------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """What the tuner knows about the jobs on its partitions, folded from the event log (pure).
 
-The job's status moves by the projector's own rules (service/projection.py: `refusal` and
+The job's status moves by the projector's own rules (service/read/projection.py: `refusal` and
 `next_status`), so the tuner acts on exactly the jobs the read model shows: an event the
 projector dead-letters (a JobExtended for a job never created or not completed, an adjustment
 that breaks the spec) changes nothing here. A finished job is kept in a slim form (its status,
@@ -12,6 +12,7 @@ and fold from those offsets on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from uuid import UUID
 
@@ -23,7 +24,7 @@ from schemas import events as ev
 from schemas.job_spec import JobSpec
 from schemas.lineage import SeedTrial
 from schemas.statuses import TRIAL_TERMINAL
-from service.projection import is_terminal_job, next_status, refusal
+from service.read.projection import is_terminal_job, next_status, refusal
 
 
 class TunerJob(BaseModel):
@@ -31,7 +32,7 @@ class TunerJob(BaseModel):
 
     job_id: UUID
     spec: JobSpec | None  # None once finished: nothing judges a finished job by its spec
-    status: str = "created"  # as the read model has it (service.projection.next_status)
+    status: str = "created"  # as the read model has it (service.read.projection.next_status)
     # Trials whose terminal TrialUpdated is on the log: a resumed experiment sends them no more.
     ended_trials: frozenset[str] = frozenset()
     # Trials whose latest status is running: if their owner vanished without handing the job
@@ -82,7 +83,13 @@ class TunerJob(BaseModel):
 
 
 def next_state(job: TunerJob | None, event: ev.Event) -> TunerJob | None:
-    """The tuner's view of one job after `event` (the same object when nothing changes)."""
+    """The tuner's view of one job after `event` (the same object when nothing changes).
+
+    In order: what `refusal` refuses changes nothing (the projector dead-letters it); a
+    JobCreated creates the job; an event from a replaced owner changes nothing; the events in
+    _ANY_STATUS apply whatever the job's status; a finished job stays as it is; an event under
+    the current claim advances the job's clock; a change of status (`next_status`) is applied
+    alone; then the events in _WHILE_ACTIVE change what they describe."""
     if refusal(job.status if job else None, event, job.spec if job else None, job.claim if job else None) is not None:
         return job  # the projector dead-letters it
     if job is None:
@@ -90,13 +97,9 @@ def next_state(job: TunerJob | None, event: ev.Event) -> TunerJob | None:
         return TunerJob(job_id=event.job_id, spec=event.payload.spec, seeds=tuple(lineage.seeds) if lineage else ())
     if ev.superseded(event, job.claim):
         return job  # from a replaced owner: the projector ignores it too
-    if isinstance(event, ev.BaselineEvaluated):
-        return job if job.baseline_done else job.model_copy(update={"baseline_done": True})
-    if isinstance(event, ev.JobExtended) and job.finished:
-        # The completed job runs again as the extension describes it, its seeds unchanged; its
-        # latest claim is the one the read model fences by (the payload's is only a copy of it).
-        return TunerJob(job_id=event.job_id, spec=event.payload.spec, status=next_status(job.status, event),
-                        owner=job.owner, claim=job.claim, seeds=job.seeds, baseline_done=job.baseline_done)
+    any_status = _ANY_STATUS.get(type(event))
+    if any_status is not None:
+        return any_status(job, event)
     if job.finished:
         return job
     if event.claim is not None and event.claim == job.claim:
@@ -105,26 +108,60 @@ def next_state(job: TunerJob | None, event: ev.Event) -> TunerJob | None:
     if status != job.status:
         return _slim(job.model_copy(update={"status": status})) if is_terminal_job(status) else (
             job.model_copy(update={"status": status}))
-    match event:
-        case ev.JobClaimed(payload=claim):
-            return job.model_copy(update={
-                "owner": claim.tuner_id, "claim": claim.generation, "claimed_at": event.occurred_at,
-                "last_seen_at": event.occurred_at, "budget_spent_s": claim.budget_spent_s,
-            })
-        case ev.JobAdjusted(payload=adjusted):
-            return job.model_copy(update={"spec": job.spec.adjusted(adjusted.changes)})
-    if isinstance(event, ev.TrialUpdated) and event.payload.cpu_s is not None:
-        job = job.model_copy(update={"costs": {**job.costs, event.payload.trial_id: (
-            event.payload.cpu_s, event.payload.gpu_s or 0.0)}})
-    match event:
-        case ev.TrialUpdated(payload=trial) if trial.status in TRIAL_TERMINAL:
-            return job.model_copy(update={"ended_trials": job.ended_trials | {trial.trial_id},
-                                          "live_trials": job.live_trials - {trial.trial_id}})
-        case ev.TrialUpdated(payload=trial) if trial.status == "running" and trial.trial_id not in job.ended_trials:
-            return job.model_copy(update={"live_trials": job.live_trials | {trial.trial_id}})
-        case ev.TrialUpdated(payload=trial):  # stale or preempted: no longer running anywhere
-            return job.model_copy(update={"live_trials": job.live_trials - {trial.trial_id}})
-    return job
+    change = _WHILE_ACTIVE.get(type(event))
+    return job if change is None else change(job, event)
+
+
+def _baseline(job: TunerJob, event: ev.BaselineEvaluated) -> TunerJob:
+    return job if job.baseline_done else job.model_copy(update={"baseline_done": True})
+
+
+def _extended(job: TunerJob, event: ev.JobExtended) -> TunerJob:
+    """`refusal` lets through only the extension of a completed job. It runs again as the
+    extension describes it, its seeds unchanged; its latest claim is the one the read model
+    fences by (the payload's is only a copy of it)."""
+    return TunerJob(job_id=event.job_id, spec=event.payload.spec, status=next_status(job.status, event),
+                    owner=job.owner, claim=job.claim, seeds=job.seeds, baseline_done=job.baseline_done)
+
+
+def _claimed(job: TunerJob, event: ev.JobClaimed) -> TunerJob:
+    claim = event.payload
+    return job.model_copy(update={
+        "owner": claim.tuner_id, "claim": claim.generation, "claimed_at": event.occurred_at,
+        "last_seen_at": event.occurred_at, "budget_spent_s": claim.budget_spent_s,
+    })
+
+
+def _adjusted(job: TunerJob, event: ev.JobAdjusted) -> TunerJob:
+    return job.model_copy(update={"spec": job.spec.adjusted(event.payload.changes)})
+
+
+def _trial_updated(job: TunerJob, event: ev.TrialUpdated) -> TunerJob:
+    """The trial's latest cost, and whether it is live or has ended."""
+    trial = event.payload
+    if trial.cpu_s is not None:
+        job = job.model_copy(update={"costs": {**job.costs, trial.trial_id: (trial.cpu_s, trial.gpu_s or 0.0)}})
+    if trial.status in TRIAL_TERMINAL:
+        return job.model_copy(update={"ended_trials": job.ended_trials | {trial.trial_id},
+                                      "live_trials": job.live_trials - {trial.trial_id}})
+    if trial.status == "running" and trial.trial_id not in job.ended_trials:
+        return job.model_copy(update={"live_trials": job.live_trials | {trial.trial_id}})
+    # stale or preempted: no longer running anywhere
+    return job.model_copy(update={"live_trials": job.live_trials - {trial.trial_id}})
+
+
+# Whatever the job's status (a finished job included).
+_ANY_STATUS: dict[type, Callable[[TunerJob, Any], TunerJob]] = {
+    ev.BaselineEvaluated: _baseline,  # the base model is not scored again (resumed, extended)
+    ev.JobExtended: _extended,  # revives a completed job
+}
+
+# Only while the job has not finished, once its status has not changed.
+_WHILE_ACTIVE: dict[type, Callable[[TunerJob, Any], TunerJob]] = {
+    ev.JobClaimed: _claimed,
+    ev.JobAdjusted: _adjusted,
+    ev.TrialUpdated: _trial_updated,
+}
 
 
 def _slim(job: TunerJob) -> TunerJob:

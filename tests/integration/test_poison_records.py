@@ -18,7 +18,7 @@ from consumers.projector.service import project_records
 from schemas import events as ev
 from schemas import tables
 from schemas.topics import DLQ_MAX_VALUE, DLQ_REASON_HEADER, DLQ_TRUNCATED_HEADER
-from service.projection import fenced, project_job, row_refusal
+from service.read.projection import fenced, project_job, row_refusal
 from tests.support.extreme_events import encode, extreme_stream, valid_created
 from tests.support.kafka_log import read_all
 from tests.support.session import TOPICS

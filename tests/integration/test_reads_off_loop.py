@@ -7,8 +7,8 @@ from __future__ import annotations
 import threading
 from uuid import UUID
 
-from service import queries as queries_module
-from service.queries import Queries
+from service.read import queries as queries_module
+from service.read.queries import Queries
 from tests.support.specs import example_spec
 from tests.support.waiting import eventually
 

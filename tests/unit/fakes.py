@@ -7,7 +7,7 @@ from uuid import UUID
 
 from adapters.publisher import serialized
 from schemas import events as ev
-from service.commands import Gateway
+from service.commands.commands import Gateway
 from training.folders import Folders
 
 

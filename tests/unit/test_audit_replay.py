@@ -14,9 +14,9 @@ from producers.job_run import JobRun
 from schemas import events as ev
 from schemas.api import EventOut
 from schemas.job_spec import JobSpec
-from service.searchers import param_space, search_algorithm
-from service.steered_search import UNBOUNDED_SAMPLES
-from service.verify import verify
+from service.audit.verify import verify
+from service.search.searchers import param_space, search_algorithm
+from service.search.steered_search import UNBOUNDED_SAMPLES
 from tests.support.specs import example_spec
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -122,7 +122,7 @@ def _curves(curves: dict[str, tuple[float, list[float]]]):
 
 
 def test_what_if_asha_stops_the_trials_behind_at_a_rung_and_counts_the_seconds_after():
-    from service.what_if import AshaOptions, what_if_asha
+    from service.audit.what_if import AshaOptions, what_if_asha
     # a leads; b is worse than a at iteration 1; c is better than both at 1 but worse than a and b at 2.
     job = _job_out({"a": (0, 40), "b": (5, 45), "c": (50, 90)}, best="a")
     history = _curves({"a": (0, [2.0, 1.5, 1.2, 1.0]), "b": (5, [3.0, 2.5, 2.0, 1.8]),
@@ -143,7 +143,7 @@ def test_what_if_asha_stops_the_trials_behind_at_a_rung_and_counts_the_seconds_a
 
 def test_what_if_uses_eval_loss_when_the_job_metric_comes_only_at_the_end():
     from schemas.api import MetricPoint
-    from service.what_if import what_if_asha
+    from service.audit.what_if import what_if_asha
     job = _job_out({"a": (0, 40), "b": (5, 45)}, metric="score", mode="max", best="b")
     history = _curves({"a": (0, [2.0, 1.5, 1.2, 1.0]), "b": (5, [3.0, 2.5, 2.0, 1.8])})
     for h in history:
@@ -174,8 +174,8 @@ def _steps_log() -> list[EventOut]:
 
 
 def test_a_job_folds_from_its_log_rows_to_the_rows_the_projector_wrote_at_each_point():
-    from service.as_of import event_of, fold
-    from service.projection import project_job, project_trial
+    from service.read.as_of import event_of, fold
+    from service.read.projection import project_job, project_trial
     log = _steps_log()
     job, trials = None, {}
     for n, row in enumerate(log, start=1):  # the projector's way, one event at a time
@@ -209,7 +209,7 @@ def test_as_of_is_a_log_position_or_a_time_in_utc_and_one_rule_otherwise():
 
 
 def test_why_names_the_decision_that_ended_a_trial():
-    from service.why import explain
+    from service.audit.why import explain
     log = _steps_log()
     stop = ev.DecisionMade(job_id=log[0].job_id, source="t", payload=ev.DecisionMadePayload(
         kind="rung", decider="ASHA", outcome="stop", trial_id="t3", summary="ASHA stopped it at iteration 1 (rung 1)",

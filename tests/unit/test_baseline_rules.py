@@ -13,9 +13,9 @@ from app.cli.watch import summary_lines
 from consumers.tuner.state import next_state
 from schemas import events as ev
 from schemas.job_spec import JobSpec
-from service.as_of import fold
-from service.projection import project_job
-from service.queries import _job_out, gain
+from service.read.as_of import fold
+from service.read.projection import project_job
+from service.read.queries import _job_out, gain
 from tests.support.specs import example_spec
 
 JOB = uuid.uuid4()

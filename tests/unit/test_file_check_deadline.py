@@ -20,8 +20,8 @@ def hung_disk(monkeypatch):
         released.wait()
         return []
 
-    monkeypatch.setattr("service.commands.validate_spec", hangs)
-    monkeypatch.setattr("service.models._base_models", hangs)
+    monkeypatch.setattr("service.commands.commands.validate_spec", hangs)
+    monkeypatch.setattr("service.read.models._base_models", hangs)
     monkeypatch.setattr(file_checks, "FILE_CHECK_TIMEOUT_S", 0.05)  # the deadline, not a measurement
     yield
     released.set()

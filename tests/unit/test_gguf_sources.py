@@ -15,7 +15,7 @@ import pytest
 
 from adapters.settings import Settings
 from app.main import create_app
-from service.models import _base_models
+from service.read.models import _base_models
 from tests.support.gguf_fixtures import (sha256_of, smollm2_gguf, truncated_copy, write_ollama_store,
                                  write_tiny_gguf)
 from tests.support.specs import example_spec

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from producers.job_run import JobRun
 from schemas.grid import GridPoints
 from schemas.job_spec import JobSpec
-from service.steered_search import SteeredVariants
+from service.search.steered_search import SteeredVariants
 from tests.support.specs import example_spec
 
 # Small values with repeats and values equal across types (1, 1.0, True): the cases where a

@@ -15,7 +15,7 @@ from consumers.records import LoggedEvent
 from consumers.tuner.state import TunerJob, next_state
 from schemas import events as ev
 from schemas import tables as t
-from service.projection import fenced, project_job, project_trial, row_refusal
+from service.read.projection import fenced, project_job, project_trial, row_refusal
 from tests.support.extreme_events import encode, extreme_stream
 
 

@@ -6,7 +6,7 @@ import math
 import random
 
 from schemas.job_spec import JobSpec
-from service.importance import MIN_TRIALS, param_importances
+from service.audit.importance import MIN_TRIALS, param_importances
 from tests.support.specs import example_spec
 
 SPEC = JobSpec.model_validate(example_spec(search_space={

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from schemas import events as ev
 from schemas.api import JobOut
 from schemas.job_spec import MAX_PLANNED_TRIALS, JobSpec
-from service.commands import Gateway
+from service.commands.commands import Gateway
 from service.errors import JobNotFound
 from tests.support.specs import example_spec
 from tests.unit.fakes import FakePublisher, FakeReadModel

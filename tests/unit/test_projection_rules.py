@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta, timezone
 
-from service.projection import metric_point, project_job, project_trial
+from service.read.projection import metric_point, project_job, project_trial
 from schemas import events as ev
 from schemas.job_spec import JobSpec
 from tests.support.specs import example_spec

@@ -17,11 +17,11 @@ import pytest
 from adapters.publisher import Unavailable
 from schemas.artifact_layout import trial_run_folder
 from schemas.steering import Promotion
-from service.commands import Gateway, Sender
-from service import promotion
+from service.commands import promotion
+from service.commands.commands import Gateway, Sender
+from service.commands.promotion import MAX_VERSION, own_run_folder, promote
 from service.errors import InvalidJob, JobConflict
 from service.file_checks import off_loop
-from service.promotion import MAX_VERSION, own_run_folder, promote
 from tests.support.waiting import wait_until
 from tests.unit.fakes import FakePublisher
 from training.folders import Folders

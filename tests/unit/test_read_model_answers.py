@@ -15,7 +15,7 @@ from adapters.database import make_engine
 from adapters.publisher import Unavailable
 from adapters.settings import Settings
 from app.main import create_app
-from service.queries import Queries, cost_of
+from service.read.queries import Queries, cost_of
 from tests.unit.fakes import fake_gateway
 from tests.unit.test_steering_rules import LR, _parent
 

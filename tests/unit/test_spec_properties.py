@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from adapters.settings import Settings
 from app.main import create_app
-from service.projection import project_job
+from service.read.projection import project_job
 from schemas import events as ev
 from tests.support.specs import example_spec
 from tests.unit.fakes import fake_gateway

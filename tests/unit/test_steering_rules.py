@@ -9,18 +9,18 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from service.projection import model_version_row, project_job
+from service.read.projection import model_version_row, project_job
 from ray.tune.experiment import Experiment
 
-from service.searchers import param_space
+from service.search.searchers import param_space
 from consumers.tuner.state import next_state
-from service.steered_search import SteeredVariants
+from service.search.steered_search import SteeredVariants
 from producers.job_run import CPU_BUDGET_SPENT, JobRun
 from schemas import events as ev
 from schemas.api import JobOut, TrialOut
 from schemas.job_spec import JobSpec
 from schemas.steering import JobAdjustment
-from service.warm_start import carry_over
+from service.commands.warm_start import carry_over
 from tests.support.specs import example_spec
 
 JOB = uuid.uuid4()

@@ -134,7 +134,7 @@ def test_the_fold_is_idempotent_so_a_snapshot_ahead_of_the_offsets_is_harmless()
 
 
 def test_the_projector_ignores_events_of_a_replaced_owner():
-    from service.projection import fenced, project_job
+    from service.read.projection import fenced, project_job
 
     job_id = uuid.uuid4()
     spec = JobSpec.model_validate(example_spec())

@@ -21,9 +21,9 @@ from schemas import events as ev
 from schemas import search_space as ss
 from schemas.api import JobOut
 from schemas.job_spec import JobSpec
-from service import warm_start
+from service.commands import warm_start
+from service.commands.warm_start import carry_over, fits
 from service.errors import InvalidJob, event_values
-from service.warm_start import carry_over, fits
 from tests.support.specs import example_spec
 from tests.unit.fakes import fake_gateway
 from tests.unit.test_steering_rules import LR, _parent

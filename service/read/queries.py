@@ -33,8 +33,8 @@ from schemas.api import (
     TrialHistory,
     TrialOut,
 )
-from service.as_of import AsOf, event_of, fold
 from service.errors import JobNotFound, ModelNotFound
+from service.read.as_of import AsOf, event_of, fold
 
 
 class Queries:
@@ -62,7 +62,7 @@ class Queries:
         return found is not None
 
     async def get_job(self, job_id: UUID, as_of: AsOf | None = None) -> JobOut:
-        """The job now, or as of a point of its log (service/as_of.py)."""
+        """The job now, or as of a point of its log (service/read/as_of.py)."""
         if as_of is not None:
             return await self._job_as_of(job_id, as_of)
         # One snapshot for the job, its trials and its log position, so the answer is the fold

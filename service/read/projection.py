@@ -7,7 +7,7 @@ first terminal status wins, so the same log always folds into the same read mode
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -87,45 +87,98 @@ def next_status(status: str | None, event: ev.Event) -> str | None:
 
 def project_job(job: Row | None, event: ev.Event) -> Row | None:
     """The job row after `event`; None only while the job has not been created. The caller
-    has refused what `refusal` refuses."""
-    if event.type == "TrialUpdated":  # the bulk of the log; trials never change their job
-        return job
-    if isinstance(event, ev.JobCreated):
-        return job if job is not None else _new_job(event)
-    if isinstance(event, ev.BaselineEvaluated):  # describes the base model: kept whatever the status
-        return job if job is None else {**job, "baseline": event.payload.model_dump(mode="json")}
-    if isinstance(event, ev.JobExtended) and job is not None and job["status"] == "completed":
-        return {**job, **_spec_columns(event.payload.spec), "status": "running", "finished_at": None,
-                "updated_at": event.occurred_at}
+    has refused what `refusal` refuses. The events in _ANY_STATUS apply whatever the job's
+    status (even before it exists); those in _WHILE_ACTIVE only to a created job that has not
+    finished; any other event leaves the row as it is."""
+    any_status = _ANY_STATUS.get(type(event))
+    if any_status is not None:
+        return any_status(job, event)
     if job is None or is_terminal_job(job["status"]):
         return job
-    at = event.occurred_at
-    status = next_status(job["status"], event)
-    match event:
-        case ev.JobClaimed(payload=claim):
-            return {**job, "owner": claim.tuner_id, "claim": claim.generation, "updated_at": at}
-        case ev.JobAdjusted(payload=p):  # refusal checked that the adjusted spec is valid
-            return {**job, **_spec_columns(JobSpec.model_validate(job["spec"]).adjusted(p.changes)), "updated_at": at}
-        case ev.JobStarted() if status != job["status"]:
-            return {**job, "status": status, "started_at": at, "updated_at": at}
-        case ev.JobCancelRequested():
-            return _finish(job, at, status) if is_terminal_job(status) else {**job, "status": status, "updated_at": at}
-        case ev.JobCompleted():
-            p = event.payload
-            return _finish(
-                job,
-                at,
-                "completed",
-                best_trial_id=p.best_trial_id,
-                best_metric=p.best_metric,
-                best_run_id=p.best_run_id,
-                best_checkpoint_path=p.best_checkpoint_path,
-            )
-        case ev.JobFailed():
-            return _finish(job, at, "failed", error=event.payload.error)
-        case ev.JobCancelled():
-            return _finish(job, at, "cancelled")
+    change = _WHILE_ACTIVE.get(type(event))
+    return job if change is None else change(job, event)
+
+
+def _unchanged(job: Row | None, event: ev.Event) -> Row | None:
     return job
+
+
+def _created(job: Row | None, event: ev.JobCreated) -> Row | None:
+    return job if job is not None else _new_job(event)
+
+
+def _baseline(job: Row | None, event: ev.BaselineEvaluated) -> Row | None:
+    return job if job is None else {**job, "baseline": event.payload.model_dump(mode="json")}
+
+
+def _extended(job: Row | None, event: ev.JobExtended) -> Row | None:
+    """Only a completed job is extended: it runs again as the extension describes it."""
+    if job is None or job["status"] != "completed":
+        return job
+    return {**job, **_spec_columns(event.payload.spec), "status": "running", "finished_at": None,
+            "updated_at": event.occurred_at}
+
+
+def _claimed(job: Row, event: ev.JobClaimed) -> Row:
+    claim = event.payload
+    return {**job, "owner": claim.tuner_id, "claim": claim.generation, "updated_at": event.occurred_at}
+
+
+def _adjusted(job: Row, event: ev.JobAdjusted) -> Row:
+    """`refusal` checked that the adjusted spec is valid."""
+    spec = JobSpec.model_validate(job["spec"]).adjusted(event.payload.changes)
+    return {**job, **_spec_columns(spec), "updated_at": event.occurred_at}
+
+
+def _started(job: Row, event: ev.JobStarted) -> Row:
+    status, at = next_status(job["status"], event), event.occurred_at
+    return job if status == job["status"] else {**job, "status": status, "started_at": at, "updated_at": at}
+
+
+def _cancel_requested(job: Row, event: ev.JobCancelRequested) -> Row:
+    status, at = next_status(job["status"], event), event.occurred_at
+    return _finish(job, at, status) if is_terminal_job(status) else {**job, "status": status, "updated_at": at}
+
+
+def _completed(job: Row, event: ev.JobCompleted) -> Row:
+    p = event.payload
+    return _finish(
+        job,
+        event.occurred_at,
+        "completed",
+        best_trial_id=p.best_trial_id,
+        best_metric=p.best_metric,
+        best_run_id=p.best_run_id,
+        best_checkpoint_path=p.best_checkpoint_path,
+    )
+
+
+def _failed(job: Row, event: ev.JobFailed) -> Row:
+    return _finish(job, event.occurred_at, "failed", error=event.payload.error)
+
+
+def _cancelled(job: Row, event: ev.JobCancelled) -> Row:
+    return _finish(job, event.occurred_at, "cancelled")
+
+
+# Whatever the job's status, even before it exists.
+_ANY_STATUS: dict[type, Callable[[Row | None, Any], Row | None]] = {
+    ev.TrialUpdated: _unchanged,  # the bulk of the log; trials never change their job
+    ev.JobCreated: _created,  # a second JobCreated changes nothing
+    ev.BaselineEvaluated: _baseline,  # describes the base model: kept whatever the status
+    ev.JobExtended: _extended,  # revives a completed job
+}
+
+# Only while the job is created and not finished (the first terminal status stays).
+_WHILE_ACTIVE: dict[type, Callable[[Row, Any], Row]] = {
+    ev.JobClaimed: _claimed,
+    ev.JobAdjusted: _adjusted,
+    ev.JobStarted: _started,
+    ev.JobCancelRequested: _cancel_requested,
+    ev.JobCompleted: _completed,
+    ev.JobFailed: _failed,
+    ev.JobCancelled: _cancelled,
+}
 
 
 def _spec_columns(spec: JobSpec) -> Row:

@@ -25,7 +25,7 @@ from service.errors import JobNotFound, Problem, event_values
 
 # Every trial of every parent is looked at once per searched parameter; past this many trials
 # in all, a warm start is refused before any is carried over (the seeds themselves are bounded
-# by the JobCreated's size, service/commands.py).
+# by the JobCreated's size, service/commands/commands.py).
 MAX_PARENT_TRIALS = 50_000
 _REPR = reprlib.Repr()  # Python 3.11's Repr takes no keyword arguments
 _REPR.maxstring = _REPR.maxother = 200

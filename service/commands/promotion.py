@@ -31,7 +31,7 @@ from schemas import events as ev
 from schemas.api import JobOut
 from schemas.artifact_layout import trial_run_folder
 from schemas.steering import Promotion
-from service.commands import SOURCE, Gateway, Published, Sender, projected, send
+from service.commands.commands import SOURCE, Gateway, Published, Sender, projected, send
 from service.errors import InvalidJob, JobConflict, Problem, event_values
 from service.file_checks import COPIES, off_loop
 from training.safe_files import is_regular_file, within

@@ -4,7 +4,7 @@ the log recorded them, and check it suggests the same configurations.
 The tuner put every suggestion on the log (a DecisionMade of kind "suggestion") with the
 algorithm, its seed and the results the searcher took in since the previous suggestion, in
 order: [trial_id, iteration] for an intermediate result, [trial_id, null] for a trial's end.
-The replay builds the same steered searcher (service/searchers.py) under a JobRun of its own
+The replay builds the same steered searcher (service/search/searchers.py) under a JobRun of its own
 whose publish collects the replay's decisions, feeds it the values of the trials' TrialUpdated
 events, and compares suggestion by suggestion. Parallel TPE is reproducible this way because
 the log kept the order results arrived in.
@@ -24,8 +24,8 @@ from schemas.api import EventOut
 from schemas.job_spec import JobSpec
 from schemas.lineage import Lineage
 from schemas.statuses import TRIAL_TERMINAL
-from service.searchers import param_space, search_algorithm
-from service.steered_search import UNBOUNDED_SAMPLES
+from service.search.searchers import param_space, search_algorithm
+from service.search.steered_search import UNBOUNDED_SAMPLES
 
 
 @dataclass

@@ -3,7 +3,7 @@
 A command checks its rules, then publishes one event and waits (briefly) for the projector to
 have it, so the answer can show the effect. A refused command raises a CommandRefused
 (service/errors.py) and publishes nothing. Every event carries who sent it and why (Sender).
-The steering commands (adjust, extend, fork, promote) live in service/steering.py.
+The steering commands (adjust, extend, fork, promote) live in service/commands/steering.py.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from schemas import events as ev
 from schemas.api import EventOut, JobOut
 from schemas.job_spec import JobSpec
 from schemas.statuses import TERMINAL_JOB_STATUSES
+from service.commands.validation import validate_spec
+from service.commands.warm_start import warm_start_lineage
 from service.errors import InvalidJob, JobConflict, JobNotFound, Problem, event_values
 from service.file_checks import off_loop
-from service.validation import validate_spec
-from service.warm_start import warm_start_lineage
 from training.folders import Folders
 
 SOURCE = "tunix-tune.gateway"

@@ -1,5 +1,5 @@
 """A job as the read model had it at an earlier point of its log, rebuilt by folding the job's
-events up to that point through the projector's own rules (service/projection.py).
+events up to that point through the projector's own rules (service/read/projection.py).
 
 The job's events are keyed by its id, so they share one partition: their offsets order them,
 and an offset is a point of the job's log (a "log position"). A time means the last event
@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from schemas import events as ev
-from service.projection import Row, fenced, project_job, project_trial, row_refusal
+from service.read.projection import Row, fenced, project_job, project_trial, row_refusal
 
 AsOf = int | datetime
 

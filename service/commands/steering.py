@@ -1,6 +1,6 @@
 """Commands that steer a job after it was created: adjust it while it runs, extend it once it
 completed, fork it into a new job seeded with its trials. Each checks its rules against the
-read model and publishes one event (service/commands.py); promotion is in promotion.py."""
+read model and publishes one event (service/commands/commands.py); promotion is in promotion.py."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from schemas import events as ev
 from schemas.job_spec import MAX_NUM_SAMPLES, MAX_PLANNED_TRIALS, JobSpec, WarmStart
 from schemas.steering import Extension, Fork, JobAdjustment
-from service.commands import SOURCE, Gateway, Published, Sender, create_job, publish
+from service.commands.commands import SOURCE, Gateway, Published, Sender, create_job, publish
 from service.errors import InvalidJob, JobConflict, Problem, event_values
 
 ADJUSTABLE = ("created", "running")

@@ -8,7 +8,7 @@ from aiokafka.errors import KafkaError
 from adapters.event_log import Security, group_members
 from adapters.publisher import Unavailable
 from schemas.api import TunerOut
-from service.queries import Queries
+from service.read.queries import Queries
 
 
 async def list_tuners(bootstrap_servers: str, group_id: str, queries: Queries,
