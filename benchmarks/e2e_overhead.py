@@ -5,7 +5,10 @@
 Prints both wall times, the ratio b/a, and every trial's compile time. Needs the stack:
 it runs `tunix-tune up` when the API does not answer.
 
-    .venv/bin/python benchmarks/e2e_overhead.py [--rounds 2]
+    .venv/bin/python benchmarks/e2e_overhead.py [--rounds 2] [--api-url URL] [--smoke]
+
+--api-url measures (b) on a stack that already runs there instead of the local one; --smoke runs a
+2-trial, 10-step sweep once (the code path, not a figure).
 """
 
 from __future__ import annotations
@@ -34,7 +37,11 @@ SPEC = {
 }
 
 
-def plain_tuner_fit() -> tuple[float, list[float]]:
+SMOKE = {**SPEC, "fixed_params": {"max_steps": 10, "eval_every": 10},
+         "search_space": {"learning_rate": {"type": "grid", "values": [1e-3, 3e-3]}}}
+
+
+def plain_tuner_fit(spec_body: dict) -> tuple[float, list[float]]:
     import os
 
     import ray
@@ -45,7 +52,7 @@ def plain_tuner_fit() -> tuple[float, list[float]]:
     from consumers.tuner.trainable import train_trial
     from training.folders import Folders
 
-    spec = JobSpec.model_validate(SPEC)
+    spec = JobSpec.model_validate(spec_body)
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     try:
@@ -87,13 +94,13 @@ def stack_cpu_s() -> dict[str, float]:
     }
 
 
-def through_the_service() -> tuple[float, list[float], dict[str, float]]:
-    if not processes.api_healthy():
+def through_the_service(spec_body: dict, api_url: str | None) -> tuple[float, list[float], dict[str, float]]:
+    if api_url is None and not processes.api_healthy():
         subprocess.run([sys.executable, "-m", "app.cli.main", "up"], check=True, cwd=ROOT)
     cpu_before = stack_cpu_s()
-    with httpx.Client(base_url=processes.api_url(), timeout=30) as api:
+    with httpx.Client(base_url=api_url or processes.api_url(), timeout=30) as api:
         started = time.perf_counter()
-        job_id = api.post("/api/tuning/jobs", json=SPEC).json()["job_id"]
+        job_id = api.post("/api/tuning/jobs", json=spec_body).json()["job_id"]
         api.post(f"/api/tuning/jobs/{job_id}/start").raise_for_status()
         while (job := api.get(f"/api/tuning/jobs/{job_id}").json())["status"] not in ("completed", "failed", "cancelled"):
             time.sleep(0.5)  # how often a user's client would look; each look costs the API a query
@@ -107,11 +114,14 @@ def through_the_service() -> tuple[float, list[float], dict[str, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=2, help="(a, b) pairs, alternated; noise evens out")
-    rounds = parser.parse_args().rounds
+    parser.add_argument("--api-url", help="a running stack's API for (b) (default: the local stack, started if down)")
+    parser.add_argument("--smoke", action="store_true", help="a 2-trial, 10-step sweep: the code path, not a figure")
+    args = parser.parse_args()
+    rounds, spec = args.rounds, SMOKE if args.smoke else SPEC
     ratios = []
     for round_ in range(1, rounds + 1):
-        plain_s, plain_compiles = plain_tuner_fit()
-        service_s, service_compiles, stack_cpu = through_the_service()
+        plain_s, plain_compiles = plain_tuner_fit(spec)
+        service_s, service_compiles, stack_cpu = through_the_service(spec, args.api_url)
         ratios.append(service_s / plain_s)
         print(f"round {round_}:")
         print(f"  (a) plain Tuner.fit():      {plain_s:7.1f} s   trial compile s: {', '.join(f'{c:.2f}' for c in plain_compiles)}")

@@ -36,7 +36,10 @@ from adapters.database import create_database, drop_database  # noqa: E402
 from adapters.event_log import ensure_topics  # noqa: E402
 from adapters.migrations import migrate  # noqa: E402
 from adapters.settings import Settings  # noqa: E402
-from service.read.projection import metric_point  # noqa: E402
+from consumers.projector.bulk import _column_values  # noqa: E402
+from consumers.projector.read_model import event_row  # noqa: E402
+from consumers.records import LoggedEvent  # noqa: E402
+from service.read.projection import metric_point, project_job, project_trial  # noqa: E402
 from schemas import events as ev  # noqa: E402
 from schemas import tables  # noqa: E402
 from schemas.job_spec import JobSpec  # noqa: E402
@@ -95,6 +98,7 @@ async def measure_projector(settings: Settings, url: str, expected: int) -> floa
            "TUNIX_TOPIC_PREFIX": TOPICS.prefix,
            "TUNIX_PROJECTOR_PROBE_PORT": "0"}  # any free port: a local stack may hold 8001
     proc = subprocess.Popen([sys.executable, "-m", "consumers.projector"], env=env, cwd=ROOT)
+    started = time.perf_counter()
     conn = await asyncpg.connect(url.replace("+asyncpg", ""))
     try:
         first = None
@@ -104,6 +108,10 @@ async def measure_projector(settings: Settings, url: str, expected: int) -> floa
             if count and first is None:
                 first, first_count = now, count
             if count >= expected:
+                # Counted from the first projected event seen; when the whole log was projected
+                # between two polls, from the projector's start instead (a smoke-sized run).
+                if count == first_count:
+                    return expected / (now - started)
                 return (expected - first_count) / (now - first)
             if proc.poll() is not None:
                 raise SystemExit("the projector exited early")
@@ -115,31 +123,29 @@ async def measure_projector(settings: Settings, url: str, expected: int) -> floa
 
 
 def read_model_rows(events: list[ev.Event]) -> dict[str, list[tuple]]:
-    """The rows the projector ends up with for these events, ready for a raw insert."""
-    jobs, trials, points = {}, {}, []
+    """The rows the projector ends up with for these events, built by its own rules and row
+    builders (service.read.projection, consumers.projector.read_model.event_row) and laid out in
+    schemas.tables' column order by its own bulk writer's code: a column a migration adds and the
+    rules do not fill is a KeyError here, so the benchmark cannot drift from the read model."""
+    jobs: dict = {}
+    trials: dict = {}
+    points: dict = {}
     for e in events:
-        if isinstance(e, ev.JobCreated):
-            spec = e.payload.spec
-            jobs[e.job_id] = (e.job_id, spec.name, "created", spec.dataset_key, spec.base_model_id,
-                              spec.metric_name, spec.metric_mode, spec.num_samples,
-                              spec.max_concurrent_trials, spec.model_dump_json(), e.occurred_at,
-                              None, None, e.occurred_at, None, None, None, None, None, None, None)
-        else:
-            p = e.payload
-            trials[(e.job_id, p.trial_id)] = (e.job_id, p.trial_id, p.status, orjson.dumps(p.params).decode(),
-                                              orjson.dumps(p.metrics).decode(), p.iteration, None, None,
-                                              None, None, T0, T0, None, e.occurred_at)
-            point = metric_point(e)
-            points.append((e.job_id, p.trial_id, point["step"], orjson.dumps(point["metrics"]).decode(),
-                           e.occurred_at))
-    return {
-        "tunix_tuning_events": [(e.event_id, e.job_id, e.type, e.occurred_at, e.schema_version, e.source,
-                                 e.correlation_id, e.causation_id, None, e.payload.model_dump_json(), 0, i)
-                                for i, e in enumerate(events)],
-        "tunix_tuning_jobs": list(jobs.values()),
-        "tunix_tuning_trials": list(trials.values()),
-        "tunix_tuning_trial_metrics": points,
+        if isinstance(e, ev.TrialUpdated):
+            key = (e.job_id, e.payload.trial_id)
+            trial = project_trial(trials.get(key), e)
+            if trial is not None:
+                trials[key] = trial
+                if (point := metric_point(e)) is not None:
+                    points.setdefault((*key, point["step"]), point)
+        jobs[e.job_id] = project_job(jobs.get(e.job_id), e)
+    rows = {
+        tables.events: [event_row(LoggedEvent(e, 0, i)) for i, e in enumerate(events)],
+        tables.jobs: list(jobs.values()),
+        tables.trials: list(trials.values()),
+        tables.trial_metrics: list(points.values()),
     }
+    return {table.name: list(zip(*_column_values(table, records), strict=True)) for table, records in rows.items()}
 
 
 async def measure_raw(url: str, rows: dict[str, list[tuple]], how: str) -> float:

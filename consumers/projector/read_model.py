@@ -66,7 +66,7 @@ async def apply_batch(conn: Connection, batch: list[LoggedEvent]) -> list[Unproj
         if new_job is not job:
             jobs[event.job_id] = changed_jobs[event.job_id] = new_job
 
-    await copy_rows(conn, t.events, [_event_row(le) for le in accepted])
+    await copy_rows(conn, t.events, [event_row(le) for le in accepted])
     await insert_rows(conn, t.jobs, list(changed_jobs.values()), "update")
     await insert_rows(conn, t.trials, list(changed_trials.values()), "update")
     await insert_rows(conn, t.trial_metrics, list(points.values()), "nothing")
@@ -116,7 +116,8 @@ async def _load_trials(conn: Connection, batch: list[LoggedEvent]) -> dict[tuple
     return {(r["job_id"], r["trial_id"]): dict(r) for r in rows}
 
 
-def _event_row(le: LoggedEvent) -> Row:
+def event_row(le: LoggedEvent) -> Row:
+    """The events table's row for a logged event (the audit trail's copy of the log)."""
     e = le.event
     return {
         "event_id": e.event_id,

@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from consumers.projector.bulk import _column_values
-from consumers.projector.read_model import _event_row
+from consumers.projector.read_model import event_row
 from consumers.records import LoggedEvent
 from consumers.tuner.state import TunerJob, next_state
 from schemas import events as ev
@@ -46,7 +46,7 @@ def test_every_extreme_event_parses_or_is_refused_and_both_folds_agree(seed):
         rows[job_id], tuner[job_id] = project_job(row, event), after
         # Every row the batch writes encodes for PostgreSQL (JSONB through orjson, 64-bit integers).
         _column_values(t.jobs, [rows[job_id]])
-        _column_values(t.events, [_event_row(LoggedEvent(event, 0, 0))])
+        _column_values(t.events, [event_row(LoggedEvent(event, 0, 0))])
         assert (after.status, after.claim) == (rows[job_id]["status"], rows[job_id]["claim"]), body
         if not after.finished:
             assert after.spec.model_dump(mode="json") == rows[job_id]["spec"], body
