@@ -33,8 +33,6 @@ from schemas.job_spec import JobSpec
 from schemas.statuses import JOB_STATUSES, JobStatus
 from schemas.bounded import bounded_text
 from schemas.steering import CommandNote, Extension, Fork, JobAdjustment, Promotion, TrialId
-from service.audit.importance import param_importances
-from service.audit.what_if import AshaOptions, what_if_asha
 from service.audit.why import decisions, explain
 from service.commands import commands, steering
 from service.commands.commands import Gateway, Published, Sender
@@ -201,6 +199,9 @@ async def what_if(
                                                "way, else eval_loss")] = None,
     mode: Literal["min", "max"] | None = None,
 ):
+    # Ray Tune (ASHA's brackets) loads on the first what-if, not when the gateway starts.
+    from service.audit.what_if import AshaOptions, what_if_asha
+
     queries = _queries(request)
     job, history = await queries.get_job(job_id), await queries.metric_history(job_id)
     found = await asyncio.to_thread(what_if_asha, job, history, AshaOptions(grace_period, reduction_factor, max_t),
@@ -219,6 +220,8 @@ async def get_metric_history(job_id: UUID, request: Request):
 @router.get("/{job_id}/importance", response_model=ImportanceOut, responses=_job_errors,
             summary="Hyperparameter importances over the job's completed trials (PED-ANOVA)")
 async def get_importance(job_id: UUID, request: Request):
+    from service.audit.importance import param_importances  # Optuna loads on the first call, not at start
+
     job = await _queries(request).get_job(job_id)
     # Every trial dumped, and the study fitted, off the event loop.
     found = await asyncio.to_thread(lambda: param_importances(JobSpec.model_validate(job.spec),
