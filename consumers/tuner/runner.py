@@ -15,7 +15,7 @@ from uuid import UUID
 import ray
 from ray import tune
 
-from consumers.tuner.baseline import BaselineTask
+from producers.baseline import BaselineTask
 from consumers.tuner.experiment import checkpoint_config, trial_inputs, tune_config
 from service.search.searchers import param_space
 from consumers.tuner.schedulers import HandedOver
