@@ -64,6 +64,17 @@ class Trainer(peft_trainer.PeftTrainer):
     def _try_get_learning_rate(self):
         return None
 
+    def _shard_optimizer(self, mesh) -> None:
+        """Without a mesh (one CPU or GPU), tunix leaves the model and optimizer state as created:
+        uncommitted arrays, which the first step hands back committed, so the train step (and
+        the eval step) compiled a second time at step 2, about 10 s a trial on these CPUs. Put
+        them on the device first: every step then runs the one compiled program."""
+        if not mesh.empty:
+            return super()._shard_optimizer(mesh)
+        device = jax.local_devices()[0]
+        for owner in (self.model, self.optimizer):  # the weights (frozen ones too), then moments and step
+            nnx.update(owner, jax.device_put(nnx.state(owner), device))
+
 
 def make_optimizer(hp: Hyperparameters, total_steps: int) -> optax.GradientTransformation:
     # One inject_hyperparams around the whole chain: all scalars become state.
