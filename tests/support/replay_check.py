@@ -59,7 +59,10 @@ async def assert_replay_equals_live(env: dict, live_engine, tables_to_check=None
         for table in tables_to_check or (tables.jobs, tables.trials, tables.events, tables.trial_metrics):
             live_rows = await all_rows(live_engine, table)
             assert live_rows, f"{table.name} is empty: the comparison would prove nothing"
-            assert await all_rows(replayed, table) == live_rows, table.name
+            replayed_rows = await all_rows(replayed, table)
+            assert replayed_rows == live_rows, (
+                f"{table.name}: only live {[r for r in live_rows if r not in replayed_rows][:3]}; "
+                f"only replayed {[r for r in replayed_rows if r not in live_rows][:3]}")
     finally:
         await replayed.dispose()
     return schema
