@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from adapters.settings import process_settings
 from app.cli.client import ApiClient, ApiError
 from app.cli.watch import watch
 
@@ -84,17 +85,26 @@ def _show_gain(console: Console, job: dict) -> None:
     console.print(f"[bold]untuned {job['base_model_id']}: {metric}={baseline['metric']:.4g}; best trial "
                   f"{best['trial_id']}: {metric}={best['metrics'][metric]:.4g} ({best['gain']:+.4g}) on "
                   f"{baseline['eval_size']} held-out examples[/bold]", soft_wrap=True)
-    untuned, tuned = _answers(baseline.get("path")), _answers(best.get("artifact_path"))
+    root = process_settings().tuning_dir
+    untuned, tuned = _answers(baseline.get("path"), root), _answers(best.get("artifact_path"), root)
     for before, after in list(zip(untuned, tuned))[:SHOWN_ANSWERS]:  # only where the files are on this machine
         console.print(f"  {before['prompt']}\n    untuned: {before['prediction']!r}\n    tuned:   {after['prediction']!r}"
                       f"  (expected {after['reference']!r})", soft_wrap=True, markup=False)
 
 
-def _answers(folder: str | None) -> list[dict]:
-    path = Path(folder) / "predictions.jsonl" if folder else None
-    if path is None or not path.is_file():
+def _answers(folder: str | None, root: Path) -> list[dict]:
+    """The predictions a run or baseline folder holds, when it lies under this machine's tuning
+    folder (a path on the log is another system's word: nothing outside `root` is read)."""
+    if not folder:
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    path = (Path(folder) / "predictions.jsonl").resolve()
+    if not path.is_relative_to(root.resolve()) or not path.is_file():
+        return []
+    try:
+        rows = [json.loads(line) for line in path.read_text().splitlines()[:SHOWN_ANSWERS] if line.strip()]
+    except (OSError, ValueError):
+        return []
+    return [r for r in rows if isinstance(r, dict) and {"prompt", "prediction", "reference"} <= r.keys()]
 
 
 def _promote(api: ApiClient, console: Console, job: dict, trial_id: str, name: str,

@@ -138,3 +138,22 @@ def test_the_watch_view_off_a_terminal_ends_its_last_view_before_the_summary_and
     lines = out.getvalue().splitlines()
     assert f"job {JOB} completed" in lines  # a line of its own, not glued to the view's last line
     assert any(line.startswith("best trial t1: exact_match=0.9, +0.9 over the baseline") for line in lines)
+
+
+def test_the_demo_reads_answers_only_under_the_tuning_folder_and_skips_what_is_not_a_prediction(tmp_path):
+    from app.cli.demo import _answers
+
+    root = tmp_path / "tuning"
+    good = root / "job" / "baseline"
+    good.mkdir(parents=True)
+    (good / "predictions.jsonl").write_text('{"prompt": "q", "prediction": "a", "reference": "a"}\n')
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "predictions.jsonl").write_text('{"prompt": "secret", "prediction": "x", "reference": "y"}\n')
+    broken = root / "job" / "broken"
+    broken.mkdir()
+    (broken / "predictions.jsonl").write_text("not json\n")
+    assert _answers(str(good), root) == [{"prompt": "q", "prediction": "a", "reference": "a"}]
+    assert _answers(str(outside), root) == []  # a path on the log is another system's word
+    assert _answers(str(root / "job" / ".." / ".." / "elsewhere"), root) == []
+    assert _answers(str(broken), root) == [] and _answers(None, root) == []
