@@ -37,13 +37,16 @@ def _pg_type(column) -> str:
 
 
 @cache
-def _insert_sql(table: Table, on_conflict: str) -> str:
+def _insert_sql(table: Table, on_conflict: str, lowest: tuple[str, ...] = ()) -> str:
     cols = [c.name for c in table.columns]
     arrays = ", ".join(f"${i}::{_pg_type(c)}[]" for i, c in enumerate(table.columns, start=1))
     keys = [c.name for c in table.primary_key.columns]
     if on_conflict == "update":
         sets = ", ".join(f"{c} = excluded.{c}" for c in cols if c not in keys)
         conflict = f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
+        if lowest:  # only a row lower by these columns replaces the stored one
+            conflict += (f" WHERE ({', '.join(f'excluded.{c}' for c in lowest)}) < "
+                         f"({', '.join(f'{table.name}.{c}' for c in lowest)})")
     else:
         conflict = "ON CONFLICT DO NOTHING"
     return (
@@ -81,12 +84,13 @@ async def batch_transaction(engine: AsyncEngine) -> AsyncIterator[Connection]:
 
 
 async def insert_rows(
-    conn: Connection, table: Table, rows: list[dict[str, Any]], on_conflict: str
+    conn: Connection, table: Table, rows: list[dict[str, Any]], on_conflict: str, lowest: tuple[str, ...] = ()
 ) -> None:
-    """INSERT rows; on a primary-key conflict either 'update' the row or do 'nothing'."""
+    """INSERT rows; on a primary-key conflict either 'update' the row (with `lowest`: only when
+    the new row is lower by those columns) or do 'nothing'. Rows must not repeat a key."""
     if rows:
         await conn.execute(
-            _insert_sql(table, on_conflict), *_column_values(table, rows)
+            _insert_sql(table, on_conflict, lowest), *_column_values(table, rows)
         )
 
 

@@ -17,7 +17,8 @@ from consumers.records import LoggedEvent
 from schemas import events as ev
 from schemas import tables as t
 from schemas.metrics import FENCED_EVENTS
-from service.read.projection import Row, fenced, metric_point, model_version_row, project_job, project_trial, row_refusal
+from service.read.projection import (REGISTRY_ORDER, Row, fenced, metric_point, model_version_row, project_job,
+                                     project_trial, registry_order, row_refusal)
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ async def apply_batch(conn: Connection, batch: list[LoggedEvent]) -> list[Unproj
     changed_trials: dict[tuple, Row] = {}
     accepted: list[LoggedEvent] = []
     points: dict[tuple, Row] = {}
-    versions: list[Row] = []
+    versions: dict[tuple, Row] = {}
     refused: list[Unprojectable] = []
 
     for logged in fresh:
@@ -61,7 +62,10 @@ async def apply_batch(conn: Connection, batch: list[LoggedEvent]) -> list[Unproj
                 if point is not None:
                     points.setdefault((*key, point["step"]), point)
         elif isinstance(event, ev.ModelPromoted):
-            versions.append(model_version_row(event))
+            row = model_version_row(event)
+            key = (row["name"], row["version"])
+            if key not in versions or registry_order(row) < registry_order(versions[key]):
+                versions[key] = row
         new_job = project_job(job, event)
         if new_job is not job:
             jobs[event.job_id] = changed_jobs[event.job_id] = new_job
@@ -70,7 +74,9 @@ async def apply_batch(conn: Connection, batch: list[LoggedEvent]) -> list[Unproj
     await insert_rows(conn, t.jobs, list(changed_jobs.values()), "update")
     await insert_rows(conn, t.trials, list(changed_trials.values()), "update")
     await insert_rows(conn, t.trial_metrics, list(points.values()), "nothing")
-    await insert_rows(conn, t.model_versions, versions, "nothing")  # a version is promoted once
+    # A version claimed twice (two jobs' events) is held by the same promotion however the
+    # partitions interleave (projection.REGISTRY_ORDER), so a replay rebuilds the same registry.
+    await insert_rows(conn, t.model_versions, list(versions.values()), "update", lowest=REGISTRY_ORDER)
     return refused
 
 

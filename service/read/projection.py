@@ -279,6 +279,16 @@ def metric_point(event: ev.TrialUpdated) -> Row | None:
     }
 
 
+# Which promotion holds a (name, version) that two promotions claim: the earliest, then the lowest
+# event id. Two jobs' events sit on different partitions, whose interleaving a live projector and a
+# replay read differently: "the first one read" would not rebuild the same registry.
+REGISTRY_ORDER = ("promoted_at", "event_id")
+
+
+def registry_order(row: Row) -> tuple:
+    return tuple(row[column] for column in REGISTRY_ORDER)
+
+
 def model_version_row(event: ev.ModelPromoted) -> Row:
     """The registry's row for a promoted model version."""
     p = event.payload
