@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from flax import nnx
 
     from training.tokenizer import CharTokenizer, HfTokenizer
+    from training.warm import WarmWorker
 
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
 
@@ -68,16 +69,17 @@ def contains(predictions: Sequence[str], references: Sequence[str]) -> float:
 
 
 def generate(
-    model: "nnx.Module", tokenizer: "CharTokenizer | HfTokenizer", prompts: Sequence[str], max_new_tokens: int = 8
+    model: "nnx.Module", tokenizer: "CharTokenizer | HfTokenizer", prompts: Sequence[str], max_new_tokens: int = 8,
+    worker: "WarmWorker | None" = None,
 ) -> list[str]:
     """Greedy completions of rendered `prompts` (BOS is prepended, as in training), up to EOS; batched."""
     from training.sampling import complete
 
-    return [c.text for c in complete(model, tokenizer, prompts, max_new_tokens)]
+    return [c.text for c in complete(model, tokenizer, prompts, max_new_tokens, worker=worker)]
 
 
 def evaluate(
-    model: "nnx.Module", tokenizer: "CharTokenizer", traces: Sequence[Trace]
+    model: "nnx.Module", tokenizer: "CharTokenizer", traces: Sequence[Trace], worker: "WarmWorker | None" = None,
 ) -> tuple[dict[str, float], list[dict]]:
     """(metrics, predictions): answer_correctness, exact_match and contains in [0, 1], score = 100 ×
     answer_correctness; one greedy decoding pass over the traces."""
@@ -85,7 +87,8 @@ def evaluate(
     # Room for the longest reference answer and its EOS (at least 8 tokens: one compiled program
     # for every short-answer dataset).
     longest = max((len(tokenizer.encode(r)) for r in references), default=0)
-    predictions = generate(model, tokenizer, [tokenizer.render(t) for t in traces], max_new_tokens=max(8, longest + 2))
+    predictions = generate(model, tokenizer, [tokenizer.render(t) for t in traces], max_new_tokens=max(8, longest + 2),
+                           worker=worker)
     correctness = answer_correctness(predictions, references)
     metrics = {"answer_correctness": correctness, "score": 100.0 * correctness,
                "exact_match": exact_match(predictions, references), "contains": contains(predictions, references)}

@@ -6,6 +6,7 @@ exploit) can take new values of them."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -13,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
+from jax.interpreters import pxla
 from tunix.sft import peft_trainer
 
 from training.hyperparams import Hyperparameters
@@ -59,7 +61,29 @@ def _clipped_adamw(learning_rate, weight_decay, max_grad_norm) -> optax.Gradient
 class Trainer(peft_trainer.PeftTrainer):
     """Tunix's trainer, minus its per-step read of the injected learning rate for its log: that
     read waits for the step just dispatched, so the next step could not be prepared while it runs
-    (a plain optax optimizer has no such hyperparameter, and no such wait)."""
+    (a plain optax optimizer has no such hyperparameter, and no such wait).
+
+    `compiled` (a warm worker's, training/warm.py): the jitted steps of an earlier trainer of the
+    same program, run on this trainer's model and optimizer; filled here when empty."""
+
+    def __init__(self, *args, compiled=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._compiled = compiled
+
+    def jit_train_and_eval_step(self, skip_jit: bool = False, cache_nnx_graph: bool = False):
+        if self._compiled is None or skip_jit:
+            return super().jit_train_and_eval_step(skip_jit, cache_nnx_graph)
+        if self._jitted_train_step_fn is None:
+            self._shard_optimizer(pxla.thread_resources.env.physical_mesh)
+            if self._compiled.train is None:
+                steps = _StepFunctions(self)
+                self._compiled.train = nnx.jit(steps._train_step, donate_argnames=("optimizer",))
+                self._compiled.eval = nnx.jit(steps._eval_step)
+            # As tunix binds its own: this trainer's model and optimizer, their graph cached or not.
+            bind = (lambda f, *args: functools.partial(nnx.cached_partial(f, *args))) if cache_nnx_graph else functools.partial
+            self._jitted_train_step_fn = bind(self._compiled.train, self.model, self.optimizer)
+            self._jitted_eval_step_fn = bind(self._compiled.eval, self.model)
+        return self._jitted_train_step_fn, self._jitted_eval_step_fn
 
     def _try_get_learning_rate(self):
         return None
@@ -74,6 +98,20 @@ class Trainer(peft_trainer.PeftTrainer):
         device = jax.local_devices()[0]
         for owner in (self.model, self.optimizer):  # the weights (frozen ones too), then moments and step
             nnx.update(owner, jax.device_put(nnx.state(owner), device))
+
+
+class _StepFunctions:
+    """Tunix's train and eval steps with what they read of their trainer (its loss and input
+    functions, the same for every trainer of a program), so a kept compiled step does not keep
+    the first trainer's model and optimizer state alive."""
+
+    _train_step = peft_trainer.PeftTrainer._train_step
+    _eval_step = peft_trainer.PeftTrainer._eval_step
+
+    def __init__(self, trainer: peft_trainer.PeftTrainer):
+        self.loss_fn, self.eval_loss_fn = trainer.loss_fn, trainer.eval_loss_fn
+        self.gen_model_input_fn, self._lora_enabled, self._has_aux = (
+            trainer.gen_model_input_fn, trainer._lora_enabled, trainer._has_aux)
 
 
 def make_optimizer(hp: Hyperparameters, total_steps: int) -> optax.GradientTransformation:

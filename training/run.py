@@ -17,6 +17,7 @@ from training.catalog import resolve_in
 from training.datasets import load_dataset
 from training.folders import Folders
 from training.hyperparams import PRETRAINED_LORA_RANK, Hyperparameters
+from training.warm import WarmWorker
 
 Report = Callable[[dict], None]
 
@@ -41,6 +42,7 @@ def run_pipeline(
     checkpoint_dir: Path | None = None,
     intermediate_scores: bool = False,
     gpus: float = 0,
+    worker: WarmWorker | None = None,
 ) -> RunResult:
     """Train and evaluate; every intermediate report goes to `report` and metrics.jsonl.
 
@@ -52,6 +54,8 @@ def run_pipeline(
     schedulers that rank trials by them mid-run; it costs one evaluation per report.
     gpus: the GPU share this run holds (Ray sets CUDA_VISIBLE_DEVICES to its devices); 0 runs on
     CPU. A fraction caps JAX's preallocation at that share of the device's memory.
+    worker: a warm worker (training/warm.py) keeps the loaded base model, adapters and compiled
+    programs for the next run of this process; the run's results are the same without it.
     """
     started = time.perf_counter()
     source = resolve_in(model_id, folders)
@@ -71,7 +75,7 @@ def run_pipeline(
 
     use_accelerator(gpus)
     configure_jax(folders.jax_cache)
-    base = load_base(source, hp.seed)
+    base = load_base(source, hp.seed) if worker is None else worker.base(source, hp.seed, lambda: load_base(source, hp.seed))
     model, tokenizer = base.model, base.tokenizer
 
     def forward(record: dict) -> None:
@@ -88,11 +92,12 @@ def run_pipeline(
 
     try:
         with CompileTimer() as compile_timer:
-            scorer = (lambda m: evaluate(m, tokenizer, dataset.eval)[0]) if intermediate_scores and dataset.eval else None
+            scorer = ((lambda m: evaluate(m, tokenizer, dataset.eval, worker)[0])
+                      if intermediate_scores and dataset.eval else None)
             trained = train(model, tokenizer, dataset, hp, forward, folder.path, checkpoint_dir, scorer,
-                            lora_modules(base.family, hp.lora_targets), before_merge=export)
+                            lora_modules(base.family, hp.lora_targets), before_merge=export, worker=worker)
         eval_started = time.perf_counter()
-        scores, predictions = evaluate(model, tokenizer, dataset.eval)
+        scores, predictions = evaluate(model, tokenizer, dataset.eval, worker)
         eval_s = time.perf_counter() - eval_started
         checkpoint.save(model, folder.checkpoint)
         metrics = {**scores, "eval_loss": trained.eval_loss, "train_loss": trained.train_loss}
@@ -123,6 +128,8 @@ def run_pipeline(
             "git_commit": git_commit(),
             "checkpoint": str(folder.checkpoint),
             "exports": exports,
+            # Which of its worker's trials this was: after the first, the worker was warm.
+            "worker_trial": worker.trials if worker is not None else 1,
         })
     finally:
         folder.close()

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from flax import nnx
 
     from training.tokenizer import CharTokenizer, HfTokenizer
+    from training.warm import WarmWorker
 
 # Prompts decoded together; bounds the KV cache and logits of one batch on large eval splits.
 MAX_DECODE_BATCH = 512
@@ -73,10 +74,11 @@ def sampling_pad_id(tokenizer: "CharTokenizer | HfTokenizer", prompts: Sequence[
 
 def complete(
     model: "nnx.Module", tokenizer: "CharTokenizer | HfTokenizer", prompts: Sequence[str], max_new_tokens: int,
-    temperature: float = 0.0, seed: int = 0,
+    temperature: float = 0.0, seed: int = 0, worker: "WarmWorker | None" = None,
 ) -> list[Completion]:
     """Completions of rendered `prompts`, up to an end token or max_new_tokens; greedy at temperature 0,
-    else sampled from the whole distribution at that temperature (reproducible for a seed)."""
+    else sampled from the whole distribution at that temperature (reproducible for a seed). A warm
+    `worker` (training/warm.py) keeps the compiled sampler of each decoding shape."""
     from tunix.generate import sampler as sampler_lib
     from tunix.generate.utils import next_power_of_2
 
@@ -86,14 +88,18 @@ def complete(
     # The sampler left-pads prompts to this length; a power of two keeps one compiled program per
     # (batch, length) bucket and lets the KV cache be sized exactly.
     prompt_len = next_power_of_2(max(len(i) for i in ids))
-    config = model.config
-    sampler = sampler_lib.Sampler(
-        model, _SamplerTokenizer(tokenizer, sampling_pad_id(tokenizer, ids)),
-        sampler_lib.CacheConfig(
-            cache_size=prompt_len + max_new_tokens,
-            num_layers=config.num_layers, num_kv_heads=config.num_kv_heads, head_dim=config.head_dim,
-        ),
-    )
+    config, pad_id, cache_size = model.config, sampling_pad_id(tokenizer, ids), prompt_len + max_new_tokens
+
+    def make_sampler():
+        return sampler_lib.Sampler(
+            model, _SamplerTokenizer(tokenizer, pad_id),
+            sampler_lib.CacheConfig(
+                cache_size=cache_size,
+                num_layers=config.num_layers, num_kv_heads=config.num_kv_heads, head_dim=config.head_dim,
+            ),
+        )
+
+    sampler = make_sampler() if worker is None else worker.sampler(model, (pad_id, cache_size), make_sampler)
     sampled = {"temperature": temperature, "top_p": 1.0, "seed": seed} if temperature > 0 else {}
     # Equal-sized batches, the last topped up with repeats: every batch reuses one program.
     n_batches = -(-len(prompts) // MAX_DECODE_BATCH)

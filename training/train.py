@@ -33,6 +33,7 @@ from training.optimizer import Trainer, make_optimizer, set_optimizer_numbers
 from training.model import apply_lora, merge_lora
 from training.tokenizer import CharTokenizer, HfTokenizer
 from training.traces import Dataset, Trace
+from training.warm import WarmWorker
 
 # Rows per teacher-forced eval batch: the whole eval split of small datasets in one program.
 _MAX_EVAL_BATCH = 1024
@@ -215,6 +216,7 @@ def train(
     scorer: Scorer | None = None,
     lora_modules: str = ".*",
     before_merge: Callable[[nnx.Module], None] | None = None,
+    worker: WarmWorker | None = None,
 ) -> TrainResult:
     """Train `model` in place (LoRA adapters, when hp.lora_rank > 0, are merged into it at the
     end); report {step, train_loss, eval_loss} (plus the scorer's metrics, before the last
@@ -222,23 +224,36 @@ def train(
     hp.seed. `before_merge` gets the LoRA model before its adapters are merged. The loss of every
     step run here goes to workdir/step_losses.json (after a resume:
     the steps after resumed_at). With `checkpoint_dir`, saves a checkpoint every
-    hp.eval_every steps and resumes from the one already there."""
+    hp.eval_every steps and resumes from the one already there. With a warm `worker`
+    (training/warm.py), the LoRA model, optimizer and compiled steps come from it."""
     if not dataset.train:
         raise ValueError(f"dataset {dataset.key!r} has no training traces")
     steps = train_steps(hp, len(dataset.train))
     train_tokens, train_mask = encode_examples(dataset.train, tokenizer, hp.max_seq_length)
     eval_ds = _eval_batches(*encode_examples(dataset.eval, tokenizer, hp.max_seq_length)) if dataset.eval else None
-    trained = apply_lora(model, hp.lora_rank, hp.lora_alpha, hp.seed, lora_modules) if hp.lora_rank > 0 else model
+
+    def adapt(seed: int) -> nnx.Module:
+        return apply_lora(model, hp.lora_rank, hp.lora_alpha, seed, lora_modules)
+
+    if worker is None:
+        trained = adapt(hp.seed) if hp.lora_rank > 0 else model
+        tx, compiled = make_optimizer(hp, steps), None
+    else:  # the worker's LoRA model, optimizer and compiled steps of this program
+        program = worker.program(model, hp.lora_rank, hp.lora_alpha, lora_modules)
+        trained = worker.adapted(program, hp.seed, adapt) if hp.lora_rank > 0 else model
+        tx, compiled = worker.optimizer(program, lambda: make_optimizer(hp, steps)), program.steps
 
     # No max_steps: the finite batch iterator ends training, and Tunix then shows no progress
     # bar, whose per-step cost grows with the step count.
     trainer = Trainer(
-        trained, make_optimizer(hp, steps),
+        trained, tx,
         peft_trainer.TrainingConfig(eval_every_n_steps=hp.eval_every, **_checkpointing(checkpoint_dir, hp.eval_every)),
+        compiled=compiled,
     ).with_gen_model_input_fn(_model_inputs(tokenizer.pad_id))
     resumed_at = trainer.train_steps  # restored from checkpoint_dir, else 0
-    if resumed_at:
-        set_optimizer_numbers(trainer.optimizer, hp, steps)
+    # Always: a restored state brought the saved run's numbers, a warm worker's optimizer its
+    # first trial's; and fresh or warm, the state then holds the same arrays.
+    set_optimizer_numbers(trainer.optimizer, hp, steps)
     reporter = _Reporter(steps, hp.eval_every, len(eval_ds or ()), report, scorer, resumed_at)
     trainer.with_training_hooks(reporter)
 

@@ -21,6 +21,7 @@ from training.artifacts import read_manifest
 from training.catalog import EVALUATION_METRICS
 from training.folders import Folders
 from training.run import run_pipeline
+from training.warm import process_worker
 
 
 def _fresh_dir(path: Path) -> Path:
@@ -41,8 +42,7 @@ def train_trial(
     if (run_folder / "manifest.json").exists():
         # Finished before the tuner was killed, after Ray last saved the experiment: the run
         # folder has the result; report it rather than train again.
-        manifest = read_manifest(run_folder)
-        _report_final(manifest["metrics"], manifest["run_id"], run_folder, manifest["timings"]["compile_s"], node)
+        _report_final(read_manifest(run_folder), run_folder, node)
         return
     # The trainer's own checkpoints (one step folder at a time); filled from Ray's checkpoint
     # when the trial restarts (restored experiment, PBT exploit), else empty.
@@ -65,15 +65,21 @@ def train_trial(
     result = run_pipeline(
         dataset_key, model_id, config, folders=folders, run_dir=run_folder, report=report, run_id=run_id,
         checkpoint_dir=train_state, gpus=gpus,
+        # Ray Tune hands this process the next trial that needs the same resources (reuse_actors):
+        # its warm worker keeps the base model, adapters and compiled programs for it.
+        worker=process_worker(),
         # A FIFO scheduler never looks at intermediate results; the others rank trials by them.
         intermediate_scores=metric_name in EVALUATION_METRICS and scheduler != "fifo",
     )
     # Training is over: Ray keeps the checkpoints it needs, the run folder holds the model.
     shutil.rmtree(train_state, ignore_errors=True)
     shutil.rmtree(staging, ignore_errors=True)
-    _report_final(result.metrics, result.run_id, result.run_dir, result.timings["compile_s"], node)
+    _report_final(read_manifest(result.run_dir), result.run_dir, node)
 
 
-def _report_final(metrics: dict, run_id: str, run_dir: Path, compile_s: float, node: str) -> None:
-    """The trial's last result: its evaluation and the run's lineage."""
-    tune.report({**metrics, "run_id": run_id, "run_dir": str(run_dir), "compile_s": compile_s, "node_id": node})
+def _report_final(manifest: dict, run_dir: Path, node: str) -> None:
+    """The trial's last result: its evaluation, the run's lineage, its compile time and which of
+    its worker's trials it was (after the first, the worker was warm)."""
+    tune.report({**manifest["metrics"], "run_id": manifest["run_id"], "run_dir": str(run_dir),
+                 "compile_s": manifest["timings"]["compile_s"], "worker_trial": manifest.get("worker_trial", 1),
+                 "node_id": node})

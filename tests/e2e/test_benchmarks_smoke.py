@@ -84,3 +84,12 @@ def test_every_benchmark_script_has_a_smoke_test_here():
     scripts = {p.stem for p in (ROOT / "benchmarks").glob("*.py") if p.stem != "__init__"}
     tested = set(re.findall(r'"benchmarks/(\w+)\.py"', Path(__file__).read_text()))
     assert scripts == tested, f"without a smoke test: {sorted(scripts - tested)}"
+
+
+def test_trial_floor_compares_the_service_with_the_floor_and_the_losses_agree(tuning_stack):
+    report = _run("benchmarks/trial_floor.py", "--smoke", "--api-url", tuning_stack["url"])
+    assert _numbers(rf"^ratio service / floor: {NUMBER}", report)[0] > 0, report
+    trials = re.findall(rf"^trial \S+: worker trial (\d+), .* final train loss {NUMBER} \(floor {NUMBER}, ", report, re.M)
+    assert len(trials) == 2 and all(float(service) == float(floor) for _, service, floor in trials), report
+    first, second = sorted(int(worker) for worker, _, _ in trials)
+    assert second == first + 1, report  # Ray Tune handed the second trial the first one's warm worker
