@@ -123,13 +123,20 @@ def make_optimizer(hp: Hyperparameters, total_steps: int) -> optax.GradientTrans
     )
 
 
+def optimizer_numbers(hp: Hyperparameters, total_steps: int) -> dict[str, jax.Array]:
+    """The optimizer state's numbers for a run (hyperparams.CHANGEABLE_ON_RESUME), as the arrays
+    the state holds."""
+    return {"peak": jnp.float32(hp.learning_rate), "warmup": jnp.float32(hp.warmup_steps),
+            "total": jnp.float32(total_steps), "weight_decay": jnp.float32(hp.weight_decay),
+            "max_grad_norm": jnp.float32(hp.max_grad_norm)}
+
+
 def set_optimizer_numbers(optimizer: nnx.Optimizer, hp: Hyperparameters, total_steps: int) -> None:
     """Overwrite the scalars a restored optimizer state brought from the run that saved it
     (hyperparams.CHANGEABLE_ON_RESUME)."""
-    state = optimizer.opt_state
+    state, numbers = optimizer.opt_state, optimizer_numbers(hp, total_steps)
     schedule = state.hyperparams_states["learning_rate"]
-    schedule.peak.value = jnp.float32(hp.learning_rate)
-    schedule.warmup.value = jnp.float32(hp.warmup_steps)
-    schedule.total.value = jnp.float32(total_steps)
-    state.hyperparams["weight_decay"].value = jnp.float32(hp.weight_decay)
-    state.hyperparams["max_grad_norm"].value = jnp.float32(hp.max_grad_norm)
+    for name in ("peak", "warmup", "total"):
+        getattr(schedule, name).value = numbers[name]
+    for name in ("weight_decay", "max_grad_norm"):
+        state.hyperparams[name].value = numbers[name]

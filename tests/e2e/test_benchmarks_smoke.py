@@ -93,3 +93,6 @@ def test_trial_floor_compares_the_service_with_the_floor_and_the_losses_agree(tu
     assert len(trials) == 2 and all(float(service) == float(floor) for _, service, floor in trials), report
     first, second = sorted(int(worker) for worker, _, _ in trials)
     assert second == first + 1, report  # Ray Tune handed the second trial the first one's warm worker
+    packed = re.findall(rf"^packed K=2: {NUMBER} s, trials/hour ratio packed/unpacked {NUMBER}, peak memory {NUMBER} MB "
+                        rf"\(ratio {NUMBER}\), final losses agree within (\S+) \(relative\)$", report, re.M)
+    assert len(packed) == 1 and float(packed[0][1]) > 0 and float(packed[0][4]) < 1e-3, report
