@@ -32,6 +32,7 @@ from adapters.publisher import EventPublisher
 from adapters.settings import Settings
 from consumers.records import LoggedEvent, read_record
 from consumers.tuner.ray_processes import start_ray, stop_ray
+from consumers.tuner.ledger import JobSlots, PartitionLedger
 from consumers.tuner.snapshots import Snapshots
 from consumers.tuner.state import TunerJob, claim_event, claim_verdict, next_state
 from producers.job_outcome import job_failed
@@ -64,15 +65,9 @@ class Tuner:
             # Members get this long to stop their experiments before a rebalance goes on without them.
             rebalance_timeout_ms=int(HANDOVER_TIMEOUT_S * 1000) + 30_000,
         )
-        self.jobs: dict[UUID, TunerJob] = {}  # unfinished jobs on this tuner's partitions
-        self.partition_of: dict[UUID, int] = {}
-        self.dirty: set[UUID] = set()  # jobs whose state changed since the last snapshot
-        self.folded: dict[int, int] = {}  # partition -> next offset to fold
-        self.catching_up: dict[int, tuple[int, float]] = {}  # partition -> (end offset to reach, since)
-        self.running: dict[UUID, asyncio.Task] = {}
-        self.waiting: list[UUID] = []
+        self.ledger = PartitionLedger()  # the jobs of this tuner's partitions, and how far each is folded
+        self.slots = JobSlots(settings.tuner_max_jobs)  # the jobs running here, and those waiting
         self.claimed: dict[UUID, int] = {}  # job -> the generation this tuner claimed it under
-        self.unmarked: set[int] = set()  # partitions whose snapshot has no FORMAT record from this tuner yet
         self.reclaim: set[UUID] = set()  # jobs to claim again once their run has stopped
         self._tasks: set[asyncio.Task] = set()  # fire-and-forget work, kept from the collector
         self.releasing: set[int] = set()  # partitions being handed over: their jobs start nothing
@@ -87,7 +82,8 @@ class Tuner:
     async def checks(self) -> dict[str, str]:
         """Readiness: Ray is up, the tuner is in its group, its partitions are caught up."""
         kafka = ("joining the tuner group" if not self._joined
-                 else f"reading partitions {sorted(self.catching_up)} up to their end" if self.catching_up else "ok")
+                 else f"reading partitions {sorted(self.ledger.catching_up)} up to their end"
+                 if self.ledger.catching_up else "ok")
         return {"ray": "ok" if self._ray_up else "starting", "kafka": kafka}
 
     async def run(self) -> None:
@@ -112,7 +108,7 @@ class Tuner:
                         await self._save({tp.partition for tp in self.consumer.assignment()})
                         saved = time.monotonic()
         finally:
-            await self.release(set(self.folded))
+            await self.release(set(self.ledger.folded))
             await self.consumer.stop()  # leaves the group: the others rebalance at once
             await self.snapshots.close()
             await self.publisher.close()
@@ -127,17 +123,11 @@ class Tuner:
             ends = await self.consumer.end_offsets(tps) if tps else {}
             snapshots = await self.snapshots.load(partitions) if tps else {}
             for tp in tps:
-                loaded = snapshots.get(tp.partition)
-                for job_id, job in (loaded or {}).items():
-                    self.jobs[job_id], self.partition_of[job_id] = job, tp.partition
-                if loaded is None:  # a snapshot that cannot be trusted is rebuilt from offset 0, once
-                    self.folded[tp.partition], loaded = 0, {}
-                    self.unmarked.add(tp.partition)
-                else:
-                    self.folded[tp.partition] = await self.consumer.committed(tp) or 0
-                self.catching_up[tp.partition] = (ends[tp], time.monotonic())
-                log.info("partition assigned", partition=tp.partition, jobs=len(loaded),
-                         fold_from=self.folded[tp.partition], end=ends[tp])
+                loaded = snapshots.get(tp.partition)  # None: not trusted, rebuilt from offset 0, once
+                committed = (await self.consumer.committed(tp) or 0) if loaded is not None else 0
+                self.ledger.assign(tp.partition, loaded, committed, ends[tp], time.monotonic())
+                log.info("partition assigned", partition=tp.partition, jobs=len(loaded or {}),
+                         fold_from=self.ledger.folded[tp.partition], end=ends[tp])
             self._joined = True
             self._go_live()
 
@@ -146,8 +136,9 @@ class Tuner:
         the partitions' state and offsets and forget them."""
         async with self._lock:
             self.releasing |= partitions
-            self.waiting = [j for j in self.waiting if self.partition_of.get(j) not in partitions]
-            leaving = {job_id: task for job_id, task in self.running.items() if self.partition_of.get(job_id) in partitions}
+            self.slots.drop_waiting(partitions, self.ledger.partition_of)
+            leaving = {job_id: task for job_id, task in self.slots.running.items()
+                       if self.ledger.partition_of.get(job_id) in partitions}
             for job_id in leaving:
                 if (run := JobRun.find(job_id)) is not None:
                     run.hand_over()
@@ -155,26 +146,17 @@ class Tuner:
             if leaving:
                 await asyncio.wait(leaving.values(), timeout=HANDOVER_TIMEOUT_S)
             await self._save(partitions)
-            for job_id in [j for j, p in self.partition_of.items() if p in partitions]:
-                self.jobs.pop(job_id, None)
-                self.partition_of.pop(job_id, None)
-                self.dirty.discard(job_id)
-            for p in partitions:
-                self.folded.pop(p, None)
-                self.catching_up.pop(p, None)
-                self.unmarked.discard(p)
+            self.ledger.forget(partitions)
             self.releasing -= partitions
-            JOBS_OWNED.set(sum(job.should_run for job in self.jobs.values()))
+            JOBS_OWNED.set(self.ledger.owned())
 
     async def _save(self, partitions: set[int]) -> None:
         """Snapshot the changed jobs of `partitions`, then commit how far the log was folded."""
-        changed = {j: (self.partition_of[j], self.jobs[j]) for j in self.dirty if self.partition_of.get(j) in partitions}
-        marking = {p for p in self.unmarked & partitions if p not in self.catching_up}  # caught up: whole again
+        changed, marking = self.ledger.changes(partitions)
         try:
             await self.snapshots.save(changed, marking)
-            self.dirty -= changed.keys()
-            self.unmarked -= marking
-            offsets = {TopicPartition(self.topic, p): self.folded[p] for p in partitions if p in self.folded}
+            self.ledger.saved(set(changed), marking)
+            offsets = {TopicPartition(self.topic, p): offset for p, offset in self.ledger.offsets(partitions).items()}
             if offsets:
                 await self.consumer.commit(offsets)
         except (CommitFailedError, KafkaError) as exc:  # the next save (or the next owner) catches up
@@ -182,40 +164,31 @@ class Tuner:
 
     def _go_live(self) -> None:
         """Partitions folded up to their end start acting: their unfinished jobs are claimed."""
-        for p, (end, since) in list(self.catching_up.items()):
-            if self.folded.get(p, 0) >= end:
-                del self.catching_up[p]
-                for job in [j for j in self.jobs.values() if self.partition_of[j.job_id] == p and j.should_run]:
-                    log.info("taking the job over", job_id=str(job.job_id), previous_owner=job.owner)
-                    self._schedule(job.job_id)
-                TAKEOVER_SECONDS.observe(time.monotonic() - since)
-        JOBS_OWNED.set(sum(job.should_run for job in self.jobs.values()))
+        for live in self.ledger.went_live():
+            for job in live.jobs:
+                log.info("taking the job over", job_id=str(job.job_id), previous_owner=job.owner)
+                self._schedule(job.job_id)
+            TAKEOVER_SECONDS.observe(time.monotonic() - live.since)
+        JOBS_OWNED.set(self.ledger.owned())
 
     # -- the log ---------------------------------------------------------------------------
 
     def _fold(self, record: ConsumerRecord) -> None:
-        if record.offset < self.folded.get(record.partition, record.offset + 1):
+        if not self.ledger.admits(record.partition, record.offset):
             return  # fetched before a rebalance: the partition is not ours, or this is folded
-        self.folded[record.partition] = record.offset + 1
         read = read_record(record, len(self.consumer.partitions_for_topic(self.topic) or ()) or 1)
         if not isinstance(read, LoggedEvent):
             return  # the projector dead-letters it; the tuner acts on the same events it projects
         event = read.event
         EVENTS_CONSUMED.labels(event.type).inc()
-        before = self.jobs.get(event.job_id)
         try:
-            job = next_state(before, event)
+            job = self.ledger.fold(record.partition, event)  # None: nothing changed, or not live yet
         except Exception:  # a record no rule foresaw: skipped (the projector dead-letters it), never a stop
             log.exception("event not folded", job_id=str(event.job_id), event_id=str(event.event_id),
                           offset=f"{record.partition}/{record.offset}")
             return
-        if job is None or job is before:
+        if job is None:
             return
-        self.dirty.add(event.job_id)
-        self.partition_of[event.job_id] = record.partition
-        self.jobs[event.job_id] = job  # a finished job stays, slim (state.py), to judge later events
-        if record.partition in self.catching_up:
-            return  # acted on once the partition is caught up
         act = self._ACTIONS.get(type(event))
         if act is None:
             return
@@ -254,24 +227,23 @@ class Tuner:
     # -- running jobs ----------------------------------------------------------------------
 
     def _schedule(self, job_id: UUID) -> None:
-        if job_id in self.running or job_id in self.waiting:
+        if self.slots.holds(job_id):
             return  # a JobStarted for a job already running is ignored
-        if len(self.running) < self.settings.tuner_max_jobs:
-            self.running[job_id] = asyncio.create_task(self._run_job(job_id))
+        if self.slots.has_room():
+            self.slots.running[job_id] = asyncio.create_task(self._run_job(job_id))
         else:
-            log.info("job waits for a free slot", job_id=str(job_id), running=len(self.running))
-            self.waiting.append(job_id)
+            log.info("job waits for a free slot", job_id=str(job_id), running=len(self.slots.running))
+            self.slots.wait(job_id)
 
     def _cancel(self, job_id: UUID) -> None:
         if (run := JobRun.find(job_id)) is not None:
             run.cancel()
             log.info("cancelling job", job_id=str(job_id))
-        elif job_id not in self.running and self.jobs[job_id].should_run:
+        elif job_id not in self.slots.running and self.ledger.jobs[job_id].should_run:
             # Waiting for a slot, or run nowhere: nothing to stop, so the job ends here.
-            if job_id in self.waiting:
-                self.waiting.remove(job_id)
+            self.slots.unqueue(job_id)
             self.reclaim.discard(job_id)
-            job = self.jobs[job_id]
+            job = self.ledger.jobs[job_id]
             log.info("cancelling a job that runs nowhere", job_id=str(job_id), owner=job.owner)
             self._spawn(self._publish_all(cancelled_unowned(job_id, job.live_trials)))
 
@@ -292,14 +264,15 @@ class Tuner:
             asyncio.get_running_loop().call_later(
                 CLAIM_RETRY_S, lambda: self._spawn(self._settle_claim(job_id, partition, claimer)))
             return
-        verdict = claim_verdict(owner, self.tuner_id, self.jobs.get(job_id), self.partition_of.get(job_id) == partition)
+        verdict = claim_verdict(owner, self.tuner_id, self.ledger.jobs.get(job_id),
+                                self.ledger.partition_of.get(job_id) == partition)
         run = JobRun.find(job_id)
         if verdict == "hand over" and run is not None:
             log.warning("job claimed by another tuner", job_id=str(job_id), by=claimer, partition_owner=owner)
             run.hand_over()
         elif verdict == "claim again":
             log.warning("claim not backed by the tuner group; claiming the job again", job_id=str(job_id), by=claimer)
-            if run is None and job_id not in self.running:
+            if run is None and job_id not in self.slots.running:
                 self._schedule(job_id)
             else:  # its events now carry a superseded claim: restart it under a new one
                 self.reclaim.add(job_id)
@@ -321,9 +294,8 @@ class Tuner:
         self.claimed[job.job_id] = claim.payload.generation  # before its echo can come back
         await self._publish_all([claim, *left_running(job.job_id, job.live_trials, job.owner, claim.claim)])
         # Folded into the job as it is now: a cancel or an adjustment folded during the publish stays.
-        job = next_state(self.jobs.get(job.job_id, job), claim)
-        self.jobs[job.job_id] = job
-        self.dirty.add(job.job_id)
+        job = next_state(self.ledger.jobs.get(job.job_id, job), claim)
+        self.ledger.record(job)
         return job
 
     async def _run_job(self, job_id: UUID) -> None:
@@ -331,7 +303,7 @@ class Tuner:
 
         outcome, run = None, None
         try:
-            if (job := self.jobs.get(job_id)) is None or self.partition_of.get(job_id) in self.releasing:
+            if (job := self.ledger.jobs.get(job_id)) is None or self.ledger.partition_of.get(job_id) in self.releasing:
                 return  # its partition went to another tuner before the job could start
             try:
                 job = await self._claim(job)
@@ -339,14 +311,14 @@ class Tuner:
                 log.exception("could not claim the job; trying again", job_id=str(job_id))
                 asyncio.get_running_loop().call_later(CLAIM_RETRY_S, self._retry, job_id)
                 return
-            if self.partition_of.get(job_id) in self.releasing:
+            if self.ledger.partition_of.get(job_id) in self.releasing:
                 return  # handed over while claiming, before its run existed: the next owner claims it
             log.info("experiment starts", job_id=str(job_id), claim=job.claim, num_samples=job.spec.num_samples)
             started = time.monotonic()
             with JobRun.open(job_id, partial(self._publish_from_thread, job.claim), job.spec, job.ended_trials,
                              budget_origin=started - job.spent_s(), costs=job.costs,
                              baseline_done=job.baseline_done) as run:
-                if self.jobs[job_id].cancel_requested:  # asked before this run could be found
+                if self.ledger.jobs[job_id].cancel_requested:  # asked before this run could be found
                     run.cancel()
                 if job_id in self.reclaim:  # outbid while it claimed: stop, then claim again
                     run.hand_over()
@@ -367,15 +339,15 @@ class Tuner:
         except Exception:  # the outcome is lost to the log: the job resumes under its next owner
             log.exception("could not publish the job's outcome", job_id=str(job_id))
         finally:
-            self.running.pop(job_id, None)
             if job_id in self.reclaim:
+                self.slots.running.pop(job_id, None)
                 self.reclaim.discard(job_id)
                 self._schedule(job_id)
-            elif self.waiting:
-                self._schedule(self.waiting.pop(0))
+            elif (next_job := self.slots.ended(job_id)) is not None:
+                self._schedule(next_job)
 
     def _retry(self, job_id: UUID) -> None:
-        if (job := self.jobs.get(job_id)) is not None and job.should_run and job_id in self.partition_of:
+        if (job := self.ledger.jobs.get(job_id)) is not None and job.should_run and job_id in self.ledger.partition_of:
             self._schedule(job_id)
 
     async def _publish(self, claim: int | None, event: ev.Event) -> None:
