@@ -133,7 +133,7 @@ def packed(spec: dict, configs: list[dict], slots: int, with_baseline: bool) -> 
     from training.evaluate import evaluate
     from training.hyperparams import Hyperparameters
     from training.model import apply_lora, merge_lora
-    from training.packed import Pack, train_pack
+    from training.packed import Pack, pack_model, train_pack
     from training.warm import WarmWorker
 
     source, dataset = _loaded(spec)
@@ -141,16 +141,16 @@ def packed(spec: dict, configs: list[dict], slots: int, with_baseline: bool) -> 
     hps = [Hyperparameters.from_mapping(c) for c in configs]
     base = worker.base(source, hps[0].seed, lambda: load_base(source, hps[0].seed))
     modules = lora_modules(base.family, hps[0].lora_targets)
-    initial = {hp.seed: nnx.split(apply_lora(base.model, hp.lora_rank, hp.lora_alpha, hp.seed, modules),
-                                  nnx.LoRAParam, ...)[1] for hp in hps}
-    pack = Pack(apply_lora(base.model, hps[0].lora_rank, hps[0].lora_alpha, hps[0].seed, modules), slots,
-                base.tokenizer.pad_id)
+    initial = {(hp.seed, hp.lora_rank): nnx.split(apply_lora(base.model, hp.lora_rank, hp.lora_alpha, hp.seed, modules),
+                                                  nnx.LoRAParam, ...)[1] for hp in hps}
+    rank = max(hp.lora_rank for hp in hps)
+    pack = Pack(pack_model(base.model, rank, modules), slots, base.tokenizer.pad_id)
 
     def round_(group: list[Hyperparameters]) -> list[float]:
-        results = train_pack(pack, base.tokenizer, dataset, [(hp, initial[hp.seed]) for hp in group])
-        for hp, result in zip(group, results, strict=True):
+        results = train_pack(pack, base.tokenizer, dataset, [(hp, initial[hp.seed, hp.lora_rank]) for hp in group])
+        for slot, hp in enumerate(group):
             worker.base(source, hp.seed, lambda: load_base(source, hp.seed))  # the weights as loaded
-            merge_lora(nnx.merge(pack.graphdef, result.adapters, pack.frozen), base.model, hp.lora_rank, hp.lora_alpha)
+            merge_lora(pack.slot_model(slot), base.model, rank, float(rank))  # its alpha/rank is in the slot's B
             evaluate(base.model, base.tokenizer, dataset.eval, worker)
         return [float(np.mean(r.losses[-hp.eval_every:])) for hp, r in zip(group, results, strict=True)]
 

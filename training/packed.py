@@ -8,9 +8,12 @@ one trial's step over the slot axis, so nothing reduces over it: a slot's gradie
 its own gradients, a slot that diverges (NaN, inf) changes no other slot's numbers. Empty slots
 are masked (their state is kept as it is), so one compiled program serves every fill level.
 
-A pack runs one program: trials with the same base model, LoRA rank, alpha and targets, batch
-size and sequence length (`pack_key`). A slot's results equal the same trial run alone by
-training/train.train up to float rounding (tests/e2e/test_packed_trials.py).
+A pack runs one program: trials with the same base model, LoRA targets, batch size and sequence
+length (`pack_key`). Ranks and alphas may differ: the pack's adapters have the largest rank, a
+smaller one is padded with zeros (exact: a zero column of A and row of B get zero gradients, so
+Adam leaves them zero), and each slot's alpha/rank is a per-slot scale applied to its B inside
+the step (the pack's model itself is built with scale 1). A slot's results equal the same trial
+run alone by training/train.train up to float rounding (tests/e2e/test_packed_trials.py).
 """
 
 from __future__ import annotations
@@ -33,7 +36,15 @@ from training.traces import Dataset
 
 def pack_key(hp: Hyperparameters) -> tuple:
     """What trials must share to be slots of one pack (besides the base model and dataset)."""
-    return (hp.lora_rank, hp.lora_alpha, hp.lora_targets, hp.batch_size, hp.max_seq_length)
+    return (hp.lora_targets, hp.batch_size, hp.max_seq_length)
+
+
+def pack_model(base_model: nnx.Module, rank: int, lora_modules: str) -> nnx.Module:
+    """The LoRA model a pack of trials up to `rank` runs: alpha = rank, so qwix's own scale is 1
+    and every slot's alpha/rank is applied in the step."""
+    from training.model import apply_lora
+
+    return apply_lora(base_model, rank, float(rank), 0, lora_modules)
 
 
 class Pack:
@@ -41,8 +52,15 @@ class Pack:
     every filled slot at once, read a slot's adapters back (or copy one slot into another)."""
 
     def __init__(self, lora_model: nnx.Module, slots: int, pad_id: int):
+        """`lora_model`: pack_model's, at the largest rank the pack's trials use."""
         self.graphdef, adapters, self.frozen = nnx.split(lora_model, nnx.LoRAParam, ...)
         self.slots = slots
+        self.scales = np.ones(slots, np.float32)  # each slot's alpha / rank
+        self._shapes: list = [None] * slots  # each slot's adapter shapes at its own rank
+        self._is_b = [any(str(getattr(key, "key", getattr(key, "name", ""))).endswith("_lora_b") for key in path)
+                      for path, _ in jax.tree_util.tree_leaves_with_path(adapters)]
+        if not any(self._is_b) or all(self._is_b):
+            raise ValueError("the model has no LoRA adapters to pack (no *_lora_a / *_lora_b parameters)")
         # The transformation only: every number it uses is per-slot state (`fill`).
         self.tx = make_optimizer(Hyperparameters(), total_steps=1)
         self.adapters = jax.tree.map(lambda a: jnp.zeros((slots, *a.shape), a.dtype), adapters)
@@ -52,25 +70,37 @@ class Pack:
         self._train = jax.jit(self._train_step, donate_argnums=(0, 1))
         self._eval = jax.jit(self._eval_loss)
 
-    def _loss(self, adapters, frozen, tokens, mask):
-        model = nnx.merge(self.graphdef, adapters, frozen)
+    def _scaled(self, adapters, scale):
+        """The slot's adapters as its forward uses them: B times the slot's alpha/rank."""
+        leaves, tree = jax.tree_util.tree_flatten(adapters)
+        return jax.tree_util.tree_unflatten(
+            tree, [leaf * scale.astype(leaf.dtype) if is_b else leaf for leaf, is_b in zip(leaves, self._is_b, strict=True)])
+
+    def _loss(self, adapters, scale, frozen, tokens, mask):
+        model = nnx.merge(self.graphdef, self._scaled(adapters, scale), frozen)
         return peft_trainer._default_loss_fn(model, **self._inputs(peft_trainer.TrainingInput(tokens, mask)))
 
-    def _train_step(self, adapters, opt_state, frozen, filled, tokens, mask):
-        def one(adapters, opt_state, filled, tokens, mask):
-            loss, grads = jax.value_and_grad(self._loss)(adapters, frozen, tokens, mask)
+    def _train_step(self, adapters, opt_state, frozen, filled, scales, tokens, mask):
+        def one(adapters, opt_state, filled, scale, tokens, mask):
+            loss, grads = jax.value_and_grad(self._loss)(adapters, scale, frozen, tokens, mask)
             updates, new_opt_state = self.tx.update(grads, opt_state, adapters)
             new_adapters = optax.apply_updates(adapters, updates)
             keep = lambda new, old: jnp.where(filled, new, old)  # noqa: E731  (an empty slot stays as it is)
             return jax.tree.map(keep, new_adapters, adapters), jax.tree.map(keep, new_opt_state, opt_state), loss
 
-        return jax.vmap(one)(adapters, opt_state, filled, tokens, mask)
+        return jax.vmap(one)(adapters, opt_state, filled, scales, tokens, mask)
 
-    def _eval_loss(self, adapters, frozen, tokens, mask):
-        return jax.vmap(lambda a: self._loss(a, frozen, tokens, mask))(adapters)
+    def _eval_loss(self, adapters, scales, frozen, tokens, mask):
+        return jax.vmap(lambda a, scale: self._loss(a, scale, frozen, tokens, mask))(adapters, scales)
 
     def fill(self, slot: int, adapters: nnx.State, hp: Hyperparameters, total_steps: int) -> None:
-        """Start a trial in `slot`: its initial adapters, a fresh optimizer state with its numbers."""
+        """Start a trial in `slot`: its initial adapters (at its own rank), a fresh optimizer state
+        with its numbers, its alpha/rank."""
+        shapes, full = [a.shape for a in jax.tree.leaves(adapters)], [a.shape[1:] for a in jax.tree.leaves(self.adapters)]
+        if any(len(own) != len(pack) or any(o > f for o, f in zip(own, pack)) for own, pack in zip(shapes, full)):
+            raise ValueError(f"lora_rank {hp.lora_rank} does not fit this pack, built for smaller adapters")
+        self._shapes[slot] = shapes
+        adapters = jax.tree.map(_padded, adapters, _slot(self.adapters, 0))
         state = self.tx.init(adapters)
         numbers = optimizer_numbers(hp, total_steps)
         state = state._replace(
@@ -80,6 +110,7 @@ class Pack:
         )
         self.adapters = _set_slot(self.adapters, slot, adapters)
         self.opt_state = _set_slot(self.opt_state, slot, state)
+        self.scales[slot] = hp.lora_alpha / hp.lora_rank
         self.filled[slot] = True
 
     def empty(self, slot: int) -> None:
@@ -89,28 +120,40 @@ class Pack:
         """A PBT exploit inside the pack: `target` continues from `source`'s adapters and optimizer."""
         self.adapters = _set_slot(self.adapters, target, _slot(self.adapters, source))
         self.opt_state = _set_slot(self.opt_state, target, _slot(self.opt_state, source))
+        self.scales[target], self._shapes[target] = self.scales[source], self._shapes[source]
 
     def step(self, tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """One train step of every filled slot on its own batch ([slots, batch, length]); the losses."""
         self.adapters, self.opt_state, losses = self._train(
-            self.adapters, self.opt_state, self.frozen, jnp.asarray(self.filled), tokens, mask)
+            self.adapters, self.opt_state, self.frozen, jnp.asarray(self.filled), jnp.asarray(self.scales), tokens, mask)
         return np.asarray(losses)
 
     def eval_loss(self, batches: Sequence[peft_trainer.TrainingInput]) -> np.ndarray:
         """Every slot's teacher-forced loss on the same eval batches (the mean over the batches)."""
-        return np.mean([np.asarray(self._eval(self.adapters, self.frozen, b.input_tokens, b.input_mask))
+        return np.mean([np.asarray(self._eval(self.adapters, jnp.asarray(self.scales), self.frozen, b.input_tokens,
+                                              b.input_mask))
                         for b in batches], axis=0)
 
     def slot_adapters(self, slot: int) -> nnx.State:
-        return _slot(self.adapters, slot)
+        """The slot's adapters at its trial's own rank: what the trial alone would hold."""
+        leaves, tree = jax.tree_util.tree_flatten(_slot(self.adapters, slot))
+        return jax.tree_util.tree_unflatten(
+            tree, [leaf[tuple(slice(0, n) for n in shape)] for leaf, shape in zip(leaves, self._shapes[slot], strict=True)])
 
     def slot_model(self, slot: int) -> nnx.Module:
-        """The LoRA model of one slot (its adapters on the shared frozen weights)."""
-        return nnx.merge(self.graphdef, self.slot_adapters(slot), self.frozen)
+        """The LoRA model of one slot, its alpha/rank folded into B: merge it into the base with
+        training.model.merge_lora(model, base, rank=the pack's, alpha=the pack's rank)."""
+        return nnx.merge(self.graphdef, self._scaled(_slot(self.adapters, slot), jnp.float32(self.scales[slot])),
+                         self.frozen)
 
 
 def _slot(tree, slot: int):
     return jax.tree.map(lambda a: a[slot], tree)
+
+
+def _padded(adapter, like):
+    """A smaller rank's adapter in the pack's shape: zeros where the larger rank has more."""
+    return jnp.pad(adapter, [(0, full - own) for own, full in zip(adapter.shape, like.shape, strict=True)])
 
 
 def _set_slot(tree, slot: int, value):
@@ -130,6 +173,8 @@ def train_pack(pack: Pack, tokenizer, dataset: Dataset, trials: Sequence[tuple[H
     their step count (the same for all: max_steps is part of a job's fixed shape)."""
     if len(trials) > pack.slots or len({pack_key(hp) for hp, _ in trials}) != 1:
         raise ValueError("a pack trains up to its slot count of trials of one program")
+    if any(hp.lora_rank < 1 for hp, _ in trials):
+        raise ValueError("a pack trains LoRA trials (lora_rank >= 1)")
     steps = {train_steps(hp, len(dataset.train)) for hp, _ in trials}
     if len(steps) != 1:
         raise ValueError(f"the trials of a pack run the same number of steps, not {sorted(steps)}")

@@ -20,17 +20,18 @@ from training.datasets import load_dataset
 from training.folders import Folders
 from training.hyperparams import Hyperparameters
 from training.model import apply_lora
-from training.packed import Pack, pack_key, train_pack
+from training.packed import Pack, pack_key, pack_model, train_pack
 from training.train import train
 
 MODULES = lora_modules("gemma3", "all")  # every attention and MLP projection
 COMMON = {"max_steps": 6, "eval_every": 6, "batch_size": 4, "max_seq_length": 48, "lora_rank": 4, "lora_alpha": 8.0}
-TRIALS = [  # different learning rates, schedules, weight decays, clipping and seeds (adapters, data order)
+TRIALS = [  # different learning rates, schedules, weight decays, clipping, seeds, ranks and alphas
     {**COMMON, "learning_rate": 3e-3, "seed": 1},
-    {**COMMON, "learning_rate": 1e-2, "warmup_steps": 1, "seed": 2},
-    {**COMMON, "learning_rate": 5e-4, "weight_decay": 0.2, "seed": 3},
-    {**COMMON, "learning_rate": 2e-2, "max_grad_norm": 0.05, "seed": 4},
+    {**COMMON, "learning_rate": 1e-2, "warmup_steps": 1, "seed": 2, "lora_rank": 2, "lora_alpha": 16.0},
+    {**COMMON, "learning_rate": 5e-4, "weight_decay": 0.2, "seed": 3, "lora_rank": 8},
+    {**COMMON, "learning_rate": 2e-2, "max_grad_norm": 0.05, "seed": 4, "lora_alpha": 2.0},
 ]
+MAX_RANK = 8
 
 
 @pytest.fixture(scope="module")
@@ -60,18 +61,17 @@ def _alone(source, dataset, config: dict, workdir) -> tuple[list[float], float, 
     return json.loads((workdir / "step_losses.json").read_text()), result.eval_loss, kept["adapters"]
 
 
-def _pack(source, slots: int) -> tuple[Pack, object]:
+def _pack(source, slots: int, rank: int = MAX_RANK) -> tuple[Pack, object]:
     base = _base(source)
-    hp = Hyperparameters.from_mapping(TRIALS[0])
-    return Pack(apply_lora(base.model, hp.lora_rank, hp.lora_alpha, 0, MODULES), slots, base.tokenizer.pad_id), base
+    return Pack(pack_model(base.model, rank, MODULES), slots, base.tokenizer.pad_id), base
 
 
 def _close(a: nnx.State, b: nnx.State, tolerance: float = 1e-4) -> bool:
     return all(np.allclose(x, y, rtol=tolerance, atol=tolerance) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
 
 
-def _packed(source, dataset, configs: list[dict], slots: int):
-    pack, base = _pack(source, slots)
+def _packed(source, dataset, configs: list[dict], slots: int, rank: int = MAX_RANK):
+    pack, base = _pack(source, slots, rank)
     hps = [Hyperparameters.from_mapping(c) for c in configs]
     return train_pack(pack, base.tokenizer, dataset, [(hp, _adapters(base, hp)) for hp in hps])
 
@@ -89,10 +89,11 @@ def test_each_slot_of_a_pack_of_four_equals_its_trial_alone(setup, slot, tmp_pat
     assert packed.losses[-1] < packed.losses[0]  # it trained
 
 
-def test_a_pack_of_one_equals_the_unpacked_trial_and_slot_order_does_not_matter(setup, tmp_path):
+@pytest.mark.parametrize("rank", [2, MAX_RANK])  # built for its own rank, and padded to a larger one
+def test_a_pack_of_one_equals_the_unpacked_trial_and_slot_order_does_not_matter(setup, rank, tmp_path):
     source, dataset = setup
     with jax.default_matmul_precision("highest"):
-        (single,) = _packed(source, dataset, TRIALS[1:2], slots=1)
+        (single,) = _packed(source, dataset, TRIALS[1:2], slots=1, rank=rank)
         losses, _, adapters = _alone(source, dataset, TRIALS[1], tmp_path)
         forward = _packed(source, dataset, TRIALS, slots=4)
         backward = _packed(source, dataset, TRIALS[::-1], slots=4)[::-1]
@@ -138,10 +139,14 @@ def _batches(base, dataset, hp):
     return _train_batches(*encode_examples(dataset.train, base.tokenizer, hp.max_seq_length), hp.batch_size, 1, 0)
 
 
-def test_only_trials_of_one_program_pack_together(setup):
+def test_only_trials_of_one_program_pack_together_and_ranks_up_to_the_packs(setup):
     source, dataset = setup
-    pack, base = _pack(source, 2)
-    other_rank = Hyperparameters.from_mapping({**COMMON, "lora_rank": 8})
-    assert pack_key(other_rank) != pack_key(Hyperparameters.from_mapping(COMMON))
+    pack, base = _pack(source, 2, rank=4)
+    other_batch = Hyperparameters.from_mapping({**COMMON, "batch_size": 8})
+    assert pack_key(other_batch) != pack_key(Hyperparameters.from_mapping(COMMON))
+    assert pack_key(Hyperparameters.from_mapping(TRIALS[2])) == pack_key(Hyperparameters.from_mapping(COMMON))
     with pytest.raises(ValueError, match="one program"):
-        train_pack(pack, base.tokenizer, dataset, [(Hyperparameters.from_mapping(COMMON), None), (other_rank, None)])
+        train_pack(pack, base.tokenizer, dataset, [(Hyperparameters.from_mapping(COMMON), None), (other_batch, None)])
+    too_large = Hyperparameters.from_mapping(TRIALS[2])  # rank 8 in a pack built for 4
+    with pytest.raises(ValueError, match="lora_rank 8 does not fit"):
+        train_pack(pack, base.tokenizer, dataset, [(too_large, _adapters(base, too_large))])
