@@ -15,7 +15,9 @@ programs). Needs the stack: it runs `tunix-tune up` when the API does not answer
     .venv/bin/python benchmarks/trial_floor.py [--trials 8] [--steps 30] [--api-url URL] [--smoke]
 
 --smoke: 2 trials of 4 steps of the built-in model with LoRA on ungar_hcd-v1 (the code path, not a
-figure).
+figure). --no-service: the floor and the packs only, with learning rates spread over the search
+range, on a machine without the stack (a GPU machine: benchmarks/gpu_check.sh; memory is then
+the GPU's peak).
 Then, in the same run, the same trials packed K at a time (training/packed.py: K slots sharing
 one base model in one program; K = 4 and 8) against the floor: trials/hour ratio, peak memory of
 the process and its ratio, and how closely the final losses agree. Each floor variant runs in its
@@ -179,8 +181,10 @@ def _part(args) -> None:
         seconds, losses = one_at_a_time(spec, configs, args.baseline)
     else:
         seconds, losses = packed(spec, configs, args.slots, args.baseline)
+    from training.jax_setup import device_peak_mb
+
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "losses": losses, "peak_mb": peak_mb}))
+    print(json.dumps({"seconds": seconds, "losses": losses, "peak_mb": peak_mb, "peak_device_mb": device_peak_mb()}))
 
 
 def main() -> None:
@@ -190,6 +194,8 @@ def main() -> None:
     parser.add_argument("--packs", default="4,8", help="pack sizes K to compare with one trial at a time")
     parser.add_argument("--api-url", help="a running stack's API (default: the local stack, started if down)")
     parser.add_argument("--smoke", action="store_true", help="2 trials of 4 steps of the built-in model, packs of 2")
+    parser.add_argument("--no-service", action="store_true",
+                        help="the floor and the packs alone, no stack (benchmarks/gpu_check.sh on a GPU machine)")
     for hidden in ("--part", "--spec", "--configs"):  # one floor variant, run in its own process
         parser.add_argument(hidden, help=argparse.SUPPRESS)
     parser.add_argument("--slots", type=int, default=1, help=argparse.SUPPRESS)
@@ -207,25 +213,40 @@ def main() -> None:
         place_smollm2(process_settings().training_folders.models)
     spec = job_spec(model_id, trials, steps, args.smoke)
 
-    service_s, done = through_the_service(spec, args.api_url)
-    configs = [{**spec["fixed_params"], **{k: t["params"][k] for k in spec["search_space"]}} for t in done]
+    if args.no_service:  # the learning rates a random search would draw, spread over its range
+        done = []
+        configs = [{**spec["fixed_params"], "learning_rate": float(lr)} for lr in np.geomspace(1e-4, 1e-3, trials)]
+    else:
+        service_s, done = through_the_service(spec, args.api_url)
+        configs = [{**spec["fixed_params"], **{k: t["params"][k] for k in spec["search_space"]}} for t in done]
     floor = _in_a_process("floor", spec, configs, 1, not args.smoke)
     print(f"{trials} LoRA trials of {model_id} on {spec['dataset_key']}, {steps} steps each, batch 4 x seq "
           f"{spec['fixed_params']['max_seq_length']}, one at a time")
-    print(f"(a) through the service: {service_s:8.1f} s")
-    print(f"(b) the floor:           {floor['seconds']:8.1f} s   peak memory {floor['peak_mb']:.0f} MB")
+    if done:
+        print(f"(a) through the service: {service_s:8.1f} s")
+    print(f"(b) the floor:           {floor['seconds']:8.1f} s   peak memory {_memory(floor)}")
     for trial, floor_loss in zip(done, floor["losses"], strict=True):
         loss = trial["metrics"].get("train_loss")
         print(f"trial {trial['trial_id']}: worker trial {trial['metrics'].get('worker_trial', 0):.0f}, "
               f"compile {trial['metrics'].get('compile_s', 0):.1f} s, final train loss {loss:.6f} "
               f"(floor {floor_loss:.6f}, difference {abs(loss - floor_loss):.2e})")
-    print(f"ratio service / floor: {service_s / floor['seconds']:.3f}   goal <= 1.15")
+    if done:
+        print(f"ratio service / floor: {service_s / floor['seconds']:.3f}   goal <= 1.15")
     for slots in packs:
         pack = _in_a_process("packed", spec, configs, slots, not args.smoke)
         worst = max(abs(a - b) / abs(b) for a, b in zip(pack["losses"], floor["losses"], strict=True))
         print(f"packed K={slots}: {pack['seconds']:.1f} s, trials/hour ratio packed/unpacked "
-              f"{floor['seconds'] / pack['seconds']:.3f}, peak memory {pack['peak_mb']:.0f} MB "
-              f"(ratio {pack['peak_mb'] / floor['peak_mb']:.3f}), final losses agree within {worst:.1e} (relative)")
+              f"{floor['seconds'] / pack['seconds']:.3f}, peak memory {_memory(pack)} "
+              f"(ratio {_peak(pack) / _peak(floor):.3f}), final losses agree within {worst:.1e} (relative)")
+
+
+def _peak(part: dict) -> float:
+    """The GPU's peak use where there is one, else the process's peak RSS."""
+    return part["peak_device_mb"] or part["peak_mb"]
+
+
+def _memory(part: dict) -> str:
+    return f"{part['peak_device_mb']:.0f} MB on the GPU" if part["peak_device_mb"] else f"{part['peak_mb']:.0f} MB"
 
 
 if __name__ == "__main__":

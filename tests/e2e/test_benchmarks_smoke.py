@@ -96,3 +96,9 @@ def test_trial_floor_compares_the_service_with_the_floor_and_the_losses_agree(tu
     packed = re.findall(rf"^packed K=2: {NUMBER} s, trials/hour ratio packed/unpacked {NUMBER}, peak memory {NUMBER} MB "
                         rf"\(ratio {NUMBER}\), final losses agree within (\S+) \(relative\)$", report, re.M)
     assert len(packed) == 1 and float(packed[0][1]) > 0 and float(packed[0][4]) < 1e-3, report
+
+
+def test_trial_floor_without_the_service_compares_packs_with_the_floor():
+    report = _run("benchmarks/trial_floor.py", "--smoke", "--no-service")
+    assert "through the service" not in report and _numbers(rf"^\(b\) the floor: +{NUMBER} s", report)[0] > 0, report
+    assert re.search(r"^packed K=2: .* final losses agree within \S+ \(relative\)$", report, re.M), report
