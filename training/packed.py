@@ -18,14 +18,17 @@ run alone by training/train.train up to float rounding (tests/e2e/test_packed_tr
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from jax.tree_util import keystr
 from tunix.sft import peft_trainer
 
 from training.hyperparams import Hyperparameters
@@ -140,6 +143,34 @@ class Pack:
         return jax.tree_util.tree_unflatten(
             tree, [leaf[tuple(slice(0, n) for n in shape)] for leaf, shape in zip(leaves, self._shapes[slot], strict=True)])
 
+    def save_slot(self, slot: int, folder: Path) -> None:
+        """The slot's trial as it stands (adapters, optimizer state, its adapters' shapes and
+        alpha/rank): a pack of any rank that fits continues it from here (`restore`), e.g. after
+        the tuner was killed, or in another trial's slot after a PBT exploit."""
+        folder.mkdir(parents=True, exist_ok=True)
+        trees = {"adapters": _slot(self.adapters, slot), "opt_state": _slot(self.opt_state, slot)}
+        np.savez(folder / "slot.npz", **{f"{name}{keystr(path)}": np.asarray(leaf) for name, tree in trees.items()
+                                          for path, leaf in jax.tree_util.tree_leaves_with_path(tree)})
+        (folder / "slot.json").write_text(json.dumps({"scale": float(self.scales[slot]),
+                                                      "shapes": [list(shape) for shape in self._shapes[slot]]}))
+
+    def restore(self, slot: int, folder: Path) -> None:
+        """Continue in `slot` the trial `save_slot` wrote to `folder`. The padding beyond a trial's
+        rank holds zeros (adapters and moments), so cutting it off or adding more is exact."""
+        meta = json.loads((folder / "slot.json").read_text())
+        full = [a.shape[1:] for a in jax.tree.leaves(self.adapters)]
+        if any(any(o > f for o, f in zip(own, pack)) for own, pack in zip(meta["shapes"], full, strict=True)):
+            raise ValueError(f"the trial saved in {folder} has larger adapters than this pack holds")
+        with np.load(folder / "slot.npz") as saved:
+            def fitted(name: str, tree):
+                return jax.tree_util.tree_map_with_path(
+                    lambda path, leaf: _fitted(saved[f"{name}{keystr(path)}"], leaf.shape), _slot(tree, 0))
+
+            self.adapters = _set_slot(self.adapters, slot, fitted("adapters", self.adapters))
+            self.opt_state = _set_slot(self.opt_state, slot, fitted("opt_state", self.opt_state))
+        self.scales[slot], self._shapes[slot] = meta["scale"], [tuple(shape) for shape in meta["shapes"]]
+        self.filled[slot] = True
+
     def slot_model(self, slot: int) -> nnx.Module:
         """The LoRA model of one slot, its alpha/rank folded into B: merge it into the base with
         training.model.merge_lora(model, base, rank=the pack's, alpha=the pack's rank)."""
@@ -154,6 +185,14 @@ def _slot(tree, slot: int):
 def _padded(adapter, like):
     """A smaller rank's adapter in the pack's shape: zeros where the larger rank has more."""
     return jnp.pad(adapter, [(0, full - own) for own, full in zip(adapter.shape, like.shape, strict=True)])
+
+
+def _fitted(array: np.ndarray, shape: tuple) -> jax.Array:
+    """`array` cut or zero-padded to `shape` (its dimensions beyond a trial's rank hold zeros)."""
+    if not shape:
+        return jnp.asarray(array)
+    cut = array[tuple(slice(0, n) for n in shape)]
+    return jnp.pad(cut, [(0, full - own) for own, full in zip(cut.shape, shape, strict=True)])
 
 
 def _set_slot(tree, slot: int, value):

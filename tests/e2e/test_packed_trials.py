@@ -150,3 +150,33 @@ def test_only_trials_of_one_program_pack_together_and_ranks_up_to_the_packs(setu
     too_large = Hyperparameters.from_mapping(TRIALS[2])  # rank 8 in a pack built for 4
     with pytest.raises(ValueError, match="lora_rank 8 does not fit"):
         train_pack(pack, base.tokenizer, dataset, [(too_large, _adapters(base, too_large))])
+
+
+def test_a_trial_saved_from_one_pack_continues_in_another_pack_of_another_rank(setup, tmp_path):
+    """What a tuner killed with -9 (or a PBT exploit) needs: a slot's trial continues elsewhere."""
+    from training.train import _train_batches, encode_examples
+
+    source, dataset = setup
+    hp = Hyperparameters.from_mapping(TRIALS[1])  # rank 2
+    with jax.default_matmul_precision("highest"):
+        straight, base = _pack(source, 1, rank=8)
+        batches = list(_train_batches(*encode_examples(dataset.train, base.tokenizer, hp.max_seq_length),
+                                      hp.batch_size, 6, hp.seed))
+        straight.fill(0, _adapters(base, hp), hp, total_steps=6)
+        expected = [straight.step(b.input_tokens[None], b.input_mask[None])[0] for b in batches]
+
+        first, _ = _pack(source, 2, rank=8)
+        first.fill(1, _adapters(base, hp), hp, total_steps=6)
+        for b in batches[:3]:
+            first.step(np.stack([b.input_tokens] * 2), np.stack([b.input_mask] * 2))
+        first.save_slot(1, tmp_path / "trial")
+        second, _ = _pack(source, 3, rank=4)  # another pack, another rank, another slot
+        second.restore(2, tmp_path / "trial")
+        resumed = [second.step(np.stack([b.input_tokens] * 3), np.stack([b.input_mask] * 3))[2] for b in batches[3:]]
+    assert np.allclose(resumed, expected[3:], rtol=1e-5), (resumed, expected[3:])
+    difference = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) for a, b in zip(
+        jax.tree.leaves(second.slot_adapters(2)), jax.tree.leaves(straight.slot_adapters(0)), strict=True))
+    assert difference < 1e-4, difference
+    small, _ = _pack(source, 1, rank=1)
+    with pytest.raises(ValueError, match="larger adapters"):
+        small.restore(0, tmp_path / "trial")
