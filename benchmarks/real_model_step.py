@@ -60,7 +60,7 @@ def plain(model: Path, steps: int, batch: int, seq: int, bf16: bool = False, dat
     from training.hf_models import load_hf_model
     from training.jax_setup import configure_jax
     from training.tokenizer import HfTokenizer
-    from training.train import _model_inputs, _train_batches, encode_examples, teacher_forced_loss
+    from training.train import model_inputs, train_batches, encode_examples, teacher_forced_loss
 
     configure_jax()
     checkpoint = read_checkpoint(model)
@@ -90,8 +90,8 @@ def plain(model: Path, steps: int, batch: int, seq: int, bf16: bool = False, dat
 
     times = Times()
     trainer = peft_trainer.PeftTrainer(lora, optax.adamw(1e-4), peft_trainer.TrainingConfig(eval_every_n_steps=10**9))
-    trainer.with_gen_model_input_fn(_model_inputs(tokenizer.pad_id)).with_training_hooks(times)
-    trainer.train(_train_batches(tokens, mask, batch, steps, 0))
+    trainer.with_gen_model_input_fn(model_inputs(tokenizer.pad_id)).with_training_hooks(times)
+    trainer.train(train_batches(tokens, mask, batch, steps, 0))
     starts = times.starts + [time.perf_counter()]
     return {"step_s": (starts[-1] - starts[1]) / (steps - 1), "first_step_s": starts[1] - starts[0],
             "eval_loss": teacher_forced_loss(lora, tokenizer, data.eval, seq)}

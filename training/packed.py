@@ -33,7 +33,7 @@ from tunix.sft import peft_trainer
 
 from training.hyperparams import Hyperparameters
 from training.optimizer import make_optimizer, optimizer_numbers
-from training.train import _eval_batches, _model_inputs, _train_batches, encode_examples, train_steps
+from training.train import eval_batches, model_inputs, train_batches, encode_examples, train_steps
 from training.traces import Dataset
 
 
@@ -69,7 +69,7 @@ class Pack:
         self.adapters = jax.tree.map(lambda a: jnp.zeros((slots, *a.shape), a.dtype), adapters)
         self.opt_state = jax.vmap(self.tx.init)(self.adapters)
         self.filled = np.zeros(slots, bool)
-        self._inputs = _model_inputs(pad_id)
+        self._inputs = model_inputs(pad_id)
         self._train = jax.jit(self._train_step, donate_argnums=(0, 1))
         self._eval = jax.jit(self._eval_loss)
 
@@ -224,14 +224,14 @@ def train_pack(pack: Pack, tokenizer, dataset: Dataset, trials: Sequence[tuple[H
         pack.fill(slot, adapters, hp, total)
     for slot in range(len(trials), pack.slots):
         pack.empty(slot)
-    orders: list[Iterator] = [_train_batches(tokens, mask, hp.batch_size, total, hp.seed) for hp, _ in trials]
+    orders: list[Iterator] = [train_batches(tokens, mask, hp.batch_size, total, hp.seed) for hp, _ in trials]
     # An empty slot gets the first trial's batch: one input shape for every fill level.
     losses = []
     for _ in range(total):
         batches = [next(order) for order in orders]
         batches += [batches[0]] * (pack.slots - len(batches))
         losses.append(pack.step(np.stack([b.input_tokens for b in batches]), np.stack([b.input_mask for b in batches])))
-    eval_losses = pack.eval_loss(_eval_batches(*encode_examples(dataset.eval, tokenizer, hp0.max_seq_length))) \
+    eval_losses = pack.eval_loss(eval_batches(*encode_examples(dataset.eval, tokenizer, hp0.max_seq_length))) \
         if dataset.eval else [None] * pack.slots
     return [SlotResult([float(step[slot]) for step in losses],
                        None if eval_losses[slot] is None else float(eval_losses[slot]), pack.slot_adapters(slot))

@@ -92,7 +92,7 @@ def _checkpointing(checkpoint_dir: Path | None, every: int) -> dict:
     }
 
 
-def _model_inputs(pad_id: int) -> Callable[[peft_trainer.TrainingInput], dict]:
+def model_inputs(pad_id: int) -> Callable[[peft_trainer.TrainingInput], dict]:
     """TrainingInput (tokens, loss mask) -> the keyword arguments of Tunix's default loss.
 
     Examples are left-aligned and end with their answer's EOS, the last position with loss: every
@@ -112,7 +112,7 @@ def _model_inputs(pad_id: int) -> Callable[[peft_trainer.TrainingInput], dict]:
     return inputs
 
 
-def _train_batches(tokens, mask, batch_size: int, steps: int, seed: int) -> Iterator[peft_trainer.TrainingInput]:
+def train_batches(tokens, mask, batch_size: int, steps: int, seed: int) -> Iterator[peft_trainer.TrainingInput]:
     """`steps` batches from back-to-back shuffles of the split; finite, so training ends with it."""
     rng = np.random.default_rng(seed)
     order = np.empty(0, np.int64)
@@ -123,7 +123,7 @@ def _train_batches(tokens, mask, batch_size: int, steps: int, seed: int) -> Iter
         yield peft_trainer.TrainingInput(input_tokens=tokens[rows], input_mask=mask[rows])
 
 
-def _eval_batches(tokens, mask) -> list[peft_trainer.TrainingInput]:
+def eval_batches(tokens, mask) -> list[peft_trainer.TrainingInput]:
     """Equal-sized batches (one compiled program); filler rows are all padding and carry no loss."""
     n_batches = -(-len(tokens) // _MAX_EVAL_BATCH)
     size = -(-len(tokens) // n_batches)
@@ -141,9 +141,9 @@ def teacher_forced_loss(model: nnx.Module, tokenizer: Tokenizer, traces: Sequenc
     as it is, without a trainer or optimizer state: the baseline of an untrained model."""
     if not traces:
         return None
-    inputs = _model_inputs(tokenizer.pad_id)
+    inputs = model_inputs(tokenizer.pad_id)
     loss = nnx.jit(lambda m, batch: peft_trainer._default_loss_fn(m, **batch))
-    return float(np.mean([loss(model, inputs(b)) for b in _eval_batches(*encode_examples(traces, tokenizer, max_len))]))
+    return float(np.mean([loss(model, inputs(b)) for b in eval_batches(*encode_examples(traces, tokenizer, max_len))]))
 
 
 # Metrics of the model as it is (e.g. its score on the eval split), for intermediate reports.
@@ -230,7 +230,7 @@ def train(
         raise ValueError(f"dataset {dataset.key!r} has no training traces")
     steps = train_steps(hp, len(dataset.train))
     train_tokens, train_mask = encode_examples(dataset.train, tokenizer, hp.max_seq_length)
-    eval_ds = _eval_batches(*encode_examples(dataset.eval, tokenizer, hp.max_seq_length)) if dataset.eval else None
+    eval_ds = eval_batches(*encode_examples(dataset.eval, tokenizer, hp.max_seq_length)) if dataset.eval else None
 
     def adapt(seed: int) -> nnx.Module:
         return apply_lora(model, hp.lora_rank, hp.lora_alpha, seed, lora_modules)
@@ -249,7 +249,7 @@ def train(
         trained, tx,
         peft_trainer.TrainingConfig(eval_every_n_steps=hp.eval_every, **_checkpointing(checkpoint_dir, hp.eval_every)),
         compiled=compiled,
-    ).with_gen_model_input_fn(_model_inputs(tokenizer.pad_id))
+    ).with_gen_model_input_fn(model_inputs(tokenizer.pad_id))
     resumed_at = trainer.train_steps  # restored from checkpoint_dir, else 0
     # Always: a restored state brought the saved run's numbers, a warm worker's optimizer its
     # first trial's; and fresh or warm, the state then holds the same arrays.
@@ -258,7 +258,7 @@ def train(
     trainer.with_training_hooks(reporter)
 
     started = time.perf_counter()
-    trainer.train(_train_batches(train_tokens, train_mask, hp.batch_size, steps, hp.seed), eval_ds)
+    trainer.train(train_batches(train_tokens, train_mask, hp.batch_size, steps, hp.seed), eval_ds)
     train_s = time.perf_counter() - started
 
     eval_loss = reporter.evals.get(steps)

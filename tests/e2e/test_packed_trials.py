@@ -134,9 +134,9 @@ def test_a_refilled_slot_starts_clean_and_a_pbt_copy_continues_the_source(setup)
 
 
 def _batches(base, dataset, hp):
-    from training.train import _train_batches, encode_examples
+    from training.train import train_batches, encode_examples
 
-    return _train_batches(*encode_examples(dataset.train, base.tokenizer, hp.max_seq_length), hp.batch_size, 1, 0)
+    return train_batches(*encode_examples(dataset.train, base.tokenizer, hp.max_seq_length), hp.batch_size, 1, 0)
 
 
 def test_only_trials_of_one_program_pack_together_and_ranks_up_to_the_packs(setup):
@@ -154,13 +154,13 @@ def test_only_trials_of_one_program_pack_together_and_ranks_up_to_the_packs(setu
 
 def test_a_trial_saved_from_one_pack_continues_in_another_pack_of_another_rank(setup, tmp_path):
     """What a tuner killed with -9 (or a PBT exploit) needs: a slot's trial continues elsewhere."""
-    from training.train import _train_batches, encode_examples
+    from training.train import train_batches, encode_examples
 
     source, dataset = setup
     hp = Hyperparameters.from_mapping(TRIALS[1])  # rank 2
     with jax.default_matmul_precision("highest"):
         straight, base = _pack(source, 1, rank=8)
-        batches = list(_train_batches(*encode_examples(dataset.train, base.tokenizer, hp.max_seq_length),
+        batches = list(train_batches(*encode_examples(dataset.train, base.tokenizer, hp.max_seq_length),
                                       hp.batch_size, 6, hp.seed))
         straight.fill(0, _adapters(base, hp), hp, total_steps=6)
         expected = [straight.step(b.input_tokens[None], b.input_mask[None])[0] for b in batches]
