@@ -76,12 +76,25 @@ def _packed(source, dataset, configs: list[dict], slots: int, rank: int = MAX_RA
     return train_pack(pack, base.tokenizer, dataset, [(hp, _adapters(base, hp)) for hp in hps])
 
 
-@pytest.mark.parametrize("slot", range(len(TRIALS)))
-def test_each_slot_of_a_pack_of_four_equals_its_trial_alone(setup, slot, tmp_path):
+@pytest.fixture(scope="module")
+def four(setup):
+    """The four trials as the slots of one pack, computed once for the tests below."""
     source, dataset = setup
     with jax.default_matmul_precision("highest"):
-        packed = _packed(source, dataset, TRIALS, slots=4)[slot]
-        losses, eval_loss, adapters = _alone(source, dataset, TRIALS[slot], tmp_path)
+        return _packed(source, dataset, TRIALS, slots=4)
+
+
+@pytest.fixture(scope="module")
+def alone(setup, tmp_path_factory):
+    """Each trial alone through training/train.train, computed once."""
+    source, dataset = setup
+    with jax.default_matmul_precision("highest"):
+        return [_alone(source, dataset, config, tmp_path_factory.mktemp(f"alone-{n}")) for n, config in enumerate(TRIALS)]
+
+
+@pytest.mark.parametrize("slot", range(len(TRIALS)))
+def test_each_slot_of_a_pack_of_four_equals_its_trial_alone(four, alone, slot):
+    packed, (losses, eval_loss, adapters) = four[slot], alone[slot]
     assert len(packed.losses) == len(losses) == 6
     assert np.allclose(packed.losses, losses, rtol=1e-4), (packed.losses, losses)
     assert np.isclose(packed.eval_loss, eval_loss, rtol=1e-4)
@@ -90,15 +103,19 @@ def test_each_slot_of_a_pack_of_four_equals_its_trial_alone(setup, slot, tmp_pat
 
 
 @pytest.mark.parametrize("rank", [2, MAX_RANK])  # built for its own rank, and padded to a larger one
-def test_a_pack_of_one_equals_the_unpacked_trial_and_slot_order_does_not_matter(setup, rank, tmp_path):
+def test_a_pack_of_one_equals_the_unpacked_trial(setup, alone, rank):
     source, dataset = setup
     with jax.default_matmul_precision("highest"):
         (single,) = _packed(source, dataset, TRIALS[1:2], slots=1, rank=rank)
-        losses, _, adapters = _alone(source, dataset, TRIALS[1], tmp_path)
-        forward = _packed(source, dataset, TRIALS, slots=4)
-        backward = _packed(source, dataset, TRIALS[::-1], slots=4)[::-1]
+    losses, _, adapters = alone[1]
     assert np.allclose(single.losses, losses, rtol=1e-4) and _close(single.adapters, adapters)
-    for a, b in zip(forward, backward, strict=True):
+
+
+def test_slot_order_does_not_matter(setup, four):
+    source, dataset = setup
+    with jax.default_matmul_precision("highest"):
+        backward = _packed(source, dataset, TRIALS[::-1], slots=4)[::-1]
+    for a, b in zip(four, backward, strict=True):
         assert np.allclose(a.losses, b.losses, rtol=1e-6) and _close(a.adapters, b.adapters, 1e-6)
 
 
