@@ -225,7 +225,7 @@ def main() -> None:
     if done:
         print(f"(a) through the service: {service_s:8.1f} s")
     print(f"(b) the floor:           {floor['seconds']:8.1f} s   peak memory {_memory(floor)}")
-    for trial, floor_loss in zip(done, floor["losses"], strict=True):
+    for trial, floor_loss in zip(done, floor["losses"] if done else [], strict=True):
         loss = trial["metrics"].get("train_loss")
         print(f"trial {trial['trial_id']}: worker trial {trial['metrics'].get('worker_trial', 0):.0f}, "
               f"compile {trial['metrics'].get('compile_s', 0):.1f} s, final train loss {loss:.6f} "
