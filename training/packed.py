@@ -96,11 +96,17 @@ class Pack:
     def _eval_loss(self, adapters, scales, frozen, tokens, mask):
         return jax.vmap(lambda a, scale: self._loss(a, scale, frozen, tokens, mask))(adapters, scales)
 
+    def _fits(self, shapes: list) -> bool:
+        """Whether adapters of these shapes (one per leaf) fit in this pack's, padded."""
+        full = [a.shape[1:] for a in jax.tree.leaves(self.adapters)]
+        return len(shapes) == len(full) and all(
+            len(own) == len(pack) and all(o <= f for o, f in zip(own, pack)) for own, pack in zip(shapes, full))
+
     def fill(self, slot: int, adapters: nnx.State, hp: Hyperparameters, total_steps: int) -> None:
         """Start a trial in `slot`: its initial adapters (at its own rank), a fresh optimizer state
         with its numbers, its alpha/rank."""
-        shapes, full = [a.shape for a in jax.tree.leaves(adapters)], [a.shape[1:] for a in jax.tree.leaves(self.adapters)]
-        if any(len(own) != len(pack) or any(o > f for o, f in zip(own, pack)) for own, pack in zip(shapes, full)):
+        shapes = [a.shape for a in jax.tree.leaves(adapters)]
+        if not self._fits(shapes):
             raise ValueError(f"lora_rank {hp.lora_rank} does not fit this pack, built for smaller adapters")
         self._shapes[slot] = shapes
         adapters = jax.tree.map(_padded, adapters, _slot(self.adapters, 0))
@@ -158,8 +164,7 @@ class Pack:
         """Continue in `slot` the trial `save_slot` wrote to `folder`. The padding beyond a trial's
         rank holds zeros (adapters and moments), so cutting it off or adding more is exact."""
         meta = json.loads((folder / "slot.json").read_text())
-        full = [a.shape[1:] for a in jax.tree.leaves(self.adapters)]
-        if any(any(o > f for o, f in zip(own, pack)) for own, pack in zip(meta["shapes"], full, strict=True)):
+        if not self._fits(meta["shapes"]):
             raise ValueError(f"the trial saved in {folder} has larger adapters than this pack holds")
         with np.load(folder / "slot.npz") as saved:
             def fitted(name: str, tree):
