@@ -144,8 +144,9 @@ def test_a_completed_job_extended_continues_its_searcher(tuning_stack):
 
 def test_a_cpu_budget_stops_the_job_on_spend(tuning_stack):
     base, procs = tuning_stack["url"], tuning_stack["procs"]
-    job_id = start_job(base, name="cpu budget", num_samples=3, max_concurrent_trials=1, fixed_params=SHORT,
-                       search_space=SPACE, budget={"cpu_s": 9})
+    # Trials long enough that three spend more than the budget on a warm worker too (no per-trial compile).
+    job_id = start_job(base, name="cpu budget", num_samples=3, max_concurrent_trials=1,
+                       fixed_params={**SHORT, "max_steps": 150}, search_space=SPACE, budget={"cpu_s": 9})
     job = wait_for_job(base, job_id, 300, procs)
     # Completed with the best trial that ended before the spend, or failed when none had scored.
     assert job["status"] == "completed" or "no trial reported" in job["error"], job["error"]
