@@ -96,7 +96,9 @@ class TrialEvents(Callback):
         if not isinstance(seconds, (int, float)):
             return self.run.costs.get(trial_id)
         request = self.run.spec.resources_per_trial
-        cost = (round(seconds * request.cpu, 3), round(seconds * request.gpu, 3))
+        # A packed trial holds one slot of a pack that reserves one trial's resources.
+        share = 1 / result.get("pack_slots", 1)
+        cost = (round(seconds * request.cpu * share, 3), round(seconds * request.gpu * share, 3))
         self.run.costs[trial_id] = cost
         return cost
 

@@ -101,7 +101,7 @@ class ModelPromotedPayload(_Payload):
     params: dict[Text, Scalar] = Field(default_factory=dict)
 
 
-DecisionKind = Literal["suggestion", "rung", "exploit", "failure", "budget"]
+DecisionKind = Literal["suggestion", "rung", "exploit", "failure", "budget", "packing"]
 DECISION_KINDS: tuple[str, ...] = DecisionKind.__args__
 
 
@@ -109,9 +109,10 @@ class DecisionMadePayload(_Payload):
     """One decision of the job's searcher, scheduler, Ray or the tuner, with what it used."""
 
     kind: DecisionKind
-    # tpe | random | grid (suggestion); ASHA | HyperBand (rung); PBT (exploit); Ray (failure); tuner (budget)
+    # tpe | random | grid (suggestion); ASHA | HyperBand (rung); PBT (exploit); Ray (failure);
+    # tuner (budget, packing)
     decider: str = Field(min_length=1, max_length=100)
-    # suggest | continue | stop | exploit | retry | fail | stop_job
+    # suggest | continue | stop | exploit | retry | fail | stop_job | pack | unpacked
     outcome: str = Field(min_length=1, max_length=100)
     trial_id: str | None = Field(default=None, max_length=200)  # None: a decision about the whole job
     summary: str = Field(max_length=10_000)  # one sentence for people (`jobs why`, the timeline)

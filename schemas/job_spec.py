@@ -77,6 +77,28 @@ class CostBudget(BaseModel):
     gpu_s: float | None = Field(default=None, gt=0, le=1e9)
 
 
+MAX_PACK_SLOTS = 16
+
+
+class Packing(BaseModel):
+    """Run the job's LoRA trials as the slots of shared programs (training/packed.py): up to
+    `max_trials` at once share one frozen base model. "auto": the tuner picks the count (4 on
+    CPU, 8 on a GPU), never more than max_concurrent_trials. A job whose trials cannot share a
+    base (full fine-tuning, differing batch size, sequence length or LoRA targets) runs
+    unpacked, and its decision log says why."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_trials: int | Literal["auto"] = Field(default="auto", strict=True)
+
+    @field_validator("max_trials")
+    @classmethod
+    def _slot_count(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and not 2 <= value <= MAX_PACK_SLOTS:
+            raise ValueError(f"max_trials must be \"auto\" or an integer from 2 to {MAX_PACK_SLOTS}")
+        return value
+
+
 class WarmStart(BaseModel):
     """Parent jobs whose completed trials seed this job's searcher (TPE learns from them as
     completed trials; random and grid skip configurations they tried)."""
@@ -128,6 +150,7 @@ class JobSpec(BaseModel):
     startup_trials: int | None = Field(default=None, ge=1, le=1000, strict=True)
     budget: CostBudget | None = None
     warm_start: WarmStart | None = None
+    packing: Packing | None = None
 
     @field_validator("search_space")
     @classmethod

@@ -110,17 +110,24 @@ class Pack:
             raise ValueError(f"lora_rank {hp.lora_rank} does not fit this pack, built for smaller adapters")
         self._shapes[slot] = shapes
         adapters = jax.tree.map(_padded, adapters, _slot(self.adapters, 0))
-        state = self.tx.init(adapters)
+        self.adapters = _set_slot(self.adapters, slot, adapters)
+        self.opt_state = _set_slot(self.opt_state, slot, self.tx.init(adapters))
+        self.set_numbers(slot, hp, total_steps)
+        self.scales[slot] = hp.lora_alpha / hp.lora_rank
+        self.filled[slot] = True
+
+    def set_numbers(self, slot: int, hp: Hyperparameters, total_steps: int) -> None:
+        """The slot's optimizer numbers (learning rate schedule, weight decay, clipping norm) from
+        `hp`, its moments and step count kept: a restored trial continues with the numbers it
+        runs with now, which a PBT exploit may have changed."""
+        state = _slot(self.opt_state, slot)
         numbers = optimizer_numbers(hp, total_steps)
         state = state._replace(
             hyperparams={**state.hyperparams, **{k: numbers[k] for k in ("weight_decay", "max_grad_norm")}},
             hyperparams_states={"learning_rate": state.hyperparams_states["learning_rate"]._replace(
                 peak=numbers["peak"], warmup=numbers["warmup"], total=numbers["total"])},
         )
-        self.adapters = _set_slot(self.adapters, slot, adapters)
         self.opt_state = _set_slot(self.opt_state, slot, state)
-        self.scales[slot] = hp.lora_alpha / hp.lora_rank
-        self.filled[slot] = True
 
     def empty(self, slot: int) -> None:
         self.filled[slot] = False
@@ -131,10 +138,12 @@ class Pack:
         self.opt_state = _set_slot(self.opt_state, target, _slot(self.opt_state, source))
         self.scales[target], self._shapes[target] = self.scales[source], self._shapes[source]
 
-    def step(self, tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """One train step of every filled slot on its own batch ([slots, batch, length]); the losses."""
+    def step(self, tokens: np.ndarray, mask: np.ndarray, active: np.ndarray | None = None) -> np.ndarray:
+        """One train step of every filled slot (of those `active` marks, when given) on its own
+        batch ([slots, batch, length]); the losses. The others keep their state as it is."""
+        stepped = self.filled if active is None else self.filled & active
         self.adapters, self.opt_state, losses = self._train(
-            self.adapters, self.opt_state, self.frozen, jnp.asarray(self.filled), jnp.asarray(self.scales), tokens, mask)
+            self.adapters, self.opt_state, self.frozen, jnp.asarray(stepped), jnp.asarray(self.scales), tokens, mask)
         return np.asarray(losses)
 
     def eval_loss(self, batches: Sequence[peft_trainer.TrainingInput]) -> np.ndarray:

@@ -10,14 +10,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from training.artifacts import RunFolder, git_commit, package_versions
-from training.base_model import load_base, lora_modules
-from training.catalog import resolve_in
+from training.base_model import BaseModel, load_base, lora_modules
+from training.catalog import ModelSource, resolve_in
 from training.datasets import load_dataset
 from training.folders import Folders
 from training.hyperparams import PRETRAINED_LORA_RANK, Hyperparameters
+from training.traces import Dataset
 from training.warm import WarmWorker
+
+if TYPE_CHECKING:
+    from training.train import TrainResult
 
 Report = Callable[[dict], None]
 
@@ -28,6 +33,13 @@ class RunResult:
     run_dir: Path
     metrics: dict[str, float]
     timings: dict[str, float]
+
+
+def run_hyperparameters(source: ModelSource, values: dict | None) -> Hyperparameters:
+    """A run's hyperparameters: a pretrained checkpoint is tuned with LoRA unless the run asks
+    otherwise (lora_rank 0: full fine-tuning)."""
+    defaults = {} if source.kind == "built-in" else {"lora_rank": PRETRAINED_LORA_RANK}
+    return Hyperparameters.from_mapping({**defaults, **(values or {})})
 
 
 def run_pipeline(
@@ -59,18 +71,15 @@ def run_pipeline(
     """
     started = time.perf_counter()
     source = resolve_in(model_id, folders)
-    # A pretrained checkpoint is tuned with LoRA unless the run asks otherwise (lora_rank 0: full).
-    defaults = {} if source.kind == "built-in" else {"lora_rank": PRETRAINED_LORA_RANK}
-    hp = Hyperparameters.from_mapping({**defaults, **(hyperparameters or {})})
+    hp = run_hyperparameters(source, hyperparameters)
     dataset = load_dataset(dataset_key, folders.datasets)
     run_id = run_id or run_dir.name
     folder = RunFolder(run_dir)
 
     # JAX and Tunix load here, not at import: validation and the CLI's help stay fast.
-    from training import checkpoint
     from training.evaluate import evaluate
     from training.hf_export import export_lora
-    from training.jax_setup import CompileTimer, configure_jax, device_peak_mb, use_accelerator
+    from training.jax_setup import CompileTimer, configure_jax, use_accelerator
     from training.train import train
 
     use_accelerator(gpus)
@@ -96,41 +105,56 @@ def run_pipeline(
                       if intermediate_scores and dataset.eval else None)
             trained = train(model, tokenizer, dataset, hp, forward, folder.path, checkpoint_dir, scorer,
                             lora_modules(base.family, hp.lora_targets), before_merge=export, worker=worker)
-        eval_started = time.perf_counter()
-        scores, predictions = evaluate(model, tokenizer, dataset.eval, worker)
-        eval_s = time.perf_counter() - eval_started
-        checkpoint.save(model, folder.checkpoint)
-        metrics = {**scores, "eval_loss": trained.eval_loss, "train_loss": trained.train_loss}
-        folder.log_metrics({"step": trained.steps, "final": True, **metrics})
-        folder.write_predictions(predictions)
-        timings = {
-            "compile_s": compile_timer.seconds,  # XLA compile, or load from the persistent cache
-            "first_step_s": trained.first_step_s,  # the first step: trace, lower, compile, run
-            "train_s": trained.train_s,
-            "eval_s": eval_s,
-            "total_s": time.perf_counter() - started,
-            "steps_per_s": trained.steps_per_s,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "peak_device_mb": device_peak_mb(),  # the GPU's peak use by this process; None on CPU
-        }
-        folder.write_manifest({
-            "run_id": run_id,
-            "dataset": {"key": dataset.key, "content_hash": dataset.content_hash,
-                        "train_size": len(dataset.train), "eval_size": len(dataset.eval)},
-            "model": base.lineage,
-            "hyperparameters": hp.as_dict(),
-            "seed": hp.seed,
-            "steps": trained.steps,
-            "resumed_at_step": trained.resumed_at,
-            "metrics": metrics,
-            "timings": timings,
-            "packages": package_versions(),
-            "git_commit": git_commit(),
-            "checkpoint": str(folder.checkpoint),
-            "exports": exports,
-            # Which of its worker's trials this was: after the first, the worker was warm.
-            "worker_trial": worker.trials if worker is not None else 1,
-        })
+        return conclude_run(folder, run_id, base, dataset, hp, trained, compile_s=compile_timer.seconds,
+                            exports=exports, started=started, worker=worker)
     finally:
         folder.close()
+
+
+def conclude_run(folder: RunFolder, run_id: str, base: BaseModel, dataset: Dataset, hp: Hyperparameters,
+                 trained: TrainResult, *, compile_s: float, exports: dict, started: float,
+                 worker: WarmWorker | None, extra: dict | None = None) -> RunResult:
+    """The end of a run whose weights are in base.model (adapters merged): the held-out evaluation,
+    the checkpoint, predictions and the manifest with the run's lineage. A packed trial ends here
+    too (training/pack_run.py); `extra` joins its manifest."""
+    from training import checkpoint
+    from training.evaluate import evaluate
+    from training.jax_setup import device_peak_mb
+
+    eval_started = time.perf_counter()
+    scores, predictions = evaluate(base.model, base.tokenizer, dataset.eval, worker)
+    eval_s = time.perf_counter() - eval_started
+    checkpoint.save(base.model, folder.checkpoint)
+    metrics = {**scores, "eval_loss": trained.eval_loss, "train_loss": trained.train_loss}
+    folder.log_metrics({"step": trained.steps, "final": True, **metrics})
+    folder.write_predictions(predictions)
+    timings = {
+        "compile_s": compile_s,  # XLA compile, or load from the persistent cache
+        "first_step_s": trained.first_step_s,  # the first step: trace, lower, compile, run
+        "train_s": trained.train_s,
+        "eval_s": eval_s,
+        "total_s": time.perf_counter() - started,
+        "steps_per_s": trained.steps_per_s,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_device_mb": device_peak_mb(),  # the GPU's peak use by this process; None on CPU
+    }
+    folder.write_manifest({
+        "run_id": run_id,
+        "dataset": {"key": dataset.key, "content_hash": dataset.content_hash,
+                    "train_size": len(dataset.train), "eval_size": len(dataset.eval)},
+        "model": base.lineage,
+        "hyperparameters": hp.as_dict(),
+        "seed": hp.seed,
+        "steps": trained.steps,
+        "resumed_at_step": trained.resumed_at,
+        "metrics": metrics,
+        "timings": timings,
+        "packages": package_versions(),
+        "git_commit": git_commit(),
+        "checkpoint": str(folder.checkpoint),
+        "exports": exports,
+        # Which of its worker's trials this was: after the first, the worker was warm.
+        "worker_trial": worker.trials if worker is not None else 1,
+        **(extra or {}),
+    })
     return RunResult(run_id=run_id, run_dir=folder.path, metrics=metrics, timings=timings)

@@ -77,16 +77,22 @@ class WarmWorker:
         key = (source.kind, source.model_id, str(source.folder), source.revision,
                seed if source.kind == "built-in" else None)
         if self._base is not None and self._base.key == key:
-            model = self._base.base.model
-            state = nnx.state(model)
-            nnx.replace_by_pure_dict(state, self._base.loaded)
-            nnx.update(model, state)
-            return self._base.base
+            return self.pristine()
         self._programs.clear()  # every program wraps the previous base
         self._samplers.clear()
         base = load()
         self._base = _Base(key, base, nnx.to_pure_dict(nnx.state(base.model)))
         return base
+
+    def pristine(self) -> BaseModel:
+        """The base model, its weights written back as loaded (a trial merged into them)."""
+        from flax import nnx
+
+        model = self._base.base.model
+        state = nnx.state(model)
+        nnx.replace_by_pure_dict(state, self._base.loaded)
+        nnx.update(model, state)
+        return self._base.base
 
     def program(self, base_model, rank: int, alpha: float, module_path: str) -> _Program:
         """The program of a trial on `base_model`: LoRA of this rank, alpha and targets, or (rank

@@ -18,6 +18,7 @@ from schemas.lineage import SeedTrial
 from service.search.searchers import TPE, ray_domain, search_algorithm
 from service.search.steered_search import UNBOUNDED_SAMPLES
 from training.folders import Folders
+from training.catalog import EVALUATION_METRICS
 from training.hyperparams import reports_per_run
 
 
@@ -25,10 +26,16 @@ def trial_inputs(spec: JobSpec, job_folder: Path, folders: Folders) -> dict:
     """What every trial of the job gets besides its config (see consumers/tuner/trainable.py)."""
     return {
         "job_folder": str(job_folder.resolve()), "dataset_key": spec.dataset_key, "model_id": spec.base_model_id,
-        "metric_name": spec.metric_name, "scheduler": spec.scheduler,
+        "intermediate_scores": intermediate_scores(spec),
         "folders": folders.resolved(),  # trials run in Ray's working directories
         "gpus": spec.resources_per_trial.gpu,
     }
+
+
+def intermediate_scores(spec: JobSpec) -> bool:
+    """Whether every intermediate report carries the evaluation metrics: a FIFO scheduler never
+    looks at intermediate results, the others rank trials by them."""
+    return spec.metric_name in EVALUATION_METRICS and spec.scheduler != "fifo"
 
 
 _TPE = TPE  # experiments saved by an earlier tuner pickled the searcher under this name

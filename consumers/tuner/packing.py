@@ -1,0 +1,84 @@
+"""Whether a job's trials run packed, how many to a pack, and at which LoRA rank; or why not.
+
+A pack (training/packed.py) holds trials that share one frozen base model and one compiled
+program: LoRA trials (lora_rank >= 1) of the same base, dataset, LoRA targets, batch size and
+sequence length. The pack is built at the largest rank the job's trials can take (smaller
+ranks are zero-padded, which is exact), so that rank must be known before the first trial.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from schemas.job_spec import JobSpec
+from schemas.search_space import Choice, Grid, RandInt
+from training.hyperparams import PRETRAINED_LORA_RANK, Hyperparameters
+
+# Slots of an "auto" pack: on CPU the matmuls of K trials are K times the work and only the
+# shared reads of the base are saved (4 measured best, benchmarks/trial_floor.py); a GPU has
+# room for more.
+AUTO_SLOTS_CPU = 4
+AUTO_SLOTS_GPU = 8
+# What the trials of one pack must share (training/packed.pack_key), besides base and dataset.
+SHARED_SHAPE = ("batch_size", "max_seq_length", "lora_targets")
+
+
+@dataclass(frozen=True)
+class PackPlan:
+    slots: int  # trials per pack; 0: the job runs unpacked
+    rank: int  # the pack's LoRA rank: the largest its trials can take
+    reason: str  # one sentence for `jobs why`: how it packs, or why it does not
+    targets: str = "all"  # the trials' LoRA targets
+    seed: int = 0  # the built-in model's seed (its weights are drawn from it)
+
+    @property
+    def packed(self) -> bool:
+        return self.slots >= 2
+
+
+def plan_packing(spec: JobSpec, built_in: bool) -> PackPlan | None:
+    """None when the job did not ask for packing. `built_in`: the base model is the built-in
+    one (fully fine-tuned unless lora_rank is set; its weights are drawn from each trial's seed)."""
+    if spec.packing is None:
+        return None
+    varied = [name for name in SHARED_SHAPE if _values(spec, name) is None or len(_values(spec, name)) > 1]
+    if varied:
+        return _unpacked(f"the search space varies {', '.join(varied)}: the trials of a pack share "
+                         "batch size, sequence length and LoRA targets")
+    ranks = _values(spec, "lora_rank", default=0 if built_in else PRETRAINED_LORA_RANK)
+    if ranks is None or not all(isinstance(rank, int) and not isinstance(rank, bool) for rank in ranks):
+        return _unpacked("lora_rank is not a fixed value, a choice or a grid of integers: a pack is built "
+                         "for the largest rank its trials can take")
+    if min(ranks) < 1:
+        return _unpacked("lora_rank can be 0 (full fine-tuning): only LoRA trials share a frozen base model")
+    if built_in and len(_values(spec, "seed", default=0) or (None, None)) > 1:
+        return _unpacked("the built-in model's weights are drawn from each trial's seed, which the search "
+                         "space varies: trials with other seeds have other base models")
+    wanted = spec.packing.max_trials
+    limit = (AUTO_SLOTS_GPU if spec.resources_per_trial.gpu > 0 else AUTO_SLOTS_CPU) if wanted == "auto" else wanted
+    slots = min(limit, spec.max_concurrent_trials)
+    if slots < 2:
+        return _unpacked("max_concurrent_trials is 1: a pack runs two or more trials at once")
+    return PackPlan(slots, max(ranks), targets=str(_values(spec, "lora_targets")[0]),
+                    seed=int((_values(spec, "seed", default=0) or [0])[0]), reason=f"trials run {slots} to a pack sharing one base model "
+                                       f"(packing.max_trials {wanted}, max_concurrent_trials "
+                                       f"{spec.max_concurrent_trials}), LoRA rank up to {max(ranks)}")
+
+
+def _unpacked(reason: str) -> PackPlan:
+    return PackPlan(0, 0, f"not packed: {reason}")
+
+
+def _values(spec: JobSpec, name: str, default: Any = None) -> list | None:
+    """Every value the job's trials can give `name`; None when they are not a finite list."""
+    if name in spec.fixed_params:
+        return [spec.fixed_params[name]]
+    param = spec.search_space.get(name)
+    if param is None:
+        return [getattr(Hyperparameters(), name) if default is None else default]
+    if isinstance(param, (Choice, Grid)):
+        return list(param.values)
+    if isinstance(param, RandInt):
+        return list(range(int(param.min), int(param.max))) if param.max - param.min <= 1024 else None
+    return None
