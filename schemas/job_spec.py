@@ -89,7 +89,7 @@ class Packing(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_trials: int | Literal["auto"] = Field(default="auto", strict=True)
+    max_trials: Annotated[int, Field(strict=True)] | Literal["auto"] = "auto"
 
     @field_validator("max_trials")
     @classmethod

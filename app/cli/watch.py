@@ -60,6 +60,10 @@ def render(job: dict, history: list[dict]) -> Group:
     table.add_column("status", no_wrap=True, min_width=9)
     for name in searched:
         table.add_column(name, no_wrap=True, overflow="ellipsis", max_width=10)
+    # A packed job's trials share its pack: each one's slot (trials in one slot ran one after another).
+    packed = any("pack_slot" in trial["metrics"] for trial in job["trials"])
+    if packed:
+        table.add_column("slot", no_wrap=True)
     table.add_column("progress", no_wrap=True)
     table.add_column("latest", no_wrap=True, min_width=6)
     table.add_column("best", no_wrap=True, min_width=6)
@@ -73,6 +77,7 @@ def render(job: dict, history: list[dict]) -> Group:
         table.add_row(
             trial["trial_id"], Text(trial["status"], style=_STATUS_STYLE.get(trial["status"], "")),
             *(_fmt(trial["params"].get(name)) for name in searched),
+            *([_slot(trial["metrics"])] if packed else []),
             ProgressBar(total=reports, completed=iteration, width=10),
             _fmt(trial["metrics"].get(metric)),
             _fmt(best_of(curves.get(trial["trial_id"], []), mode)),
@@ -90,6 +95,12 @@ def render(job: dict, history: list[dict]) -> Group:
     if job.get("error"):
         parts.append(Text(f"error: {job['error']}", style="red"))
     return Group(*parts)
+
+
+def _slot(metrics: dict) -> str:
+    if "pack_slot" not in metrics:
+        return "—"
+    return f"{int(metrics['pack_slot'])}/{int(metrics.get('pack_slots', 0))}"
 
 
 def summary_lines(job: dict) -> list[str]:

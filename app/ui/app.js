@@ -216,6 +216,8 @@ function baselineCards(job) {
 
 function renderTrials(job, searched) {
   const columns = [["trial_id", "trial"], ["status", "status"], ...searched.map(p => [`params.${p}`, p]),
+    // A packed job's trials share its pack: each one's slot in it (trials with one slot ran one after another).
+    ...(job.trials.some(t => t.metrics && t.metrics.pack_slot !== undefined) ? [["metrics.pack_slot", "pack slot"]] : []),
     ["iteration", "iteration"], [`metrics.${job.metric_name}`, job.metric_name],
     ...(job.baseline ? [["gain", "gain"]] : []), ["reason", "note"]];
   const value = (t, key) => key.split(".").reduce((o, k) => (o == null ? undefined : o[k]), t);
