@@ -57,6 +57,7 @@ class SlotRun:
     batches: Iterator
     resumed_at: int
     step: int
+    ordinal: int  # which of the pack's trials it is (1: the pack's first, compiled for it)
     wants: bool = False  # its trial waits for its next report
     losses: list[float] = field(default_factory=list)
     compile_s: float = 0.0
@@ -80,6 +81,7 @@ class PackedRuns:
         self.pack = Pack(pack_model(self.base.model, rank, self.modules), slots, self.base.tokenizer.pad_id)
         self.scores = intermediate_scores and bool(self.dataset.eval)
         self.runs: dict[str, SlotRun] = {}
+        self.started = 0  # trials started in this pack
         self._key: tuple | None = None  # the pack_key of its trials, and their encoded examples
         self._train = self._eval = None
 
@@ -92,7 +94,7 @@ class PackedRuns:
         from its initial adapters, or, `restored`, from the newest slot checkpoint_dir holds."""
         hp = run_hyperparameters(self.source, values)
         self._encode(hp)
-        self.worker.trials += 1
+        self.started += 1
         if hp.lora_rank < 1:
             raise ValueError("a packed trial is a LoRA trial (lora_rank >= 1)")
         if trial in self.runs:
@@ -111,7 +113,7 @@ class PackedRuns:
         for _ in range(resumed_at):  # the order depends only on the seed: skip what ran before
             next(batches)
         run = SlotRun(trial, slot, hp, total, run_id, RunFolder(run_dir), checkpoint_dir, batches, resumed_at,
-                      resumed_at)
+                      resumed_at, ordinal=self.started)
         self.runs[trial] = run
         return run
 
@@ -166,6 +168,7 @@ class PackedRuns:
             if run.step < run.total:
                 if self.scores:
                     record |= evaluate(self._merged(run), self.base.tokenizer, self.dataset.eval, self.worker)[0]
+                    self.worker.pristine()  # the pack's frozen weights are the base's as loaded
                 run.folder.log_metrics(record)
                 out[run.trial] = [record]
             else:
@@ -175,11 +178,11 @@ class PackedRuns:
 
     def _encode(self, hp: Hyperparameters) -> None:
         key = pack_key(hp)
-        if self._key is None:
-            self._key = key
+        if self._key is None:  # the first trial's: set once it encoded (a bad length raises for its trial)
             self._train = encode_examples(self.dataset.train, self.base.tokenizer, hp.max_seq_length)
             self._eval = (eval_batches(*encode_examples(self.dataset.eval, self.base.tokenizer, hp.max_seq_length))
                           if self.dataset.eval else None)
+            self._key = key
         elif key != self._key:
             raise ValueError(f"this pack runs trials of LoRA targets, batch size and sequence length {self._key}, "
                              f"not {key}")
@@ -224,7 +227,10 @@ class PackedRuns:
         (run.folder.path / "step_losses.json").write_text(json.dumps(run.losses))
         result = conclude_run(run.folder, run.run_id, self.base, self.dataset, run.hp, trained,
                               compile_s=run.compile_s, exports=exports, started=run.started, worker=self.worker,
-                              extra={"pack": {"slots": self.pack.slots, "slot": run.slot}})
+                              extra={"pack": {"slots": self.pack.slots, "slot": run.slot},
+                                     # which of the pack's trials it was: after the first, it ran warm
+                                     "worker_trial": run.ordinal})
+        self.worker.pristine()
         return {"final": True, "run_dir": str(result.run_dir)}
 
 

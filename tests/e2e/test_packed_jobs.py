@@ -6,6 +6,7 @@ its own checkpoint."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -13,7 +14,9 @@ from pathlib import Path
 
 import httpx
 
+from adapters.database import make_engine
 from tests.conftest import Process
+from tests.support.replay_check import assert_replay_equals_live, drop_schema
 from tests.support.service_stack import start_job, wait_for_job
 from tests.support.waiting import wait_until
 
@@ -133,3 +136,11 @@ def test_a_tuner_killed_with_a_pack_running_resumes_every_packed_trial(tuning_st
     trail = _events(tuning_stack, job_id)
     assert len(_decisions(trail, "packing")) == 1  # decided once, not again by the next owner
     assert [e["type"] for e in trail].count("JobCompleted") == 1
+
+    async def replayed():  # the read model the crash left equals the one the log alone gives
+        live = make_engine(tuning_stack["env"]["DATABASE_URL"])
+        try:
+            await drop_schema(live, await assert_replay_equals_live(tuning_stack["env"], live))
+        finally:
+            await live.dispose()
+    asyncio.run(replayed())
