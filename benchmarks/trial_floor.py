@@ -12,7 +12,7 @@ trials each service trial was (after the first, the worker was warm: Ray Tune re
 process), and each trial's final training loss in both (they must agree: same seeds, same
 programs). Needs the stack: it runs `tunix-tune up` when the API does not answer.
 
-    .venv/bin/python benchmarks/trial_floor.py [--trials 8] [--steps 30] [--api-url URL] [--smoke]
+    .venv/bin/python benchmarks/trial_floor.py [--trials 8] [--steps 30] [--service-pack 4] [--api-url URL] [--smoke]
 
 --smoke: 2 trials of 4 steps of the built-in model with LoRA on ungar_hcd-v1 (the code path, not a
 figure). --no-service: the floor and the packs only, with learning rates spread over the search
@@ -21,7 +21,9 @@ the GPU's peak).
 Then, in the same run, the same trials packed K at a time (training/packed.py: K slots sharing
 one base model in one program; K = 4 and 8) against the floor: trials/hour ratio, peak memory of
 the process and its ratio, and how closely the final losses agree. Each floor variant runs in its
-own process, so its peak memory is its own. The service does not run packed jobs yet.
+own process, so its peak memory is its own. And (c) the same sweep through the service as a
+packed job (`"packing": {"max_trials": K}`, K trials at once; --service-pack K, default 4)
+against (a): trials/hour ratio and how closely each trial's final loss agrees with (a)'s.
 """
 
 from __future__ import annotations
@@ -55,6 +57,11 @@ def job_spec(model_id: str, trials: int, steps: int, smoke: bool) -> dict:
                          "warmup_steps": 2, "lora_rank": 4 if smoke else 8},
         "seed": 11,
     }
+
+
+def packed_job(spec: dict, slots: int) -> dict:
+    """The same sweep as a packed job: `slots` trials at once, in one pack."""
+    return {**spec, "name": "trial floor, packed", "max_concurrent_trials": slots, "packing": {"max_trials": slots}}
 
 
 def through_the_service(spec: dict, api_url: str | None) -> tuple[float, list[dict]]:
@@ -192,6 +199,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--packs", default="4,8", help="pack sizes K to compare with one trial at a time")
+    parser.add_argument("--service-pack", type=int, default=4, help="K of the packed job through the service (0: none)")
     parser.add_argument("--api-url", help="a running stack's API (default: the local stack, started if down)")
     parser.add_argument("--smoke", action="store_true", help="2 trials of 4 steps of the built-in model, packs of 2")
     parser.add_argument("--no-service", action="store_true",
@@ -232,6 +240,13 @@ def main() -> None:
               f"(floor {floor_loss:.6f}, difference {abs(loss - floor_loss):.2e})")
     if done:
         print(f"ratio service / floor: {service_s / floor['seconds']:.3f}   goal <= 1.15")
+    if done and (slots := 2 if args.smoke else args.service_pack):
+        packed_s, packed_trials = through_the_service(packed_job(spec, slots), args.api_url)
+        alone = {t["params"]["learning_rate"]: t["metrics"]["train_loss"] for t in done}
+        worst = max(abs(t["metrics"]["train_loss"] - alone[t["params"]["learning_rate"]]) / abs(alone[t["params"]["learning_rate"]])
+                    for t in packed_trials)
+        print(f"(c) through the service, packed K={slots}: {packed_s:.1f} s, trials/hour ratio packed/unpacked "
+              f"{service_s / packed_s:.3f}, final losses agree with (a) within {worst:.1e} (relative)")
     for slots in packs:
         pack = _in_a_process("packed", spec, configs, slots, not args.smoke)
         worst = max(abs(a - b) / abs(b) for a, b in zip(pack["losses"], floor["losses"], strict=True))

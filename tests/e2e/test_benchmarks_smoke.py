@@ -96,6 +96,9 @@ def test_trial_floor_compares_the_service_with_the_floor_and_the_losses_agree(tu
     packed = re.findall(rf"^packed K=2: {NUMBER} s, trials/hour ratio packed/unpacked {NUMBER}, peak memory {NUMBER} MB "
                         rf"\(ratio {NUMBER}\), final losses agree within (\S+) \(relative\)$", report, re.M)
     assert len(packed) == 1 and float(packed[0][1]) > 0 and float(packed[0][4]) < 1e-3, report
+    service = re.findall(rf"^\(c\) through the service, packed K=2: {NUMBER} s, trials/hour ratio packed/unpacked "
+                         rf"{NUMBER}, final losses agree with \(a\) within (\S+) \(relative\)$", report, re.M)
+    assert len(service) == 1 and float(service[0][1]) > 0 and float(service[0][2]) < 1e-3, report
 
 
 def test_trial_floor_without_the_service_compares_packs_with_the_floor():
