@@ -12,16 +12,22 @@ exploit: `join` again, from the checkpoint Tune hands it).
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import ray
 from ray.tune import Callback
 
 from training.folders import Folders
 from training.warm import process_worker
+
+if TYPE_CHECKING:
+    from training.pack_run import PackedRuns
 
 
 def pack_name(job_id) -> str:
@@ -42,14 +48,16 @@ class _Request:
 class PackActor:
     """Threaded: `join` and `advance` block their caller, the stepping thread never blocks on them."""
 
-    def __init__(self, *, dataset_key: str, model_id: str, folders: Folders, slots: int, rank: int, targets: str,
-                 seed: int, intermediate_scores: bool, gpus: float = 0):
-        self._make = dict(dataset_key=dataset_key, model_id=model_id, folders=folders, slots=slots, rank=rank,
-                          targets=targets, seed=seed, intermediate_scores=intermediate_scores, gpus=gpus)
+    def __init__(self, make_runs: Callable[[], PackedRuns]):
+        """make_runs: the job's PackedRuns, built on the stepping thread (JAX loads there)."""
+        self._make_runs = make_runs
         self._cond = threading.Condition()
         self._requests: deque[_Request] = deque()
         self._generation: dict[str, int] = {}  # trial -> its latest join
-        self._records: dict[str, list | Exception] = {}  # trial -> what its waiting `advance` gets
+        # trial -> (the generation that asked, what its waiting `advance` gets): a step under way
+        # when the trial joined again ends with records for the generation before
+        self._records: dict[str, tuple[int | None, list | Exception]] = {}
+        self._asking: dict[str, int] = {}  # trial -> the generation whose `want` the pack serves
         self._broken: Exception | None = None
         threading.Thread(target=self._loop, name="pack", daemon=True).start()
 
@@ -58,12 +66,12 @@ class PackActor:
     def join(self, trial: str, values: dict, run_dir: str, run_id: str, checkpoint_dir: str,
              restored: bool) -> tuple[int, int]:
         """Claim a slot for `trial` (waits for a free one): (its generation, for `advance`; the slot)."""
-        with self._cond:
+        with self._cond:  # (one hold: requests queue in the order of their generations)
             generation = self._generation[trial] = self._generation.get(trial, 0) + 1
             self._records.pop(trial, None)
-        request = _Request("join", trial, generation, dict(values=values, run_dir=Path(run_dir), run_id=run_id,
-                                                           checkpoint_dir=Path(checkpoint_dir), restored=restored))
-        self._submit(request)
+            request = _Request("join", trial, generation, dict(values=values, run_dir=Path(run_dir), run_id=run_id,
+                                                               checkpoint_dir=Path(checkpoint_dir), restored=restored))
+            self._submit(request)
         request.done.wait()
         if request.error is not None:
             raise request.error
@@ -74,13 +82,14 @@ class PackActor:
         its slot was given up (a scheduler stopped it, or it joined again elsewhere)."""
         self._submit(_Request("want", trial, generation))
         with self._cond:
-            while trial not in self._records and self._generation.get(trial) == generation and self._broken is None:
+            while (self._records.get(trial, (None,))[0] != generation and self._generation.get(trial) == generation
+                   and self._broken is None):
                 self._cond.wait()
             if self._broken is not None:
                 raise self._broken
             if self._generation.get(trial) != generation:
                 return None
-            records = self._records.pop(trial)
+            _, records = self._records.pop(trial)
         if isinstance(records, Exception):
             raise records
         return records
@@ -91,31 +100,33 @@ class PackActor:
             if generation is not None and self._generation.get(trial) != generation:
                 return
             self._generation[trial] = self._generation.get(trial, 0) + 1  # wakes its `advance`: None
-            self._cond.notify_all()
-        self._submit(_Request("leave", trial))
+            self._submit(_Request("leave", trial))
 
     # The stepping thread.
 
     def _submit(self, request: _Request) -> None:
-        with self._cond:
+        with self._cond:  # (an RLock: join and leave call it holding it)
+            if self._broken is not None:
+                request.error = self._broken
+                request.done.set()
+                return
             self._requests.append(request)
             self._cond.notify_all()
 
     def _loop(self) -> None:
-        from training.pack_run import PackedRuns  # JAX loads on this thread, not at import
-
         try:
-            runs = PackedRuns(**self._make, worker=process_worker())
+            runs = self._make_runs()
         except Exception as error:  # noqa: BLE001 (every trial's advance raises it)
             self._break(error)
             return
-        waiting: list[_Request] = []  # joins with no free slot yet
+        waiting: list[_Request] = []  # joins with no free slot yet, oldest first
         while True:
-            with self._cond:
-                while not self._requests and not waiting and not any(r.wants for r in runs.runs.values()):
+            with self._cond:  # sleep while nothing is asked and no slot wants a step
+                while not self._requests and not any(r.wants for r in runs.runs.values()):
                     self._cond.wait()
                 requests, self._requests = list(self._requests), deque()
-            for request in waiting + requests:
+            # Leaves first (they make room), then the joins that waited longest.
+            for request in [r for r in requests if r.kind != "join"] + waiting + [r for r in requests if r.kind == "join"]:
                 self._handle(runs, request)
             waiting = [r for r in waiting + requests if r.kind == "join" and not r.done.is_set()]
             try:
@@ -124,12 +135,8 @@ class PackActor:
                 self._break(error)
                 return
             with self._cond:
-                self._records.update(reached)
+                self._records.update({trial: (self._asking.get(trial), records) for trial, records in reached.items()})
                 self._cond.notify_all()
-            if not reached and not any(r.wants for r in runs.runs.values()) and waiting and not self._requests:
-                with self._cond:  # joins wait for a slot to be freed: for a new request
-                    while not self._requests:
-                        self._cond.wait()
 
     def _handle(self, runs, request: _Request) -> None:
         with self._cond:
@@ -137,6 +144,8 @@ class PackActor:
         if request.kind == "leave":
             runs.leave(request.trial)
         elif request.kind == "want" and current and request.trial in runs.runs:
+            with self._cond:
+                self._asking[request.trial] = request.generation
             runs.want(request.trial)
         elif request.kind == "join":
             if not current:
@@ -154,9 +163,18 @@ class PackActor:
         with self._cond:
             self._broken = error
             self._cond.notify_all()
-        for request in self._requests:
-            request.error = error
-            request.done.set()
+            for request in self._requests:
+                request.error = error
+                request.done.set()
+
+
+def packed_runs(*, dataset_key: str, model_id: str, folders: Folders, slots: int, rank: int, targets: str,
+                seed: int, intermediate_scores: bool, gpus: float = 0) -> PackedRuns:
+    """The job's pack and its trials' runs, in the pack actor's process (with its warm worker)."""
+    from training.pack_run import PackedRuns  # JAX loads in the actor, not in the tuner
+
+    return PackedRuns(dataset_key, model_id, folders=folders, slots=slots, rank=rank, targets=targets, seed=seed,
+                      intermediate_scores=intermediate_scores, gpus=gpus, worker=process_worker())
 
 
 def start_pack(job_id, resources, slots: int, **inputs):
@@ -167,7 +185,7 @@ def start_pack(job_id, resources, slots: int, **inputs):
         name=pack_name(job_id), num_cpus=resources.cpu, num_gpus=resources.gpu, resources=dict(resources.custom),
         # every trial's join and advance block a thread of their own
         max_concurrency=4 * slots + 8, max_restarts=0)
-    return actor.remote(slots=slots, **inputs)
+    return actor.remote(functools.partial(packed_runs, slots=slots, **inputs))
 
 
 def stop_pack(job_id) -> None:
