@@ -15,6 +15,7 @@ from pathlib import Path
 
 import ray
 from ray import tune
+from ray.train._internal.session import get_session  # its stop event: Tune stopped the trial
 
 from schemas.artifact_layout import trial_run_folder, trial_train_state
 from training.artifacts import read_manifest
@@ -49,16 +50,21 @@ def train_trial(
 
 def packed_trial(config: dict, job_folder: str, pack: str, slots: int) -> None:
     """A trial of a packed job: its slot in the job's pack actor (consumers/tuner/pack_actor.py)
-    trains it; this relays the slot's reports and checkpoints to Ray Tune."""
+    trains it; this relays the slot's reports and checkpoints to Ray Tune. When Tune stops or
+    pauses the trial (a scheduler, PBT's exploit, the job's end), it gives the slot up at once."""
     trial = _TrialFolders(job_folder, {"pack_slots": slots})
     if trial.finished():
         return
     actor = ray.get_actor(pack)
-    generation, slot = ray.get(actor.join.remote(trial.trial_id, config, str(trial.run_folder), trial.run_id,
-                                                 str(trial.train_state), trial.restored))
+    joined = _unless_stopped(actor.join.remote(trial.trial_id, config, str(trial.run_folder), trial.run_id,
+                                               str(trial.train_state), trial.restored))
+    if joined is None:
+        actor.leave.remote(trial.trial_id)
+        return
+    generation, slot = joined
     trial.extra["pack_slot"] = slot  # which trials share the pack at once: jobs watch, the dashboard
     try:
-        while (records := ray.get(actor.advance.remote(trial.trial_id, generation))) is not None:
+        while (records := _unless_stopped(actor.advance.remote(trial.trial_id, generation))) is not None:
             for record in records:
                 if record.get("final"):
                     trial.conclude(Path(record["run_dir"]))
@@ -66,6 +72,16 @@ def packed_trial(config: dict, job_folder: str, pack: str, slots: int) -> None:
                 trial.report(record)
     finally:
         actor.leave.remote(trial.trial_id, generation)
+
+
+def _unless_stopped(call: ray.ObjectRef, poll_s: float = 0.5):
+    """The call's result; None as soon as Tune stops this trial (its session's stop event: the
+    trainable's thread would otherwise learn it only at its next report)."""
+    stopping = get_session().stop_event
+    while not (ready := ray.wait([call], timeout=poll_s)[0]):
+        if stopping.is_set():
+            return None  # (the caller then leaves: a join still waiting is dropped, a slot freed)
+    return ray.get(ready[0])
 
 
 class _TrialFolders:
