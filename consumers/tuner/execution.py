@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import ray
 from ray import tune
 
 from consumers.tuner.experiment import intermediate_scores, trial_inputs
-from consumers.tuner.pack_actor import PackSlots, pack_name, start_pack, stop_pack
+from consumers.tuner.pack_actor import PackSlots, pack_name, start_pack
 from consumers.tuner.packing import plan_packing
 from consumers.tuner.trainable import packed_trial, train_trial
 from producers.job_run import JobRun
@@ -33,12 +34,14 @@ PACKED_TRIAL_CPU = 0.01
 class TrialExecution:
     trainable: Any  # what Ray Tune runs for each trial, with the resources it reserves
     callbacks: list  # what Ray Tune tells of the trials' ends besides the event log's callback
-    pack: Any = None  # the job's pack actor's job id, when its trials run packed
+    # The job's pack actor, when its trials run packed: held here for the experiment's life (Ray
+    # ends an actor, named or not, once no handle to it is left).
+    pack: Any = None
 
     def close(self) -> None:
         """The job's experiment ended (or was handed over): its pack goes."""
         if self.pack is not None:
-            stop_pack(self.pack)
+            ray.kill(self.pack)
 
 
 def trial_execution(run: JobRun, path: Path, folders: Folders, restoring: bool) -> TrialExecution:
@@ -54,11 +57,11 @@ def trial_execution(run: JobRun, path: Path, folders: Folders, restoring: bool) 
     if plan is None or not plan.packed:
         return TrialExecution(tune.with_resources(tune.with_parameters(train_trial, **inputs),
                                                   {"cpu": resources.cpu, "gpu": resources.gpu, **resources.custom}), [])
-    start_pack(run.job_id, resources, plan.slots, dataset_key=spec.dataset_key, model_id=spec.base_model_id,
+    pack = start_pack(run.job_id, resources, plan.slots, dataset_key=spec.dataset_key, model_id=spec.base_model_id,
                folders=inputs["folders"], rank=plan.rank, targets=plan.targets, seed=plan.seed,
                intermediate_scores=intermediate_scores(spec), gpus=resources.gpu)
     # The pack holds the trial's resources; its trials' trainables only relay.
     trainable = tune.with_resources(tune.with_parameters(
         packed_trial, job_folder=inputs["job_folder"], pack=pack_name(run.job_id), slots=plan.slots),
         {"cpu": PACKED_TRIAL_CPU})
-    return TrialExecution(trainable, [PackSlots(run.job_id)], pack=run.job_id)
+    return TrialExecution(trainable, [PackSlots(run.job_id)], pack=pack)

@@ -128,3 +128,10 @@ class _TrialFolders:
         shutil.rmtree(self.train_state, ignore_errors=True)
         shutil.rmtree(self.staging, ignore_errors=True)
         self._report_final(read_manifest(run_dir), run_dir)
+
+    def _report_final(self, manifest: dict, run_dir: Path) -> None:
+        """The trial's last result: its evaluation, the run's lineage, its compile time and which
+        of its worker's trials it was (after the first, the worker was warm)."""
+        tune.report({**manifest["metrics"], "run_id": manifest["run_id"], "run_dir": str(run_dir),
+                     "compile_s": manifest["timings"]["compile_s"], "worker_trial": manifest.get("worker_trial", 1),
+                     "node_id": self.node, **self.extra})
