@@ -230,6 +230,10 @@ def _write_config(node: Node) -> Path:
         **_replication(len(nodes())),
         # Consumers join immediately instead of waiting 3s for more members.
         "group.initial.rebalance.delay.ms": "0",
+        # The log cleaner allocates its dedupe buffer (128 MB by default) when the node starts: a
+        # node with a small heap (the 3-node test cluster's have 256 MB) once died of it
+        # (OutOfMemoryError in SkimpyOffsetMap). The compacted topics here are small.
+        "log.cleaner.dedupe.buffer.size": str(32 * 2**20),
         # SASL_PLAINTEXT: every listener asks for a password, ACLs decide (kafka_sasl.py).
         **(kafka_sasl.server_properties(settings(), node.port, node.controller_port) if sasl else {}),
     }

@@ -134,4 +134,6 @@ class _TrialFolders:
         of its worker's trials it was (after the first, the worker was warm)."""
         tune.report({**manifest["metrics"], "run_id": manifest["run_id"], "run_dir": str(run_dir),
                      "compile_s": manifest["timings"]["compile_s"], "worker_trial": manifest.get("worker_trial", 1),
-                     "node_id": self.node, **self.extra})
+                     "node_id": self.node,
+                     # (a packed trial that finished before the tuner was killed: its slot from its manifest)
+                     **({"pack_slot": manifest["pack"]["slot"]} if "pack" in manifest else {}), **self.extra})
