@@ -16,6 +16,8 @@ CHANGEABLE_ON_RESUME = ("learning_rate", "warmup_steps", "weight_decay", "max_gr
 LORA_TARGET_SETS = ("all", "attention", "mlp")
 # A pretrained checkpoint is tuned with LoRA of this rank unless a job sets lora_rank (0: full).
 PRETRAINED_LORA_RANK = 8
+# Past the hidden widths of the models we load, a rank adds parameters and memory, not expressiveness.
+MAX_LORA_RANK = 1024
 
 
 class UnknownHyperparameter(ValueError):
@@ -46,7 +48,7 @@ class Hyperparameters:
             (self.num_epochs >= 1, "num_epochs must be >= 1"),
             (self.warmup_steps >= 0, "warmup_steps must be >= 0"),
             (self.weight_decay >= 0, "weight_decay must be >= 0"),
-            (self.lora_rank >= 0, "lora_rank must be >= 0"),
+            (0 <= self.lora_rank <= MAX_LORA_RANK, f"lora_rank must be between 0 and {MAX_LORA_RANK}"),
             (self.lora_alpha > 0, "lora_alpha must be > 0"),
             (self.max_seq_length >= 8, "max_seq_length must be >= 8"),
             (self.eval_every >= 1, "eval_every must be >= 1"),

@@ -55,13 +55,13 @@ def validate_job(
 
 
 def _memory_problems(checkpoint, largest_run: dict) -> list[tuple[str, str]]:
-    """Refused up front when the largest trial clearly will not fit (training/memory.py)."""
+    """Refused up front when the largest trial clearly will not fit (training/memory.py): the
+    lowest lora_rank says full fine-tuning or LoRA, the largest sizes the adapters."""
     defaults = Hyperparameters()
     run = {"lora_rank": PRETRAINED_LORA_RANK, "batch_size": defaults.batch_size,
            "max_seq_length": defaults.max_seq_length, **largest_run}
-    config = checkpoint.config
-    need = estimate(checkpoint.num_parameters, config["vocab_size"], config["hidden_size"], checkpoint.num_layers,
-                    int(run["batch_size"]), int(run["max_seq_length"]))
+    need = _estimate(checkpoint, int(run["batch_size"]), int(run["max_seq_length"]),
+                     int(run.get("largest_lora_rank", run["lora_rank"])))
     full = run["lora_rank"] <= 0
     size = need.full_bytes if full else need.lora_bytes
     if size <= FIT_FRACTION * need.machine_bytes:
@@ -71,3 +71,17 @@ def _memory_problems(checkpoint, largest_run: dict) -> list[tuple[str, str]]:
              f"{run['batch_size']} and max_seq_length {run['max_seq_length']} needs about {gib(size)}, more than "
              f"{FIT_FRACTION:.0%} of this machine's {gib(need.machine_bytes)} (estimate: training/memory.py); "
              + ("use LoRA (lora_rank > 0), " if full else "") + "lower batch_size or max_seq_length")]
+
+
+def pack_fits(source, slots: int, lora_rank: int, batch_size: int, seq_len: int) -> bool:
+    """Whether a pack of `slots` LoRA trials of the model `source` names fits this machine's memory
+    (training/memory.py); the built-in model is small enough for any pack."""
+    if source.kind == "built-in":
+        return True
+    return _estimate(checkpoint_of(source), batch_size, seq_len, lora_rank, slots).fits_lora
+
+
+def _estimate(checkpoint, batch_size: int, seq_len: int, lora_rank: int, slots: int = 1):
+    config = checkpoint.config
+    return estimate(checkpoint.num_parameters, config["vocab_size"], config["hidden_size"], checkpoint.num_layers,
+                    batch_size, seq_len, lora_rank=lora_rank, slots=slots)

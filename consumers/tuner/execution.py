@@ -12,6 +12,7 @@ Either way Ray Tune sees one trial per trial, with its reports, checkpoints and 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from consumers.tuner.trainable import packed_trial, train_trial
 from producers.job_run import JobRun
 from training.catalog import resolve_in
 from training.folders import Folders
+from training.validate import pack_fits
 
 # What a packed trial's trainable reserves: it waits on the pack actor, which holds the resources.
 PACKED_TRIAL_CPU = 0.01
@@ -49,8 +51,9 @@ def trial_execution(run: JobRun, path: Path, folders: Folders, restoring: bool) 
     and why not, goes on its log once (not again when a next owner restores the experiment)."""
     spec, resources = run.spec, run.spec.resources_per_trial
     inputs = trial_inputs(spec, path, folders)
-    plan = None if spec.packing is None else plan_packing(
-        spec, built_in=resolve_in(spec.base_model_id, folders).kind == "built-in")
+    source = None if spec.packing is None else resolve_in(spec.base_model_id, folders)
+    plan = None if source is None else plan_packing(
+        spec, built_in=source.kind == "built-in", fits=partial(pack_fits, source))
     if plan is not None and not restoring:
         run.decide("packing", "tuner", "pack" if plan.packed else "unpacked", plan.reason,
                    max_trials=spec.packing.max_trials, slots=plan.slots, rank=plan.rank)

@@ -8,6 +8,7 @@ ranks are zero-padded, which is exact), so that rank must be known before the fi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,9 @@ AUTO_SLOTS_GPU = 8
 SHARED_SHAPE = ("batch_size", "max_seq_length", "lora_targets")
 
 
+Fits = Callable[[int, int, int, int], bool]  # (slots, rank, batch_size, max_seq_length) -> fits in memory
+
+
 @dataclass(frozen=True)
 class PackPlan:
     slots: int  # trials per pack; 0: the job runs unpacked
@@ -37,12 +41,16 @@ class PackPlan:
         return self.slots >= 2
 
 
-def plan_packing(spec: JobSpec, built_in: bool) -> PackPlan | None:
+def plan_packing(spec: JobSpec, built_in: bool, fits: Fits = lambda slots, rank, batch_size, seq_len: True,
+                 ) -> PackPlan | None:
     """None when the job did not ask for packing. `built_in`: the base model is the built-in
-    one (fully fine-tuned unless lora_rank is set; its weights are drawn from each trial's seed)."""
+    one (fully fine-tuned unless lora_rank is set; its weights are drawn from each trial's seed).
+    `fits(slots, rank, batch_size, max_seq_length)`: whether such a pack fits in memory; a pack
+    that would not shrinks to the most slots that do."""
     if spec.packing is None:
         return None
-    varied = [name for name in SHARED_SHAPE if _values(spec, name) is None or len(_values(spec, name)) > 1]
+    shared = {name: _values(spec, name) for name in SHARED_SHAPE}
+    varied = [name for name, values in shared.items() if values is None or len(values) > 1]
     if varied:
         return _unpacked(f"the search space varies {', '.join(varied)}: the trials of a pack share "
                          "batch size, sequence length and LoRA targets")
@@ -52,18 +60,24 @@ def plan_packing(spec: JobSpec, built_in: bool) -> PackPlan | None:
                          "for the largest rank its trials can take")
     if min(ranks) < 1:
         return _unpacked("lora_rank can be 0 (full fine-tuning): only LoRA trials share a frozen base model")
-    if built_in and len(_values(spec, "seed", default=0) or (None, None)) > 1:
+    seeds = _values(spec, "seed", default=0) or [None, None]
+    if built_in and len(seeds) > 1:
         return _unpacked("the built-in model's weights are drawn from each trial's seed, which the search "
                          "space varies: trials with other seeds have other base models")
-    wanted = spec.packing.max_trials
+    wanted, rank = spec.packing.max_trials, max(ranks)
     limit = (AUTO_SLOTS_GPU if spec.resources_per_trial.gpu > 0 else AUTO_SLOTS_CPU) if wanted == "auto" else wanted
     slots = min(limit, spec.max_concurrent_trials)
     if slots < 2:
         return _unpacked("max_concurrent_trials is 1: a pack runs two or more trials at once")
-    return PackPlan(slots, max(ranks), targets=str(_values(spec, "lora_targets")[0]),
-                    seed=int((_values(spec, "seed", default=0) or [0])[0]), reason=f"trials run {slots} to a pack sharing one base model "
-                                       f"(packing.max_trials {wanted}, max_concurrent_trials "
-                                       f"{spec.max_concurrent_trials}), LoRA rank up to {max(ranks)}")
+    shape = (int(shared["batch_size"][0]), int(shared["max_seq_length"][0]))
+    fitting = next((k for k in range(slots, 1, -1) if fits(k, rank, *shape)), 0)
+    if fitting < 2:
+        return _unpacked(f"a pack of two trials at LoRA rank {rank}, batch_size {shape[0]} and max_seq_length "
+                         f"{shape[1]} would not fit in this machine's memory (training/memory.py)")
+    shrunk = f"; a pack of {slots} would not fit in memory" if fitting < slots else ""
+    return PackPlan(fitting, rank, targets=str(shared["lora_targets"][0]), seed=0 if seeds[0] is None else int(seeds[0]),
+                    reason=f"trials run {fitting} to a pack sharing one base model (packing.max_trials {wanted}, "
+                           f"max_concurrent_trials {spec.max_concurrent_trials}{shrunk}), LoRA rank up to {rank}")
 
 
 def _unpacked(reason: str) -> PackPlan:

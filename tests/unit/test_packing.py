@@ -16,9 +16,10 @@ LR = {"learning_rate": {"type": "loguniform", "min": 1e-4, "max": 1e-2}}
 def _spec(packing={"max_trials": "auto"}, space=None, **overrides) -> JobSpec:
     """A LoRA job (rank 4 unless the space searches lora_rank) that asks for packing."""
     space = space or LR
+    fixed = overrides.pop("fixed_params", {} if "lora_rank" in space else {"lora_rank": 4})
     return JobSpec.model_validate(example_spec(
         packing=packing, max_concurrent_trials=overrides.pop("max_concurrent_trials", 8), search_space=space,
-        fixed_params={} if "lora_rank" in space else {"lora_rank": 4}, **overrides))
+        fixed_params=fixed, **overrides))
 
 
 def test_no_packing_asked_no_plan():
@@ -59,6 +60,33 @@ def test_a_job_that_cannot_pack_runs_unpacked_and_says_why(change, built_in, why
 def test_the_built_in_model_without_a_lora_rank_is_fully_fine_tuned_so_not_packed():
     spec = JobSpec.model_validate(example_spec(packing={"max_trials": 2}, max_concurrent_trials=2, search_space=LR))
     assert "full fine-tuning" in plan_packing(spec, built_in=True).reason
+
+
+def test_a_pack_that_would_not_fit_in_memory_shrinks_to_the_most_slots_that_do():
+    asked = []
+
+    def fits(slots, rank, batch_size, seq_len):
+        asked.append((slots, rank, batch_size, seq_len))
+        return slots <= 3
+    spec = _spec({"max_trials": 6}, fixed_params={"lora_rank": 4, "batch_size": 8, "max_seq_length": 64})
+    plan = plan_packing(spec, built_in=False, fits=fits)
+    assert (plan.slots, plan.rank) == (3, 4) and "a pack of 6 would not fit in memory" in plan.reason, plan.reason
+    assert asked == [(6, 4, 8, 64), (5, 4, 8, 64), (4, 4, 8, 64), (3, 4, 8, 64)]
+    plan = plan_packing(spec, built_in=False, fits=lambda *pack: False)
+    assert not plan.packed and "a pack of two trials at LoRA rank 4" in plan.reason and "memory" in plan.reason
+
+
+def test_a_packs_memory_counts_one_base_and_each_slots_batch_and_adapters():
+    from training.memory import estimate
+
+    smollm2 = {"parameters": 134_515_008, "vocab": 49152, "hidden": 576, "layers": 30, "batch_size": 4,
+               "seq_len": 64, "machine_bytes": 24 * 2**30}
+    one, four = estimate(**smollm2, lora_rank=8), estimate(**smollm2, lora_rank=8, slots=4)
+    base = 4 * smollm2["parameters"]
+    assert four.lora_bytes - base == 4 * (one.lora_bytes - base) and four.full_bytes == one.full_bytes
+    wide = estimate(**smollm2, lora_rank=1024)
+    assert wide.lora_bytes - one.lora_bytes == 16 * (1024 - 8) * 20 * 576 * 30  # adapters, gradients, moments
+    assert estimate(**{**smollm2, "batch_size": 64, "seq_len": 1024}, slots=16).fits_lora is False
 
 
 @pytest.mark.parametrize("max_trials", [1, 17, 0, "four", 2.5, True])

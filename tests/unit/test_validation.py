@@ -101,6 +101,12 @@ INVALID += [
     (example_spec(fixed_params={"max_steps": 0}), "fixed_params.max_steps", "max_steps must be >= 1"),
     (example_spec(fixed_params={"lora_targets": "foo"}), "fixed_params.lora_targets", "lora_targets must be one of"),
     (_space(batch_size={"type": "choice", "values": [8, "big"]}), "search_space.batch_size.values", "batch_size='big'"),
+    (example_spec(fixed_params={"lora_rank": 10**9}), "fixed_params.lora_rank", "between 0 and 1024"),
+    # A range's ends are values its trials can draw: they pass the rule too (randint's max is excluded).
+    (_space(lora_rank={"type": "randint", "min": 1, "max": 10**9}), "search_space.lora_rank.max", "between 0 and 1024"),
+    (_space(weight_decay={"type": "uniform", "min": -1, "max": 0.1}), "search_space.weight_decay.min", "must be >= 0"),
+    (_space(lora_alpha={"type": "quniform", "min": 0, "max": 32, "q": 8}), "search_space.lora_alpha.min",
+     "lora_alpha must be > 0"),
     # PBT changes searched values mid-run; batch_size is a choice (perturbed) in the example.
     (example_spec(scheduler="pbt"), "search_space.batch_size", "PBT cannot change 'batch_size'"),
 ]
