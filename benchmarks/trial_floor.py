@@ -198,7 +198,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--packs", default="4,8", help="pack sizes K to compare with one trial at a time")
+    parser.add_argument("--packs", default="4,8", help="pack sizes K to compare with one trial at a time (\"\": none)")
     parser.add_argument("--service-pack", type=int, default=4, help="K of the packed job through the service (0: none)")
     parser.add_argument("--api-url", help="a running stack's API (default: the local stack, started if down)")
     parser.add_argument("--smoke", action="store_true", help="2 trials of 4 steps of the built-in model, packs of 2")
@@ -212,7 +212,7 @@ def main() -> None:
     if args.part:
         return _part(args)
     trials, steps = (2, 4) if args.smoke else (args.trials, args.steps)
-    packs = [2] if args.smoke else [int(k) for k in args.packs.split(",")]
+    packs = [2] if args.smoke else [int(k) for k in args.packs.split(",") if k]
     model_id = "tiny-gemma3" if args.smoke else SMOLLM2
     if not args.smoke:
         from adapters.settings import process_settings
