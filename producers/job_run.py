@@ -54,6 +54,8 @@ class JobRun:
     renewed: dict[str, float] = field(default_factory=dict)
     # A BaselineEvaluated of the job is on the log: it is not evaluated again.
     baseline_done: bool = False
+    # The slots of the job's pack when its trials run packed: no more trials than that at once.
+    pack_slots: int | None = None
 
     _running: ClassVar[dict[UUID, "JobRun"]] = {}
 
@@ -68,6 +70,12 @@ class JobRun:
             yield run
         finally:
             cls._running.pop(job_id, None)
+
+    @property
+    def most_at_once(self) -> int:
+        """How many trials may be live at once: max_concurrent_trials, or the pack's slots when
+        fewer (a trial beyond them would only wait for a slot, its lease not running)."""
+        return min(self.spec.max_concurrent_trials, self.pack_slots or self.spec.max_concurrent_trials)
 
     @classmethod
     def of(cls, job_id: UUID) -> "JobRun":

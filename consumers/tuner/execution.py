@@ -60,6 +60,7 @@ def trial_execution(run: JobRun, path: Path, folders: Folders, restoring: bool) 
     if plan is None or not plan.packed:
         return TrialExecution(tune.with_resources(tune.with_parameters(train_trial, **inputs),
                                                   {"cpu": resources.cpu, "gpu": resources.gpu, **resources.custom}), [])
+    run.pack_slots = plan.slots
     pack = start_pack(run.job_id, resources, plan.slots, dataset_key=spec.dataset_key, model_id=spec.base_model_id,
                folders=inputs["folders"], rank=plan.rank, targets=plan.targets, seed=plan.seed,
                intermediate_scores=intermediate_scores(spec), gpus=resources.gpu)

@@ -41,12 +41,11 @@ class PackPlan:
         return self.slots >= 2
 
 
-def plan_packing(spec: JobSpec, built_in: bool, fits: Fits = lambda slots, rank, batch_size, seq_len: True,
-                 ) -> PackPlan | None:
+def plan_packing(spec: JobSpec, built_in: bool, fits: Fits | None = None) -> PackPlan | None:
     """None when the job did not ask for packing. `built_in`: the base model is the built-in
     one (fully fine-tuned unless lora_rank is set; its weights are drawn from each trial's seed).
-    `fits(slots, rank, batch_size, max_seq_length)`: whether such a pack fits in memory; a pack
-    that would not shrinks to the most slots that do."""
+    `fits(slots, rank, batch_size, max_seq_length)`: whether such a pack fits in memory (None:
+    any does); a pack that would not shrinks to the most slots that do."""
     if spec.packing is None:
         return None
     shared = {name: _values(spec, name) for name in SHARED_SHAPE}
@@ -70,12 +69,12 @@ def plan_packing(spec: JobSpec, built_in: bool, fits: Fits = lambda slots, rank,
     if slots < 2:
         return _unpacked("max_concurrent_trials is 1: a pack runs two or more trials at once")
     shape = (int(shared["batch_size"][0]), int(shared["max_seq_length"][0]))
-    fitting = next((k for k in range(slots, 1, -1) if fits(k, rank, *shape)), 0)
+    fitting = next((k for k in range(slots, 1, -1) if fits is None or fits(k, rank, *shape)), 0)
     if fitting < 2:
         return _unpacked(f"a pack of two trials at LoRA rank {rank}, batch_size {shape[0]} and max_seq_length "
                          f"{shape[1]} would not fit in this machine's memory (training/memory.py)")
     shrunk = f"; a pack of {slots} would not fit in memory" if fitting < slots else ""
-    return PackPlan(fitting, rank, targets=str(shared["lora_targets"][0]), seed=0 if seeds[0] is None else int(seeds[0]),
+    return PackPlan(fitting, rank, targets=str(shared["lora_targets"][0]), seed=int(seeds[0] or 0),
                     reason=f"trials run {fitting} to a pack sharing one base model (packing.max_trials {wanted}, "
                            f"max_concurrent_trials {spec.max_concurrent_trials}{shrunk}), LoRA rank up to {rank}")
 

@@ -70,9 +70,16 @@ def test_e2e_overhead_compares_plain_ray_tune_with_the_service(tuning_stack):
     assert median > 0, report
 
 
-def test_real_model_step_runs_every_part_on_smollm2s_weights(smollm2_converted):
+def test_real_model_step_runs_every_part_on_smollm2s_weights(smollm2_converted, tmp_path):
+    # names_chat-v1 cut to 8 training and 4 held-out chats: the pipeline part answers 4 questions, not 30.
+    source, cut = ROOT / "datasets" / "names_chat-v1", tmp_path / "names_chat-v1"
+    cut.mkdir()
+    (cut / "manifest.json").write_text((source / "manifest.json").read_text())
+    for split, lines in (("train", 8), ("eval", 4)):
+        kept = (source / f"{split}.jsonl").read_text().splitlines()[:lines]
+        (cut / f"{split}.jsonl").write_text("\n".join(kept) + "\n")
     report = _run("benchmarks/real_model_step.py", "--steps", "2", "--batch", "1", "--seq", "64", "--repeats", "1",
-                  "--model-folder", str(smollm2_converted.folder))
+                  "--model-folder", str(smollm2_converted.folder), "--datasets-dir", str(tmp_path))
     for part in ("pipeline", "plain", "plain-bf16"):
         step, tokens, loss = _numbers(rf"^{part} +step {NUMBER}s \({NUMBER} tokens/s.*held-out loss {NUMBER}", report)
         assert step > 0 and tokens > 0 and loss > 0, report

@@ -118,6 +118,21 @@ def test_the_steered_searcher_reads_concurrency_and_trial_count_at_every_step():
         assert not searcher.is_finished()
 
 
+def test_a_packed_job_has_no_more_trials_live_than_its_pack_has_slots():
+    """A trial beyond the slots would only wait for one, reported running with no lease."""
+    spec = SPEC.model_copy(update={"max_concurrent_trials": 4, "num_samples": 8})
+    with JobRun.open(JOB, lambda e: None, spec) as run:
+        run.pack_slots = 2
+        searcher = _variants(spec)
+        first, second = searcher.next_trial(), searcher.next_trial()
+        assert first and second and searcher.next_trial() is None
+        searcher.on_trial_complete(first.trial_id)  # its slot is free: the next trial takes it
+        assert searcher.next_trial() is not None and searcher.next_trial() is None
+        run.pack_slots = None  # unpacked: max_concurrent_trials again
+        assert searcher.next_trial() is not None and searcher.next_trial() is not None
+        assert searcher.next_trial() is None
+
+
 def test_a_grid_search_skips_the_points_its_parents_tried():
     spec = JobSpec.model_validate(example_spec(num_samples=1, max_concurrent_trials=4, search_algorithm="grid",
                                                search_space={"learning_rate": {"type": "grid", "values": [1, 2, 3]}}))
