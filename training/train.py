@@ -19,6 +19,7 @@ import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -86,10 +87,16 @@ def _checkpointing(checkpoint_dir: Path | None, every: int) -> dict:
         "checkpoint_root_directory": str(Path(checkpoint_dir).resolve()),
         # Synchronous: the step's folder is complete when its report goes out, so the caller
         # can copy it (Ray Tune's checkpoints) at that moment.
+        # At every report only: Orbax's default policy also saves a run's first step, a
+        # checkpoint no report hands on (2.6 s of each SmolLM2 trial).
         "checkpointing_options": ocp.CheckpointManagerOptions(
-            save_interval_steps=every, max_to_keep=1, enable_async_checkpointing=False
+            should_save_fn=partial(_at_report, every=every), max_to_keep=1, enable_async_checkpointing=False
         ),
     }
+
+
+def _at_report(step: int, _last_saved: int | None, *, every: int) -> bool:
+    return step % every == 0
 
 
 def model_inputs(pad_id: int) -> Callable[[peft_trainer.TrainingInput], dict]:

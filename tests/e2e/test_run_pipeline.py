@@ -94,6 +94,17 @@ def test_a_run_interrupted_after_a_checkpoint_resumes_to_the_same_result(short_r
     assert resumed.metrics["score"] == pytest.approx(uninterrupted.metrics["score"], abs=0.5)
 
 
+def test_the_trainer_saves_a_checkpoint_at_its_reports_and_nowhere_else(tmp_path):
+    """Orbax's default policy would also save step 1: a checkpoint no report hands on."""
+    import orbax.checkpoint as ocp
+
+    from training.train import _checkpointing
+
+    options = _checkpointing(tmp_path, 40)["checkpointing_options"]
+    with ocp.CheckpointManager(tmp_path, options=options) as manager:
+        assert [step for step in range(1, 121) if manager.should_save(step)] == [40, 80, 120]
+
+
 def test_answer_correctness_is_exact_match_after_strip_and_lower():
     assert answer_correctness([" P1", "p2 ", "tie", "P1"], ["P1", "P2", "Tie", "P2"]) == 0.75
     assert answer_correctness(["P1."], ["P1"]) == 0.0
