@@ -73,12 +73,15 @@ def _memory_problems(checkpoint, largest_run: dict) -> list[tuple[str, str]]:
              + ("use LoRA (lora_rank > 0), " if full else "") + "lower batch_size or max_seq_length")]
 
 
-def pack_fits(source, slots: int, lora_rank: int, batch_size: int, seq_len: int) -> bool:
-    """Whether a pack of `slots` LoRA trials of the model `source` names fits this machine's memory
-    (training/memory.py); the built-in model is small enough for any pack."""
+def pack_fits(source):
+    """`fits(slots, lora_rank, batch_size, seq_len)`: whether a pack of `slots` LoRA trials of the
+    model `source` names fits this machine's memory (training/memory.py). The checkpoint's config
+    (or GGUF header) is read once, here; the built-in model is small enough for any pack."""
     if source.kind == "built-in":
-        return True
-    return _estimate(checkpoint_of(source), batch_size, seq_len, lora_rank, slots).fits_lora
+        return lambda slots, lora_rank, batch_size, seq_len: True
+    checkpoint = checkpoint_of(source)
+    return lambda slots, lora_rank, batch_size, seq_len: _estimate(
+        checkpoint, batch_size, seq_len, lora_rank, slots).fits_lora
 
 
 def _estimate(checkpoint, batch_size: int, seq_len: int, lora_rank: int, slots: int = 1):

@@ -12,7 +12,6 @@ Either way Ray Tune sees one trial per trial, with its reports, checkpoints and 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +52,7 @@ def trial_execution(run: JobRun, path: Path, folders: Folders, restoring: bool) 
     inputs = trial_inputs(spec, path, folders)
     source = None if spec.packing is None else resolve_in(spec.base_model_id, folders)
     plan = None if source is None else plan_packing(
-        spec, built_in=source.kind == "built-in", fits=partial(pack_fits, source))
+        spec, built_in=source.kind == "built-in", fits=pack_fits(source))
     if plan is not None and not restoring:
         run.decide("packing", "tuner", "pack" if plan.packed else "unpacked", plan.reason,
                    max_trials=spec.packing.max_trials, slots=plan.slots, rank=plan.rank)

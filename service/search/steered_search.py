@@ -4,10 +4,10 @@ Ray fixes num_samples and max_concurrent_trials when an experiment starts (and i
 changes on restore). These wrap Ray's two search algorithms so both limits are read from the
 job's JobRun at every step instead: Ray is told to expect an unbounded number of trials, and
 the wrapper creates a trial only while fewer than the job's planned trials exist and fewer
-than its max_concurrent_trials (or its pack's slots, fewer) are live; it reports the search finished once the planned
-trials exist. A JobAdjusted (consumers/tuner/service.py) or a JobExtended (the restored
-experiment reads the larger count) therefore takes effect at Ray's next step, and no running
-trial is touched. Trials already live above a lowered concurrency run to their end.
+than its max_concurrent_trials (or its pack's slots, when fewer) are live; it reports the
+search finished once the planned trials exist. A JobAdjusted (consumers/tuner/service.py) or a
+JobExtended (the restored experiment reads the larger count) therefore takes effect at Ray's
+next step, and no running trial is touched. Trials already live above a lowered concurrency run to their end.
 
 Random and grid search skip configurations a parent job already tried (warm start): the
 seeds' searched values are remembered and a suggestion equal to one is discarded.
