@@ -6,7 +6,8 @@ Tuners form one Kafka consumer group on the events topic; a partition's owner ow
 started, unfinished job there (JobClaimed, next generation) and runs it, resuming its
 experiment folder. Losing a partition, it stops those experiments where they are, marks
 their running trials preempted and saves state and offsets before the rebalance goes on.
-Experiments run on worker threads through one JobRun each (producers/job_run.py). Run it with
+Which jobs run and each run's life (claim, experiment, outcome) are job_lifecycle.py's; the
+claims are claims.py's; this module is the Kafka consumer, the fold and the dispatch. Run it with
 `tunix-tune serve tuner`; health, readiness and /metrics on TUNIX_TUNER_PROBE_PORT (8002).
 """
 
@@ -16,36 +17,32 @@ import asyncio
 import os
 import socket
 import time
-from collections.abc import Callable
-from functools import partial
+from collections.abc import Callable, Sequence
 from typing import Any
-from uuid import UUID
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from adapters.consumer import consumer_main
-from adapters.event_log import group_members
 from adapters.kafka_security import client_options
 from adapters.publisher import EventPublisher
 from adapters.settings import Settings
 from consumers.records import LoggedEvent, read_record
+from consumers.tuner.claims import Claims, group_partition_owner
+from consumers.tuner.job_lifecycle import PUBLISH_TIMEOUT_S, JobLifecycle
+from consumers.tuner.ledger import PartitionLedger
 from consumers.tuner.ray_processes import start_ray, stop_ray
-from consumers.tuner.ledger import JobSlots, PartitionLedger
 from consumers.tuner.snapshots import Snapshots
-from consumers.tuner.state import TunerJob, claim_event, claim_verdict, next_state
-from producers.job_outcome import job_failed
-from producers.interrupted_trials import cancelled_unowned, handed_over, left_running
-from producers.job_run import SOURCE, JobRun
+from consumers.tuner.state import TunerJob
+from producers.job_run import JobRun
 from schemas import events as ev
-from schemas.metrics import EVENTS_CONSUMED, JOB_DURATION, JOBS_OWNED, TAKEOVER_SECONDS
+from schemas.lineage import SeedTrial
+from schemas.metrics import EVENTS_CONSUMED, JOBS_OWNED, TAKEOVER_SECONDS
 
 log = structlog.get_logger("tuner")
-PUBLISH_TIMEOUT_S = 30
 SAVE_EVERY_S = 5.0  # state snapshot + offset commit; a takeover refolds at most this much log
 HANDOVER_TIMEOUT_S = 120.0  # how long a revoked partition's experiments get to stop
-CLAIM_RETRY_S = 5.0
 
 
 class Tuner:
@@ -66,14 +63,11 @@ class Tuner:
             rebalance_timeout_ms=int(HANDOVER_TIMEOUT_S * 1000) + 30_000,
         )
         self.ledger = PartitionLedger()  # the jobs of this tuner's partitions, and how far each is folded
-        self.slots = JobSlots(settings.tuner_max_jobs)  # the jobs running here, and those waiting
-        self.claimed: dict[UUID, int] = {}  # job -> the generation this tuner claimed it under
-        self.reclaim: set[UUID] = set()  # jobs to claim again once their run has stopped
-        self._tasks: set[asyncio.Task] = set()  # fire-and-forget work, kept from the collector
-        self.releasing: set[int] = set()  # partitions being handed over: their jobs start nothing
+        self.claims = Claims(self.tuner_id, self.ledger, self.publisher.publish, group_partition_owner(settings))
+        self.jobs = JobLifecycle(self.ledger, self.claims, self.publisher.publish, self._run_experiment,
+                                 settings.tuner_max_jobs)
         self._lock = asyncio.Lock()  # folding and saving vs. the rebalance listener
         self._stop = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._ray_up = self._joined = False
 
     def stop(self) -> None:
@@ -87,7 +81,6 @@ class Tuner:
         return {"ray": "ok" if self._ray_up else "starting", "kafka": kafka}
 
     async def run(self) -> None:
-        self._loop = asyncio.get_running_loop()
         await self.publisher.start()  # connects and creates the missing topics
         await self.snapshots.start()
         await asyncio.to_thread(start_ray, self.settings.state_dir, self.settings.ray_address)
@@ -135,19 +128,11 @@ class Tuner:
         """Stop the experiments of jobs on `partitions` where they are (resumable), then save
         the partitions' state and offsets and forget them."""
         async with self._lock:
-            self.releasing |= partitions
-            self.slots.drop_waiting(partitions, self.ledger.partition_of)
-            leaving = {job_id: task for job_id, task in self.slots.running.items()
-                       if self.ledger.partition_of.get(job_id) in partitions}
-            for job_id in leaving:
-                if (run := JobRun.find(job_id)) is not None:
-                    run.hand_over()
-                    log.info("handing the job over", job_id=str(job_id))
-            if leaving:
-                await asyncio.wait(leaving.values(), timeout=HANDOVER_TIMEOUT_S)
+            self.jobs.releasing |= partitions
+            await self.jobs.hand_over(partitions, HANDOVER_TIMEOUT_S)
             await self._save(partitions)
             self.ledger.forget(partitions)
-            self.releasing -= partitions
+            self.jobs.releasing -= partitions
             JOBS_OWNED.set(self.ledger.owned())
 
     async def _save(self, partitions: set[int]) -> None:
@@ -167,7 +152,7 @@ class Tuner:
         for live in self.ledger.went_live():
             for job in live.jobs:
                 log.info("taking the job over", job_id=str(job.job_id), previous_owner=job.owner)
-                self._schedule(job.job_id)
+                self.jobs.schedule(job.job_id)
             TAKEOVER_SECONDS.observe(time.monotonic() - live.since)
         JOBS_OWNED.set(self.ledger.owned())
 
@@ -200,7 +185,7 @@ class Tuner:
 
     def _on_started(self, job: TunerJob, event: ev.JobStarted | ev.JobExtended, partition: int) -> None:
         if job.should_run:
-            self._schedule(job.job_id)
+            self.jobs.schedule(job.job_id)
 
     def _on_adjusted(self, job: TunerJob, event: ev.JobAdjusted, partition: int) -> None:
         if (run := JobRun.find(job.job_id)) is not None:
@@ -208,13 +193,13 @@ class Tuner:
             log.info("job adjusted", job_id=str(job.job_id), changes=event.payload.changes)
 
     def _on_cancel_requested(self, job: TunerJob, event: ev.JobCancelRequested, partition: int) -> None:
-        self._cancel(job.job_id)
+        self.jobs.cancel(job.job_id)
 
     def _on_claimed(self, job: TunerJob, event: ev.JobClaimed, partition: int) -> None:
-        if self.claimed.get(job.job_id) != event.payload.generation:
+        if not self.claims.made_here(event):
             # A claim this tuner did not make, for a job on its partition: only the group can say
             # whether its claimer owns the partition now.
-            self._spawn(self._settle_claim(job.job_id, partition, event.payload.tuner_id))
+            self.jobs.settle_claim(job.job_id, partition, event.payload.tuner_id)
 
     _ACTIONS: dict[type, Callable[[Tuner, TunerJob, Any, int], None]] = {
         ev.JobStarted: _on_started,
@@ -224,137 +209,10 @@ class Tuner:
         ev.JobClaimed: _on_claimed,
     }
 
-    # -- running jobs ----------------------------------------------------------------------
+    def _run_experiment(self, run: JobRun, seeds: Sequence[SeedTrial]) -> ev.Event | None:
+        from consumers.tuner.runner import run_experiment  # Ray Tune loads with the first job, not at start
 
-    def _schedule(self, job_id: UUID) -> None:
-        if self.slots.holds(job_id):
-            return  # a JobStarted for a job already running is ignored
-        if self.slots.has_room():
-            self.slots.running[job_id] = asyncio.create_task(self._run_job(job_id))
-        else:
-            log.info("job waits for a free slot", job_id=str(job_id), running=len(self.slots.running))
-            self.slots.wait(job_id)
-
-    def _cancel(self, job_id: UUID) -> None:
-        if (run := JobRun.find(job_id)) is not None:
-            run.cancel()
-            log.info("cancelling job", job_id=str(job_id))
-        elif job_id not in self.slots.running and self.ledger.jobs[job_id].should_run:
-            # Waiting for a slot, or run nowhere: nothing to stop, so the job ends here.
-            self.slots.unqueue(job_id)
-            self.reclaim.discard(job_id)
-            job = self.ledger.jobs[job_id]
-            log.info("cancelling a job that runs nowhere", job_id=str(job_id), owner=job.owner)
-            self._spawn(self._publish_all(cancelled_unowned(job_id, job.live_trials)))
-
-    async def _settle_claim(self, job_id: UUID, partition: int, claimer: str) -> None:
-        """Someone else claimed a job on this tuner's partition. A claimer the group assigned the
-        partition to takes the job over; a claim no member backs (a tuner that is gone, or a forged
-        record) is outbid: this tuner claims the job again and resumes it."""
-        try:
-            members = await group_members(self.settings.kafka_bootstrap_servers, self.settings.tuner_group_id,
-                                          client_options(self.settings))
-        except (KafkaError, OSError) as exc:
-            log.warning("cannot tell who owns the partition; asking again", job_id=str(job_id), error=str(exc))
-            asyncio.get_running_loop().call_later(
-                CLAIM_RETRY_S, lambda: self._spawn(self._settle_claim(job_id, partition, claimer)))
-            return
-        owner = next((m["client_id"] for m in members if partition in m["partitions"]), None)
-        if owner is None:  # the group is rebalancing, or its coordinator is moving: ask again
-            asyncio.get_running_loop().call_later(
-                CLAIM_RETRY_S, lambda: self._spawn(self._settle_claim(job_id, partition, claimer)))
-            return
-        verdict = claim_verdict(owner, self.tuner_id, self.ledger.jobs.get(job_id),
-                                self.ledger.partition_of.get(job_id) == partition)
-        run = JobRun.find(job_id)
-        if verdict == "hand over" and run is not None:
-            log.warning("job claimed by another tuner", job_id=str(job_id), by=claimer, partition_owner=owner)
-            run.hand_over()
-        elif verdict == "claim again":
-            log.warning("claim not backed by the tuner group; claiming the job again", job_id=str(job_id), by=claimer)
-            if run is None and job_id not in self.slots.running:
-                self._schedule(job_id)
-            else:  # its events now carry a superseded claim: restart it under a new one
-                self.reclaim.add(job_id)
-                if run is not None:
-                    run.hand_over()
-
-    def _spawn(self, work) -> None:
-        task = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _publish_all(self, events: list[ev.Event]) -> None:
-        for event in events:
-            await self.publisher.publish(event)
-
-    async def _claim(self, job: TunerJob) -> TunerJob:
-        """Publish the job's next claim, and mark stale the trials its last owner left running."""
-        claim = claim_event(job, self.tuner_id, SOURCE)
-        self.claimed[job.job_id] = claim.payload.generation  # before its echo can come back
-        await self._publish_all([claim, *left_running(job.job_id, job.live_trials, job.owner, claim.claim)])
-        # Folded into the job as it is now: a cancel or an adjustment folded during the publish stays.
-        job = next_state(self.ledger.jobs.get(job.job_id, job), claim)
-        self.ledger.record(job)
-        return job
-
-    async def _run_job(self, job_id: UUID) -> None:
-        from consumers.tuner.runner import run_experiment
-
-        outcome, run = None, None
-        try:
-            if (job := self.ledger.jobs.get(job_id)) is None or self.ledger.partition_of.get(job_id) in self.releasing:
-                return  # its partition went to another tuner before the job could start
-            try:
-                job = await self._claim(job)
-            except Exception:  # Kafka did not take the claim: try again while the job is ours
-                log.exception("could not claim the job; trying again", job_id=str(job_id))
-                asyncio.get_running_loop().call_later(CLAIM_RETRY_S, self._retry, job_id)
-                return
-            if self.ledger.partition_of.get(job_id) in self.releasing:
-                return  # handed over while claiming, before its run existed: the next owner claims it
-            log.info("experiment starts", job_id=str(job_id), claim=job.claim, num_samples=job.spec.num_samples)
-            started = time.monotonic()
-            with JobRun.open(job_id, partial(self._publish_from_thread, job.claim), job.spec, job.ended_trials,
-                             budget_origin=started - job.spent_s(), costs=job.costs,
-                             baseline_done=job.baseline_done) as run:
-                if self.ledger.jobs[job_id].cancel_requested:  # asked before this run could be found
-                    run.cancel()
-                if job_id in self.reclaim:  # outbid while it claimed: stop, then claim again
-                    run.hand_over()
-                try:
-                    outcome = await asyncio.to_thread(
-                        run_experiment, run, job.seeds, self.settings.tuning_dir, self.settings.training_folders)
-                except Exception as exc:  # the job fails, the tuner goes on
-                    log.exception("experiment failed", job_id=str(job_id))
-                    outcome = job_failed(job_id, f"{type(exc).__name__}: {exc}")
-            if outcome is None:  # handed over: the next owner resumes its running trials
-                for event in handed_over(job_id, run.running_trials, self.tuner_id, job.claim):
-                    await self.publisher.publish(event)
-                log.info("experiment handed over", job_id=str(job_id))
-                return
-            await self._publish(job.claim, outcome)
-            JOB_DURATION.labels(outcome.type).observe(time.monotonic() - started)
-            log.info("experiment ended", job_id=str(job_id), outcome=outcome.type)
-        except Exception:  # the outcome is lost to the log: the job resumes under its next owner
-            log.exception("could not publish the job's outcome", job_id=str(job_id))
-        finally:
-            if job_id in self.reclaim:
-                self.slots.running.pop(job_id, None)
-                self.reclaim.discard(job_id)
-                self._schedule(job_id)
-            elif (next_job := self.slots.ended(job_id)) is not None:
-                self._schedule(next_job)
-
-    def _retry(self, job_id: UUID) -> None:
-        if (job := self.ledger.jobs.get(job_id)) is not None and job.should_run and job_id in self.ledger.partition_of:
-            self._schedule(job_id)
-
-    async def _publish(self, claim: int | None, event: ev.Event) -> None:
-        await self.publisher.publish(event.model_copy(update={"claim": claim}))
-
-    def _publish_from_thread(self, claim: int | None, event: ev.Event) -> None:
-        asyncio.run_coroutine_threadsafe(self._publish(claim, event), self._loop).result(PUBLISH_TIMEOUT_S)
+        return run_experiment(run, seeds, self.settings.tuning_dir, self.settings.training_folders)
 
 
 class _HandOverBeforeRevoke(ConsumerRebalanceListener):
