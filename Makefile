@@ -32,8 +32,9 @@ demo: $(STAMP)
 # The whole suite, in layers: tests/unit (no servers, seconds), tests/integration (real Kafka and
 # PostgreSQL, started by the tests when not running; schemathesis over the OpenAPI document),
 # tests/e2e (the real tuner and Ray trials, the dashboard in Debian's headless chromium).
+# The 30 slowest tests close the report: the suite has to stay well inside CI's time.
 test: $(STAMP) $(CHROMEDRIVER)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=30
 
 # The fast layer alone: no servers.
 test-unit: $(STAMP)
