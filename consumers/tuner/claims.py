@@ -71,5 +71,7 @@ class Claims:
             return ASK_AGAIN
         if owner is None:  # the group is rebalancing, or its coordinator is moving
             return ASK_AGAIN
-        return claim_verdict(owner, self.tuner_id, self.ledger.jobs.get(job_id),
-                             self.ledger.partition_of.get(job_id) == partition)
+        verdict = claim_verdict(owner, self.tuner_id, self.ledger.jobs.get(job_id),
+                                self.ledger.partition_of.get(job_id) == partition)
+        log.info("claim settled", job_id=str(job_id), partition=partition, partition_owner=owner, verdict=verdict)
+        return verdict
