@@ -25,8 +25,8 @@ from producers.interrupted_trials import cancelled_unowned, handed_over
 from producers.job_outcome import job_failed
 from producers.job_run import JobRun
 from schemas import events as ev
-from schemas.metrics import JOB_DURATION
 from schemas.lineage import SeedTrial
+from schemas.metrics import JOB_DURATION
 
 log = structlog.get_logger("tuner")
 PUBLISH_TIMEOUT_S = 30
