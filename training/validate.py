@@ -5,6 +5,8 @@ Returns (field, rule) pairs, the gateway's 422 format; an empty list means the j
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from training.catalog import METRIC_NAMES, ModelNotAvailable, checkpoint_of, resolve_in
 from training.datasets import available_datasets, dataset_exists
 from training.folders import Folders
@@ -73,7 +75,7 @@ def _memory_problems(checkpoint, largest_run: dict) -> list[tuple[str, str]]:
              + ("use LoRA (lora_rank > 0), " if full else "") + "lower batch_size or max_seq_length")]
 
 
-def pack_fits(source):
+def pack_fits(source) -> Callable[[int, int, int, int], bool]:
     """`fits(slots, lora_rank, batch_size, seq_len)`: whether a pack of `slots` LoRA trials of the
     model `source` names fits this machine's memory (training/memory.py). The checkpoint's config
     (or GGUF header) is read once, here; the built-in model is small enough for any pack."""
